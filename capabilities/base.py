@@ -1,0 +1,68 @@
+"""What every capability provides, and the registry the caller builds.
+
+A capability is an object with a ``namespace`` (the import module name the WAT sees), a
+one-line ``summary``, and ``functions()``: the ``rt.host.HostFunction``s it offers. The
+object itself holds per-session state and quotas (it is built once per session by the
+caller); per-run state lives in ``RunContext.state(namespace, factory)``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from typing import Protocol, runtime_checkable
+
+from rt.errors import CapabilityError
+from rt.host import HostFunction
+
+
+@runtime_checkable
+class Capability(Protocol):
+    namespace: str
+    summary: str
+
+    def functions(self) -> list[HostFunction]: ...
+
+
+def describe(cap: Capability) -> str:
+    """The prompt text of one capability: a summary line, then one line per function."""
+    lines = [f"{cap.namespace}: {cap.summary}"]
+    for f in cap.functions():
+        lines.append(f"  {f.signature()}: {f.doc}")
+    return "\n".join(lines)
+
+
+class Registry:
+    """An explicit, caller-built set of capabilities (no module-level singletons)."""
+
+    def __init__(self, caps: Iterable[Capability] = ()) -> None:
+        self._caps: dict[str, Capability] = {}
+        for cap in caps:
+            self.register(cap)
+
+    def register(self, cap: Capability) -> None:
+        if cap.namespace in self._caps:
+            raise CapabilityError(f"capability {cap.namespace!r} is registered twice")
+        self._caps[cap.namespace] = cap
+
+    def __contains__(self, namespace: object) -> bool:
+        return namespace in self._caps
+
+    def __iter__(self) -> Iterator[Capability]:
+        return iter(self._caps.values())
+
+    def get(self, namespace: str) -> Capability:
+        try:
+            return self._caps[namespace]
+        except KeyError:
+            raise CapabilityError(
+                f"unknown capability {namespace!r}; known: {', '.join(self.names())}"
+            ) from None
+
+    def names(self) -> list[str]:
+        return list(self._caps)
+
+    def functions(self) -> list[HostFunction]:
+        return [f for cap in self._caps.values() for f in cap.functions()]
+
+    def describe(self) -> str:
+        return "\n".join(describe(cap) for cap in self._caps.values())

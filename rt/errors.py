@@ -1,0 +1,128 @@
+"""Watt's one exception tree.
+
+Every failure that leaves a Watt library call is a ``WattError``; foreign exceptions
+(wasmtime, httpx, sqlite3) are translated at the seam with ``raise Ours(...) from exc``.
+Each error's ``str()`` is one line, fit to show a user or to send the model as an observation.
+
+    WattError
+    ├── ConfigError              bad flag, config file, missing key (CLI exit code 2)
+    ├── ModelAPIError            the model endpoint failed: unreachable, HTTP error, bad JSON
+    │   └── BudgetExceeded       a token or call budget ran out
+    ├── ModelOutputError         model output that cannot be acted on at all
+    ├── RunError                 a WAT program could not run to completion
+    │   ├── CompileError         preprocessing, size cap or wasmtime validation (line, column)
+    │   │   └── SourceTooLarge   refused before compiling
+    │   ├── LinkError            an import that is unknown or not granted
+    │   ├── Trap                 the guest trapped (unreachable, out of bounds, stack, ...)
+    │   ├── FuelExhausted        the fuel budget ran out
+    │   ├── Timeout              the wall-clock budget ran out
+    │   ├── Interrupted          the user pressed Ctrl-C
+    │   └── MemoryExhausted      the memory limit stopped the program
+    ├── CapabilityError          a capability could not be set up (bad grant, bad jail root)
+    ├── CatalogError             a catalog program's file is malformed (file:line)
+    └── SessionError             session storage failed
+        └── SessionInUse         another process holds the session
+"""
+
+from __future__ import annotations
+
+
+class WattError(Exception):
+    """Base of every error Watt raises on purpose."""
+
+    def one_line(self) -> str:
+        text = " ".join(str(self).split())
+        return text or type(self).__name__
+
+
+class ConfigError(WattError):
+    """Configuration is missing or invalid; the message names the fix."""
+
+
+class ModelAPIError(WattError):
+    """The model endpoint failed after retries."""
+
+
+class BudgetExceeded(ModelAPIError):
+    """A token or call budget ran out."""
+
+
+class ModelOutputError(WattError):
+    """Model output that cannot be acted on (the parser itself never raises)."""
+
+
+class RunError(WattError):
+    """A program did not run to completion."""
+
+
+class CompileError(RunError):
+    """The program's text is invalid. ``line``/``column`` are 1-based in the user's body."""
+
+    def __init__(
+        self,
+        message: str,
+        line: int | None = None,
+        column: int | None = None,
+        source_line: str | None = None,
+    ) -> None:
+        self.message = message
+        self.line = line
+        self.column = column
+        self.source_line = source_line
+        super().__init__(self._render())
+
+    def _render(self) -> str:
+        where = ""
+        if self.line is not None:
+            where = f"line {self.line}"
+            if self.column is not None:
+                where += f", column {self.column}"
+            where += ": "
+        text = f"{where}{self.message}"
+        if self.source_line is not None and self.source_line.strip():
+            text += f" | {self.source_line.strip()[:120]}"
+        return text
+
+
+class SourceTooLarge(CompileError):
+    """The source exceeds the size cap and was refused before compiling."""
+
+
+class LinkError(RunError):
+    """An import that is unknown or not granted."""
+
+
+class Trap(RunError):
+    """The guest trapped."""
+
+
+class FuelExhausted(RunError):
+    """The fuel budget ran out."""
+
+
+class Timeout(RunError):
+    """The wall-clock budget ran out."""
+
+
+class Interrupted(RunError):
+    """The run was interrupted by the user."""
+
+
+class MemoryExhausted(RunError):
+    """The memory limit stopped the program."""
+
+
+class CapabilityError(WattError):
+    """A capability could not be configured."""
+
+
+class CatalogError(WattError):
+    """A catalog file is malformed; the message starts with file:line."""
+
+
+class SessionError(WattError):
+    """Session storage failed."""
+
+
+class SessionInUse(SessionError):
+    """Another process holds this session."""

@@ -1,0 +1,176 @@
+"""The contract between the runtime and host capabilities.
+
+A capability offers ``HostFunction``s. Each ``impl`` is called as ``impl(ctx, *args)`` with
+the raw i32 arguments (signed, as wasmtime passes them) and returns exactly what the wasm
+signature returns: ``None``, an int, or a tuple of ints. A guest mistake is reported by
+raising ``GuestError(code)``; the runtime turns it into the function's failure value
+(zeros, with the code as the last result) and never lets it reach the guest as a trap.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from rt.codes import Err
+
+PAGE = 65536
+U32 = 0xFFFFFFFF
+
+
+class GuestError(Exception):
+    """Raised inside a host function to return an error code to the guest.
+
+    ``detail`` (optional) is added to the run's debug lines so that the model sees why.
+    """
+
+    def __init__(self, code: Err, detail: str = "") -> None:
+        super().__init__(f"{code.name}: {detail}" if detail else code.name)
+        self.code = code
+        self.detail = detail
+
+
+HostImpl = Callable[..., Any]
+
+
+@dataclass(frozen=True)
+class HostFunction:
+    """One imported function: ``(import "<namespace>" "<name>" (func $<namespace>.<name> ...))``.
+
+    ``fallible`` means the last result is an error code from ``rt.codes.Err``.
+    ``doc`` is the one-line description the model reads (meaning and error codes).
+    """
+
+    namespace: str
+    name: str
+    params: tuple[str, ...]
+    results: tuple[str, ...]
+    impl: HostImpl
+    doc: str
+    fallible: bool = True
+
+    @property
+    def qualname(self) -> str:
+        return f"{self.namespace}.{self.name}"
+
+    def signature(self) -> str:
+        params = " ".join(self.params) or ""
+        results = " ".join(self.results) or ""
+        return f"{self.qualname} ({params}) -> ({results})"
+
+    def import_decl(self) -> str:
+        parts = [f'(import "{self.namespace}" "{self.name}" (func ${self.qualname}']
+        if self.params:
+            parts.append(f" (param {' '.join(self.params)})")
+        if self.results:
+            parts.append(f" (result {' '.join(self.results)})")
+        parts.append("))")
+        return "".join(parts)
+
+    def failure_value(self, code: Err) -> Any:
+        """What the function returns to the guest when it fails with ``code``."""
+        n = len(self.results)
+        if n == 0:
+            return None
+        if not self.fallible:
+            return 0 if n == 1 else tuple([0] * n)
+        if n == 1:
+            return int(code)
+        return tuple([0] * (n - 1) + [int(code)])
+
+
+@dataclass
+class RunContext:
+    """Per-run state that host functions see: memory access, arguments, results, budgets."""
+
+    args: list[str]
+    max_result_bytes: int
+    max_debug_lines: int
+    deadline: float
+    cancel: threading.Event
+    store: Any = None
+    memory: Any = None
+    top: int = 0
+    results: list[str] = field(default_factory=list)
+    debug: list[str] = field(default_factory=list)
+    result_bytes: int = 0
+    debug_dropped: int = 0
+    states: dict[str, Any] = field(default_factory=dict)
+    host_seconds: float = 0.0
+
+    # ---- budgets -------------------------------------------------------------------
+    def remaining(self) -> float:
+        """Seconds left of the run's wall-clock budget (never negative)."""
+        return max(0.0, self.deadline - time.monotonic())
+
+    def state(self, namespace: str, factory: Callable[[], Any]) -> Any:
+        """The per-run state object of one capability, created on first use."""
+        st = self.states.get(namespace)
+        if st is None:
+            st = self.states[namespace] = factory()
+        return st
+
+    # ---- guest memory ----------------------------------------------------------------
+    def _mem(self) -> Any:
+        if self.memory is None:
+            raise GuestError(Err.ETRFM, "guest memory is not available yet")
+        return self.memory
+
+    def read_bytes(self, ptr: int) -> bytes:
+        """The ``[u32 length][bytes]`` buffer at ``ptr``; ETRFM if it is out of bounds."""
+        mem = self._mem()
+        p = ptr & U32
+        size = mem.data_len(self.store)
+        if p + 4 > size:
+            raise GuestError(Err.ETRFM, f"pointer {p} is outside memory ({size} bytes)")
+        n = int.from_bytes(mem.read(self.store, p, p + 4), "little")
+        end = p + 4 + n
+        if end > size:
+            raise GuestError(Err.ETRFM, f"buffer at {p} claims {n} bytes, past the end of memory")
+        return bytes(mem.read(self.store, p + 4, end))
+
+    def read_str(self, ptr: int) -> str:
+        """The buffer at ``ptr`` decoded as UTF-8 (invalid bytes become U+FFFD)."""
+        return self.read_bytes(ptr).decode("utf-8", errors="replace")
+
+    def alloc_bytes(self, data: bytes) -> int:
+        """Copy ``data`` into guest memory as ``[u32 length][bytes]``; returns the pointer."""
+        mem = self._mem()
+        start = (self.top + 3) & ~3
+        end = start + 4 + len(data)
+        if end > U32:
+            raise GuestError(Err.ENOMEM, "allocation past 4 GiB")
+        size = mem.data_len(self.store)
+        if end > size:
+            pages = (end - size + PAGE - 1) // PAGE
+            try:
+                grown = mem.grow(self.store, pages)
+            except Exception as exc:  # wasmtime refuses growth past the store limit
+                raise GuestError(Err.ENOMEM, f"memory limit reached allocating {len(data)} bytes") from exc
+            if grown is None or grown < 0:
+                raise GuestError(Err.ENOMEM, f"memory limit reached allocating {len(data)} bytes")
+        mem.write(self.store, len(data).to_bytes(4, "little") + data, start)
+        self.top = end
+        return start
+
+    def alloc_str(self, text: str) -> int:
+        return self.alloc_bytes(text.encode("utf-8"))
+
+    # ---- output ------------------------------------------------------------------------
+    def add_result(self, text: str) -> None:
+        """Append one result; ENOMEM once the run's total result size would pass the cap."""
+        size = len(text.encode("utf-8"))
+        if self.result_bytes + size > self.max_result_bytes:
+            raise GuestError(Err.ENOMEM, f"results exceed {self.max_result_bytes} bytes")
+        self.result_bytes += size
+        self.results.append(text)
+
+    def log(self, line: str) -> None:
+        """Append a debug line; lines past the cap are counted, not kept."""
+        if len(self.debug) >= self.max_debug_lines:
+            self.debug_dropped += 1
+            return
+        self.debug.append(line[:2000])
