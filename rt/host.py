@@ -99,7 +99,10 @@ class RunContext:
     result_bytes: int = 0
     debug_dropped: int = 0
     states: dict[str, Any] = field(default_factory=dict)
-    host_seconds: float = 0.0
+    arrays: list[list[bytes]] = field(default_factory=list)
+    max_arrays: int = 1024
+    max_array_items: int = 100_000
+    array_items: int = 0
 
     # ---- budgets -------------------------------------------------------------------
     def remaining(self) -> float:
@@ -158,6 +161,29 @@ class RunContext:
 
     def alloc_str(self, text: str) -> int:
         return self.alloc_bytes(text.encode("utf-8"))
+
+    # ---- arrays (shared by every capability: str.split, kv.keys, fs.list, arr.*) -------
+    def new_array(self, items: list[bytes] | None = None) -> int:
+        """Create a host-side array of byte strings; returns its handle (valid for this run)."""
+        items = list(items or [])
+        if len(self.arrays) >= self.max_arrays:
+            raise GuestError(Err.ENOMEM, f"more than {self.max_arrays} arrays in one run")
+        self.count_items(len(items))
+        self.arrays.append(items)
+        return len(self.arrays) - 1
+
+    def array(self, handle: int) -> list[bytes]:
+        """The array behind ``handle``; EBOUND for a handle this run never made."""
+        h = handle & U32
+        if h >= len(self.arrays):
+            raise GuestError(Err.EBOUND, f"no array with handle {h}")
+        return self.arrays[h]
+
+    def count_items(self, n: int) -> None:
+        """Charge ``n`` new array items against the run's quota (ENOMEM beyond it)."""
+        if self.array_items + n > self.max_array_items:
+            raise GuestError(Err.ENOMEM, f"more than {self.max_array_items} array items in one run")
+        self.array_items += n
 
     # ---- output ------------------------------------------------------------------------
     def add_result(self, text: str) -> None:
