@@ -26,6 +26,8 @@ Each error's ``str()`` is one line, fit to show a user or to send the model as a
 
 from __future__ import annotations
 
+from typing import Any
+
 
 class WattError(Exception):
     """Base of every error Watt raises on purpose."""
@@ -52,7 +54,13 @@ class ModelOutputError(WattError):
 
 
 class RunError(WattError):
-    """A program did not run to completion."""
+    """A program did not run to completion.
+
+    ``partial`` is the ``rt.engine.RunResult`` of what ran before the stop (results, debug
+    lines, fuel, timings), or None when nothing ran.
+    """
+
+    partial: Any = None
 
 
 class CompileError(RunError):

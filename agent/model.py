@@ -1,0 +1,608 @@
+"""The model client seam: message types, the ``ChatModel`` protocol and an OpenAI-compatible client.
+
+Everything that talks to a language model goes through ``ChatModel.complete``. Two
+implementations ship: ``OpenAIChatModel`` (any ``/v1/chat/completions`` endpoint, over httpx)
+and ``agent.scripted.ScriptedModel`` (a replay queue for tests and ``--model script:FILE``).
+
+``OpenAIChatModel`` behaviour, in short:
+
+- Retries 408, 429, 5xx, connect errors, timeouts and dropped connections with exponential
+  backoff and jitter (``backoff_base_s * 2**(n-1)``, times a factor in [0.5, 1.5), capped at
+  30 s), honouring ``Retry-After`` / ``retry-after-ms`` (capped at 30 s). A stream that already
+  delivered text to ``on_text`` is never retried (the caller would see the text twice).
+- 401/403, 404 and other 4xx fail at once with a one-line ``ModelAPIError`` that names the fix.
+- Streams (SSE) by default and asks for usage in the last chunk. When the server rejects
+  ``stream_options`` or streaming (a 400/404/422/501 mentioning "stream"), or answers a streaming
+  request with plain JSON, it falls back for this and every later call.
+- ``cancel`` is checked before each attempt, during backoff and between received chunks; a set
+  event closes the response and raises ``Interrupted``. A blocking wait for the server's first
+  byte is bounded only by ``timeout_s`` (httpx cannot abort a read from another thread).
+- Usage comes from the server when it reports it, else it is estimated at ~4 characters per
+  token (``Usage.estimated``). ``total_usage`` accumulates over successful calls.
+- The API key is sent only as ``Authorization: Bearer``; it is redacted from every message
+  and never shown by ``repr``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import email.utils
+import json
+import math
+import random
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import timezone
+from typing import Any, Literal, Protocol, TypeVar
+
+import httpx
+
+from rt.errors import ConfigError, Interrupted, ModelAPIError
+
+Role = Literal["system", "user", "assistant"]
+
+CHARS_PER_TOKEN = 4
+MESSAGE_OVERHEAD_TOKENS = 4
+RETRY_AFTER_CAP_S = 30.0
+BACKOFF_CAP_S = 30.0
+MAX_BODY_BYTES = 8 * 1024 * 1024
+MAX_ERROR_BODY_BYTES = 64 * 1024
+_STREAM_REJECT_STATUSES = frozenset({400, 404, 422, 501})
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Message:
+    """One chat message."""
+
+    role: Role
+    content: str
+
+    def to_dict(self) -> dict[str, str]:
+        return {"role": self.role, "content": self.content}
+
+    @classmethod
+    def system(cls, content: str) -> Message:
+        return cls("system", content)
+
+    @classmethod
+    def user(cls, content: str) -> Message:
+        return cls("user", content)
+
+    @classmethod
+    def assistant(cls, content: str) -> Message:
+        return cls("assistant", content)
+
+
+@dataclass(frozen=True)
+class Usage:
+    """Token counts; ``estimated`` is true when any part was guessed rather than reported."""
+
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    estimated: bool = False
+
+    @property
+    def total_tokens(self) -> int:
+        return self.prompt_tokens + self.completion_tokens
+
+    def __add__(self, other: Usage) -> Usage:
+        if not isinstance(other, Usage):
+            return NotImplemented
+        return Usage(
+            self.prompt_tokens + other.prompt_tokens,
+            self.completion_tokens + other.completion_tokens,
+            self.estimated or other.estimated,
+        )
+
+
+@dataclass(frozen=True)
+class Completion:
+    """A model's reply: its text, token usage and why it stopped ("stop", "length", or None)."""
+
+    text: str
+    usage: Usage
+    finish_reason: str | None = None
+
+
+class ChatModel(Protocol):
+    """What the agent loop and the ai capability need from a model."""
+
+    @property
+    def name(self) -> str: ...
+
+    def complete(
+        self,
+        messages: Sequence[Message],
+        *,
+        on_text: Callable[[str], None] | None = None,
+        cancel: threading.Event | None = None,
+        max_tokens: int | None = None,
+        stop: Sequence[str] | None = None,
+    ) -> Completion: ...
+
+
+def estimate_tokens(text: str) -> int:
+    """A rough token count: ~4 characters per token, rounded up."""
+    return math.ceil(len(text) / CHARS_PER_TOKEN)
+
+
+def estimate_usage(messages: Sequence[Message], text: str) -> Usage:
+    """Estimated usage of one call: each message's content plus a small per-message overhead."""
+    prompt = sum(estimate_tokens(m.content) + MESSAGE_OVERHEAD_TOKENS for m in messages)
+    return Usage(prompt, estimate_tokens(text), estimated=True)
+
+
+def check_cancel(cancel: threading.Event | None) -> None:
+    """Raise ``Interrupted`` if ``cancel`` is set."""
+    if cancel is not None and cancel.is_set():
+        raise Interrupted("model call interrupted")
+
+
+def parse_retry_after(
+    headers: Mapping[str, str], now: Callable[[], float] = time.time
+) -> float | None:
+    """Seconds to wait from ``retry-after-ms`` or ``Retry-After`` (seconds or HTTP date), capped."""
+    seconds: float | None = None
+    millis = headers.get("retry-after-ms")
+    if millis:
+        with contextlib.suppress(ValueError):
+            seconds = float(millis) / 1000.0
+    value = headers.get("retry-after")
+    if seconds is None and value:
+        try:
+            seconds = float(value.strip())
+        except ValueError:
+            try:
+                when = email.utils.parsedate_to_datetime(value.strip())
+            except (TypeError, ValueError, IndexError):
+                return None
+            if when.tzinfo is None:
+                when = when.replace(tzinfo=timezone.utc)
+            seconds = when.timestamp() - now()
+    if seconds is None or not math.isfinite(seconds):
+        return None
+    return min(max(seconds, 0.0), RETRY_AFTER_CAP_S)
+
+
+def iter_sse_data(lines: Iterable[str]) -> Iterator[str]:
+    """The ``data`` payloads of a server-sent-event stream, one per event.
+
+    Follows the SSE rules (fields, comments, multi-line data joined by newlines, blank line
+    ends an event) and tolerates servers that omit the blank line between ``data:`` lines
+    when each line is a complete JSON value or ``[DONE]``.
+    """
+    data: list[str] = []
+    for line in lines:
+        if not line:
+            if data:
+                yield "\n".join(data)
+                data = []
+            continue
+        if line.startswith(":"):
+            continue
+        field, _, value = line.partition(":")
+        if field != "data":
+            continue
+        value = value[1:] if value.startswith(" ") else value
+        if data and _is_complete("\n".join(data)):
+            yield "\n".join(data)
+            data = []
+        data.append(value)
+    if data:
+        yield "\n".join(data)
+
+
+def _is_complete(payload: str) -> bool:
+    if payload.strip() == "[DONE]":
+        return True
+    try:
+        json.loads(payload)
+    except ValueError:
+        return False
+    return True
+
+
+def _one_line(text: str, limit: int = 200) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def server_message(body: bytes) -> str:
+    """The short human message in an error body (OpenAI ``{"error": {"message": ...}}`` et al.)."""
+    text = body.decode("utf-8", "replace")
+    try:
+        obj: Any = json.loads(text)
+    except ValueError:
+        return _one_line(text)
+    if isinstance(obj, dict):
+        err = obj.get("error", obj.get("detail", obj.get("message")))
+        if isinstance(err, dict):
+            err = err.get("message", err)
+        if isinstance(err, str):
+            return _one_line(err)
+        if err is not None:
+            return _one_line(json.dumps(err))
+    return _one_line(text)
+
+
+def _parse_usage(raw: object) -> Usage | None:
+    if not isinstance(raw, dict):
+        return None
+    prompt, completion = raw.get("prompt_tokens"), raw.get("completion_tokens")
+    if type(prompt) is not int or type(completion) is not int:
+        return None
+    return Usage(prompt, completion, estimated=False)
+
+
+class _Retryable(Exception):
+    """A failure worth another attempt; ``message`` is the user-facing text."""
+
+    def __init__(self, message: str, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.retry_after = retry_after
+
+
+class _StreamRejected(Exception):
+    def __init__(self, body: str) -> None:
+        super().__init__(body)
+        self.body = body
+
+
+class _Attempt:
+    """Per-call state shared across attempts."""
+
+    def __init__(self) -> None:
+        self.emitted = False
+
+
+class OpenAIChatModel:
+    """A ``ChatModel`` for any OpenAI-compatible ``/v1`` endpoint."""
+
+    def __init__(
+        self,
+        base_url: str,
+        api_key: str | None,
+        model: str,
+        *,
+        transport: httpx.BaseTransport | None = None,
+        timeout_s: float = 60.0,
+        max_retries: int = 4,
+        backoff_base_s: float = 0.5,
+        sleep: Callable[[float], None] | None = None,
+        rng: random.Random | None = None,
+        temperature: float = 0.2,
+        stream: bool = True,
+    ) -> None:
+        if not base_url.startswith(("http://", "https://")):
+            raise ConfigError(
+                f"model base URL must start with http:// or https:// (got {base_url[:80]!r}); "
+                "set WATT_BASE_URL"
+            )
+        if not model:
+            raise ConfigError("no model name given; set WATT_MODEL")
+        self.base_url = base_url.rstrip("/")
+        self.model = model
+        self.temperature = temperature
+        self.total_usage = Usage()
+        self._api_key = api_key or ""
+        self._timeout_s = timeout_s
+        self._max_attempts = max(1, max_retries + 1)
+        self._backoff_base_s = backoff_base_s
+        self._sleep = sleep
+        self._rng = rng if rng is not None else random.Random()
+        self._stream = stream
+        self._stream_usage = True
+        self._lock = threading.Lock()
+        headers = {"Accept": "application/json, text/event-stream"}
+        if self._api_key:
+            headers["Authorization"] = f"Bearer {self._api_key}"
+        self._client = httpx.Client(
+            transport=transport,
+            trust_env=False,
+            follow_redirects=False,
+            headers=headers,
+            timeout=httpx.Timeout(timeout_s, connect=min(timeout_s, 10.0)),
+        )
+
+    @property
+    def name(self) -> str:
+        return self.model
+
+    @property
+    def streaming(self) -> bool:
+        """Whether the next call will ask for a stream (false after a fallback)."""
+        return self._stream
+
+    def __repr__(self) -> str:
+        return f"OpenAIChatModel(base_url={self.base_url!r}, model={self.model!r})"
+
+    def close(self) -> None:
+        self._client.close()
+
+    def __enter__(self) -> OpenAIChatModel:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- public calls -------------------------------------------------------------------
+
+    def complete(
+        self,
+        messages: Sequence[Message],
+        *,
+        on_text: Callable[[str], None] | None = None,
+        cancel: threading.Event | None = None,
+        max_tokens: int | None = None,
+        stop: Sequence[str] | None = None,
+    ) -> Completion:
+        url = f"{self.base_url}/chat/completions"
+        state = _Attempt()
+
+        def attempt() -> tuple[str, str | None, Usage | None]:
+            while True:
+                try:
+                    return self._complete_once(
+                        url, messages, on_text, cancel, max_tokens, stop, state
+                    )
+                except _StreamRejected as rejected:
+                    if self._stream_usage and "stream_options" in rejected.body.lower():
+                        self._stream_usage = False
+                    else:
+                        self._stream = False
+
+        text, finish, reported = self._with_retries(attempt, cancel, lambda: not state.emitted)
+        usage = reported if reported is not None else estimate_usage(messages, text)
+        with self._lock:
+            self.total_usage = self.total_usage + usage
+        return Completion(text, usage, finish)
+
+    def list_models(self, cancel: threading.Event | None = None) -> list[str]:
+        """The model ids the endpoint offers (``GET {base_url}/models``)."""
+        url = f"{self.base_url}/models"
+
+        def attempt() -> list[str]:
+            with self._transport_errors(url), self._client.stream("GET", url) as resp:
+                if resp.status_code >= 400:
+                    raise self._status_error(
+                        resp, self._read(resp, url, cancel, MAX_ERROR_BODY_BYTES), url
+                    )
+                obj = self._json(self._read(resp, url, cancel, MAX_BODY_BYTES), url)
+            data = obj.get("data") if isinstance(obj, dict) else None
+            if not isinstance(data, list):
+                raise ModelAPIError(f"malformed response from {url}: no 'data' list")
+            return [str(item["id"]) for item in data if isinstance(item, dict) and "id" in item]
+
+        return self._with_retries(attempt, cancel, lambda: True)
+
+    # -- one attempt ----------------------------------------------------------------------
+
+    def _payload(
+        self, messages: Sequence[Message], max_tokens: int | None, stop: Sequence[str] | None
+    ) -> dict[str, Any]:
+        payload: dict[str, Any] = {
+            "model": self.model,
+            "messages": [m.to_dict() for m in messages],
+            "temperature": self.temperature,
+        }
+        if max_tokens is not None:
+            payload["max_tokens"] = max_tokens
+        if stop:
+            payload["stop"] = list(stop)
+        if self._stream:
+            payload["stream"] = True
+            if self._stream_usage:
+                payload["stream_options"] = {"include_usage": True}
+        return payload
+
+    def _complete_once(
+        self,
+        url: str,
+        messages: Sequence[Message],
+        on_text: Callable[[str], None] | None,
+        cancel: threading.Event | None,
+        max_tokens: int | None,
+        stop: Sequence[str] | None,
+        state: _Attempt,
+    ) -> tuple[str, str | None, Usage | None]:
+        streaming = self._stream
+        payload = self._payload(messages, max_tokens, stop)
+        with self._transport_errors(url), self._client.stream("POST", url, json=payload) as resp:
+            if resp.status_code >= 400:
+                body = self._read(resp, url, cancel, MAX_ERROR_BODY_BYTES)
+                if (
+                    streaming
+                    and resp.status_code in _STREAM_REJECT_STATUSES
+                    and "stream" in body.decode("utf-8", "replace").lower()
+                ):
+                    raise _StreamRejected(body.decode("utf-8", "replace"))
+                raise self._status_error(resp, body, url)
+            ctype = resp.headers.get("content-type", "").lower()
+            if "text/event-stream" in ctype or (streaming and "json" not in ctype):
+                return self._read_stream(resp, url, on_text, cancel, state)
+            if streaming:
+                self._stream = False  # the server ignored stream=true: stop asking
+            obj = self._json(self._read(resp, url, cancel, MAX_BODY_BYTES), url)
+        text, finish = self._message_of(obj, url)
+        if on_text is not None and text:
+            state.emitted = True
+            on_text(text)
+        return text, finish, _parse_usage(obj.get("usage"))
+
+    def _read_stream(
+        self,
+        resp: httpx.Response,
+        url: str,
+        on_text: Callable[[str], None] | None,
+        cancel: threading.Event | None,
+        state: _Attempt,
+    ) -> tuple[str, str | None, Usage | None]:
+        parts: list[str] = []
+        finish: str | None = None
+        usage: Usage | None = None
+        events = 0
+        for data in iter_sse_data(_cancellable_lines(resp, cancel)):
+            if data.strip() == "[DONE]":
+                break
+            events += 1
+            try:
+                chunk: Any = json.loads(data)
+            except ValueError as exc:
+                raise ModelAPIError(
+                    f"malformed response from {url}: bad stream chunk {self._clean(data, 80)!r}"
+                ) from exc
+            if not isinstance(chunk, dict):
+                raise ModelAPIError(f"malformed response from {url}: stream chunk is not an object")
+            if chunk.get("error"):
+                message = self._clean(server_message(json.dumps(chunk).encode()))
+                raise ModelAPIError(f"model stream from {url} reported an error: {message}")
+            usage = _parse_usage(chunk.get("usage")) or usage
+            choices = chunk.get("choices")
+            if not isinstance(choices, list) or not choices or not isinstance(choices[0], dict):
+                continue
+            delta = choices[0].get("delta")
+            content = delta.get("content") if isinstance(delta, dict) else None
+            if isinstance(content, str) and content:
+                parts.append(content)
+                state.emitted = True
+                if on_text is not None:
+                    on_text(content)
+            if choices[0].get("finish_reason"):
+                finish = str(choices[0]["finish_reason"])
+        check_cancel(cancel)
+        if events == 0:
+            raise ModelAPIError(f"malformed response from {url}: empty stream")
+        return "".join(parts), finish, usage
+
+    # -- helpers --------------------------------------------------------------------------
+
+    def _with_retries(
+        self, fn: Callable[[], T], cancel: threading.Event | None, can_retry: Callable[[], bool]
+    ) -> T:
+        attempt = 0
+        while True:
+            attempt += 1
+            check_cancel(cancel)
+            try:
+                return fn()
+            except _Retryable as exc:
+                if not can_retry():
+                    raise ModelAPIError(f"{exc.message} (after partial output)") from exc.__cause__
+                if attempt >= self._max_attempts:
+                    plural = "s" if attempt > 1 else ""
+                    raise ModelAPIError(
+                        f"{exc.message}; gave up after {attempt} attempt{plural}"
+                    ) from exc.__cause__
+                delay = exc.retry_after if exc.retry_after is not None else self._backoff(attempt)
+                self._wait(delay, cancel)
+
+    def _backoff(self, attempt: int) -> float:
+        base = self._backoff_base_s * 2 ** (attempt - 1)
+        return min(BACKOFF_CAP_S, base * (0.5 + self._rng.random()))
+
+    def _wait(self, delay: float, cancel: threading.Event | None) -> None:
+        if self._sleep is not None:
+            self._sleep(delay)
+        elif cancel is not None:
+            cancel.wait(delay)
+        else:
+            time.sleep(delay)
+        check_cancel(cancel)
+
+    @contextlib.contextmanager
+    def _transport_errors(self, url: str) -> Iterator[None]:
+        """Translate httpx transport failures into retryable failures with a clear message."""
+        try:
+            yield
+        except httpx.TimeoutException as exc:
+            raise _Retryable(
+                f"model request to {url} timed out after {self._timeout_s:g} s"
+                f" ({type(exc).__name__})"
+            ) from exc
+        except httpx.ConnectError as exc:
+            raise _Retryable(
+                f"cannot reach {self.base_url}: {self._clean(str(exc)) or 'connection failed'}"
+                " (is the server running? set WATT_BASE_URL)"
+            ) from exc
+        except (httpx.NetworkError, httpx.RemoteProtocolError) as exc:
+            raise _Retryable(
+                f"connection to {self.base_url} failed: {self._clean(str(exc)) or type(exc).__name__}"
+            ) from exc
+        except httpx.HTTPError as exc:
+            raise ModelAPIError(
+                f"request to {url} failed: {self._clean(str(exc)) or type(exc).__name__}"
+            ) from exc
+
+    def _status_error(self, resp: httpx.Response, body: bytes, url: str) -> Exception:
+        status = resp.status_code
+        head = f"HTTP {status} {resp.reason_phrase or ''}".rstrip() + f" from {url}"
+        message = self._clean(server_message(body))
+        detail = f": {message}" if message else ""
+        if status in (401, 403):
+            return ModelAPIError(f"{head}{detail}; check WATT_API_KEY (or OPENAI_API_KEY)")
+        if status == 404:
+            return ModelAPIError(
+                f"{head}{detail}; check WATT_BASE_URL={self.base_url} (usually ends in /v1)"
+                f" and WATT_MODEL={self.model}"
+            )
+        if status in (408, 429) or status >= 500:
+            return _Retryable(f"{head}{detail}", parse_retry_after(resp.headers))
+        return ModelAPIError(f"{head}{detail}")
+
+    def _read(
+        self, resp: httpx.Response, url: str, cancel: threading.Event | None, limit: int
+    ) -> bytes:
+        buf = bytearray()
+        for chunk in resp.iter_bytes():
+            if cancel is not None and cancel.is_set():
+                resp.close()
+                check_cancel(cancel)
+            buf += chunk
+            if len(buf) > limit:
+                raise ModelAPIError(f"response from {url} is larger than {limit} bytes")
+        return bytes(buf)
+
+    def _json(self, body: bytes, url: str) -> dict[str, Any]:
+        try:
+            obj = json.loads(body)
+        except ValueError as exc:
+            snippet = self._clean(body.decode("utf-8", "replace"), 80)
+            raise ModelAPIError(f"malformed response from {url}: not JSON ({snippet!r})") from exc
+        if not isinstance(obj, dict):
+            raise ModelAPIError(f"malformed response from {url}: expected a JSON object")
+        return obj
+
+    def _clean(self, text: str, limit: int = 200) -> str:
+        """Outside text made safe to show: the key redacted, one line, truncated."""
+        if len(self._api_key) >= 4:
+            text = text.replace(self._api_key, "***")
+        return _one_line(text, limit)
+
+    def _message_of(self, obj: dict[str, Any], url: str) -> tuple[str, str | None]:
+        choices = obj.get("choices")
+        if not isinstance(choices, list) or not choices or not isinstance(choices[0], dict):
+            if obj.get("error"):
+                detail = self._clean(server_message(json.dumps(obj).encode()))
+                raise ModelAPIError(f"model at {url} reported an error: {detail}")
+            raise ModelAPIError(f"malformed response from {url}: no choices")
+        message = choices[0].get("message")
+        content = message.get("content") if isinstance(message, dict) else None
+        if content is None and isinstance(choices[0].get("text"), str):
+            content = choices[0]["text"]
+        if content is not None and not isinstance(content, str):
+            raise ModelAPIError(f"malformed response from {url}: message content is not text")
+        finish = choices[0].get("finish_reason")
+        return content or "", str(finish) if finish else None
+
+
+def _cancellable_lines(resp: httpx.Response, cancel: threading.Event | None) -> Iterator[str]:
+    for line in resp.iter_lines():
+        if cancel is not None and cancel.is_set():
+            resp.close()
+            check_cancel(cancel)
+        yield line

@@ -1,0 +1,34 @@
+"""The ``debug`` capability: lines the model sees in the observation and the event stream.
+
+Both functions are infallible (no error result): a bad pointer is logged as
+``<bad pointer N>`` instead of failing, so a debugging call never changes a program's flow.
+"""
+
+from __future__ import annotations
+
+from rt.host import U32, GuestError, HostFunction, RunContext
+
+
+class DebugCapability:
+    """Host functions of the ``debug`` namespace."""
+
+    namespace = "debug"
+    summary = "debug lines shown with the result; never fail"
+
+    def log(self, ctx: RunContext, ptr: int) -> None:
+        try:
+            line = ctx.read_str(ptr)
+        except GuestError:
+            line = f"<bad pointer {ptr & U32}>"
+        ctx.log(line)
+
+    def i32(self, ctx: RunContext, n: int) -> None:
+        ctx.log(str(((n & U32) ^ 0x80000000) - 0x80000000))
+
+    def functions(self) -> list[HostFunction]:
+        return [
+            HostFunction("debug", "log", ("i32",), (), self.log,
+                         "log the string as a debug line", fallible=False),
+            HostFunction("debug", "i32", ("i32",), (), self.i32,
+                         "log the number as a debug line", fallible=False),
+        ]

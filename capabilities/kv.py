@@ -1,0 +1,154 @@
+"""The ``kv`` capability: a key-value store of UTF-8 text scoped to the session.
+
+Persistence comes from the injected ``KvBackend`` (``MemoryKv`` here; the session store
+provides a SQLite one). Keys and values must be valid UTF-8 (ETRFM otherwise); an empty key
+is EBOUND. Quotas are ENOMEM: key size, value size, number of keys (overwriting an existing
+key is always allowed) and calls per run. A backend that fails with a ``WattError`` (the
+session database, say) is EREMOTE for the guest, with the error's class as the debug detail.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Protocol, TypeVar, runtime_checkable
+
+from rt.codes import Err
+from rt.errors import WattError
+from rt.host import GuestError, HostFunction, RunContext
+
+T = TypeVar("T")
+
+
+@runtime_checkable
+class KvBackend(Protocol):
+    """Where the values live. Implementations raise ``WattError`` subclasses on failure."""
+
+    def get(self, key: str) -> str | None: ...
+
+    def set(self, key: str, value: str) -> None: ...
+
+    def delete(self, key: str) -> bool: ...
+
+    def keys(self) -> list[str]: ...
+
+
+class MemoryKv:
+    """A ``KvBackend`` held in a dict: lives as long as the object (tests, one-shot runs)."""
+
+    def __init__(self, initial: dict[str, str] | None = None) -> None:
+        self._data: dict[str, str] = dict(initial or {})
+
+    def get(self, key: str) -> str | None:
+        return self._data.get(key)
+
+    def set(self, key: str, value: str) -> None:
+        self._data[key] = value
+
+    def delete(self, key: str) -> bool:
+        return self._data.pop(key, None) is not None
+
+    def keys(self) -> list[str]:
+        return list(self._data)
+
+
+@dataclass
+class _RunCalls:
+    n: int = 0
+
+
+def _decode(data: bytes, what: str) -> str:
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise GuestError(Err.ETRFM, f"{what} is not valid UTF-8") from None
+
+
+class KvCapability:
+    """Host functions of the ``kv`` namespace over one backend (one object per session)."""
+
+    namespace = "kv"
+    summary = "text key-value store kept for the whole session"
+
+    def __init__(
+        self,
+        backend: KvBackend,
+        *,
+        max_key_bytes: int = 256,
+        max_value_bytes: int = 65536,
+        max_keys: int = 1000,
+        max_calls_per_run: int = 1000,
+    ) -> None:
+        self.backend = backend
+        self.max_key_bytes = max_key_bytes
+        self.max_value_bytes = max_value_bytes
+        self.max_keys = max_keys
+        self.max_calls_per_run = max_calls_per_run
+
+    # ---- plumbing ------------------------------------------------------------------------
+    def _count(self, ctx: RunContext) -> None:
+        calls = ctx.state(self.namespace, _RunCalls)
+        calls.n += 1
+        if calls.n > self.max_calls_per_run:
+            raise GuestError(Err.ENOMEM, f"more than {self.max_calls_per_run} kv calls in one run")
+
+    def _key(self, ctx: RunContext, ptr: int) -> str:
+        data = ctx.read_bytes(ptr)
+        if not data:
+            raise GuestError(Err.EBOUND, "empty key")
+        if len(data) > self.max_key_bytes:
+            raise GuestError(Err.ENOMEM, f"key longer than {self.max_key_bytes} bytes")
+        return _decode(data, "key")
+
+    @staticmethod
+    def _backend(call: Callable[[], T]) -> T:
+        try:
+            return call()
+        except WattError as exc:
+            raise GuestError(Err.EREMOTE, f"kv storage failed ({type(exc).__name__})") from exc
+
+    # ---- host functions --------------------------------------------------------------------
+    def get(self, ctx: RunContext, key_ptr: int) -> tuple[int, int]:
+        self._count(ctx)
+        key = self._key(ctx, key_ptr)
+        value = self._backend(lambda: self.backend.get(key))
+        if value is None:
+            raise GuestError(Err.ENOENT, f"no key {key[:80]!r}")
+        return ctx.alloc_str(value), 0
+
+    def set(self, ctx: RunContext, key_ptr: int, value_ptr: int) -> int:
+        self._count(ctx)
+        key = self._key(ctx, key_ptr)
+        data = ctx.read_bytes(value_ptr)
+        if len(data) > self.max_value_bytes:
+            raise GuestError(Err.ENOMEM, f"value longer than {self.max_value_bytes} bytes")
+        value = _decode(data, "value")
+        if self._backend(lambda: self.backend.get(key)) is None:
+            if len(self._backend(self.backend.keys)) >= self.max_keys:
+                raise GuestError(Err.ENOMEM, f"the store already holds {self.max_keys} keys")
+        self._backend(lambda: self.backend.set(key, value))
+        return 0
+
+    def delete(self, ctx: RunContext, key_ptr: int) -> int:
+        self._count(ctx)
+        key = self._key(ctx, key_ptr)
+        if not self._backend(lambda: self.backend.delete(key)):
+            raise GuestError(Err.ENOENT, f"no key {key[:80]!r}")
+        return 0
+
+    def keys(self, ctx: RunContext) -> tuple[int, int]:
+        self._count(ctx)
+        names = sorted(self._backend(self.backend.keys))
+        return ctx.new_array([k.encode("utf-8") for k in names]), 0
+
+    def functions(self) -> list[HostFunction]:
+        return [
+            HostFunction("kv", "get", ("i32",), ("i32", "i32"), self.get,
+                         "value stored under key; ENOENT if absent"),
+            HostFunction("kv", "set", ("i32", "i32"), ("i32",), self.set,
+                         "store value under key; ENOMEM if key, value or key count too big"),
+            HostFunction("kv", "del", ("i32",), ("i32",), self.delete,
+                         "remove key; ENOENT if absent"),
+            HostFunction("kv", "keys", (), ("i32", "i32"), self.keys,
+                         "array of all keys, sorted"),
+        ]

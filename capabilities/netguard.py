@@ -1,0 +1,266 @@
+"""Outbound-request policy for the ``http`` capability (SECURITY.md rules 8 and 9).
+
+Pure checks, no I/O except the injectable resolver:
+
+- ``Grants.parse`` turns the user's ``--allow-domain`` entries (``HOST`` or ``HOST:PORT``) into
+  exact, normalised (lower-case, punycode, no trailing dot, canonical IP) host/port pairs.
+- ``check_url`` validates one URL the guest (or a redirect) asked for and returns it parsed.
+- ``connect_addresses`` is called at connect time: it resolves the host and returns only the
+  addresses that may be dialled, so the address that was checked is the address connected to.
+
+Every refusal is a ``GuestError`` whose detail says what was refused and why; the model cannot
+widen a grant, so EACCESS details tell it that the user must grant with ``--allow-domain``.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+import socket
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+
+import httpx
+
+from rt.codes import Err
+from rt.errors import CapabilityError
+from rt.host import GuestError
+
+Resolver = Callable[[str, int], list[str]]
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+
+MAX_URL_CHARS = 8192
+DEFAULT_PORTS = {"http": 80, "https": 443}
+_NAME_RE = re.compile(r"^[a-z0-9_]([a-z0-9_-]{0,62})(\.[a-z0-9_]([a-z0-9_-]{0,62}))*$")
+# Forms that inet_aton reads as an IPv4 address: 2130706433, 0x7f.1, 0177.0.0.1, 127.1.
+_INET_ATON_RE = re.compile(r"^(0x[0-9a-f]*|[0-9]+)(\.(0x[0-9a-f]*|[0-9]+)){0,3}$")
+_CONTROL_OR_SPACE = re.compile(r"[\x00-\x20\x7f-\x9f\s]")
+_EXTRA_BLOCKED = (
+    ipaddress.ip_network("100.64.0.0/10"),  # CGNAT (shared address space)
+    ipaddress.ip_network("192.0.0.0/24"),  # IETF protocol assignments
+    ipaddress.ip_network("198.18.0.0/15"),  # benchmarking
+)
+_NAT64 = ipaddress.ip_network("64:ff9b::/96")
+
+
+def _grant_hint(hostport: str) -> str:
+    return f"the user must grant it with --allow-domain {hostport}"
+
+
+# ---- hosts ------------------------------------------------------------------------------------
+def parse_ip(host: str) -> IPAddress | None:
+    """The address an IP-literal host means (any inet_aton form, IPv6, IPv4-mapped IPv6)."""
+    h = host.strip("[]")
+    if ":" in h:
+        try:
+            ip6 = ipaddress.IPv6Address(h)
+        except ValueError:
+            return None
+        return ip6.ipv4_mapped or ip6
+    if _INET_ATON_RE.match(h):
+        try:
+            return ipaddress.IPv4Address(socket.inet_aton(h))
+        except OSError:
+            return None
+    return None
+
+
+def normalise_host(host: str) -> str:
+    """Lower-case, strip one trailing dot, canonicalise IP literals (``0x7f.1`` -> ``127.0.0.1``).
+
+    ``host`` must already be ASCII (punycode): httpx's ``raw_host``. Raises ``ValueError``
+    for anything that is neither a valid DNS name nor an IP literal.
+    """
+    h = host.lower()
+    if h.endswith(".") and not h.startswith("["):
+        h = h[:-1]
+    ip = parse_ip(h)
+    if ip is not None:
+        return str(ip)
+    if not _NAME_RE.match(h) or len(h) > 253:
+        raise ValueError(f"invalid host {host!r}")
+    return h
+
+
+def hostport(host: str, port: int | None) -> str:
+    shown = f"[{host}]" if ":" in host else host
+    return shown if port is None else f"{shown}:{port}"
+
+
+# ---- grants -----------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Grants:
+    """The user's exact host allow-list. ``port`` None means "the scheme's default port only"."""
+
+    entries: frozenset[tuple[str, int | None]]
+
+    @classmethod
+    def parse(cls, allow: Iterable[str]) -> Grants:
+        entries: set[tuple[str, int | None]] = set()
+        for raw in allow:
+            text = raw.strip()
+            if not text or _CONTROL_OR_SPACE.search(text) or any(c in text for c in "/\\@?#"):
+                raise CapabilityError(f"bad --allow-domain entry {raw!r}: expected HOST or HOST:PORT")
+            try:
+                url = httpx.URL(f"http://{text}/")
+                host = normalise_host(url.raw_host.decode("ascii"))
+            except (httpx.InvalidURL, ValueError, UnicodeError) as exc:
+                raise CapabilityError(f"bad --allow-domain entry {raw!r}: {exc}") from exc
+            explicit = _explicit_port(text)
+            if explicit is not None and not 0 < explicit < 65536:
+                raise CapabilityError(f"bad --allow-domain entry {raw!r}: port out of range")
+            entries.add((host, explicit))
+        return cls(frozenset(entries))
+
+    def permits(self, host: str, port: int | None, scheme: str) -> bool:
+        """``port`` is the URL's explicit port (None when the URL gave none or the default)."""
+        effective = port if port is not None else DEFAULT_PORTS[scheme]
+        if port is None and (host, None) in self.entries:
+            return True
+        return (host, effective) in self.entries
+
+    def loopback_exempt(self, host: str, port: int) -> bool:
+        """True when ``host:port`` was granted with an explicit port and names loopback."""
+        if (host, port) not in self.entries:
+            return False
+        ip = parse_ip(host)
+        return host == "localhost" or (ip is not None and ip.is_loopback)
+
+    def __str__(self) -> str:
+        return ", ".join(sorted(hostport(h, p) for h, p in self.entries)) or "(none)"
+
+
+def _explicit_port(text: str) -> int | None:
+    """The port written in an allow-list entry, if any (IPv6 entries need brackets)."""
+    tail = text.rsplit("]", 1)[-1] if text.startswith("[") else text
+    if tail.count(":") != 1:
+        return None
+    digits = tail.rsplit(":", 1)[1]
+    if not digits.isdigit():
+        raise CapabilityError(f"bad --allow-domain entry {text!r}: port must be a number")
+    return int(digits)
+
+
+# ---- URLs -------------------------------------------------------------------------------------
+def check_url(text: str, grants: Grants, *, what: str = "URL") -> httpx.URL:
+    """Parse and vet one URL: http(s) only, no userinfo, granted host and port, public literal IP.
+
+    Leading/trailing whitespace is ignored; whitespace or control characters inside are EPARSE.
+    """
+    text = text.strip()
+    if not text:
+        raise GuestError(Err.EPARSE, f"empty {what}")
+    if len(text) > MAX_URL_CHARS:
+        raise GuestError(Err.EPARSE, f"{what} longer than {MAX_URL_CHARS} characters")
+    if _CONTROL_OR_SPACE.search(text):
+        raise GuestError(Err.EPARSE, f"{what} contains whitespace or control characters")
+    if "\\" in text:
+        raise GuestError(Err.EACCESS, f"{what} contains a backslash (refused: parsers disagree on it)")
+    try:
+        url = httpx.URL(text)
+        raw_host = url.raw_host.decode("ascii")
+        port = url.port
+    except (httpx.InvalidURL, UnicodeError, ValueError) as exc:
+        raise GuestError(Err.EPARSE, f"cannot parse {what}: {exc}") from exc
+    if url.scheme not in DEFAULT_PORTS:
+        raise GuestError(Err.EACCESS, f"scheme {url.scheme or '(none)'!r} refused: only http and https")
+    if url.userinfo or "@" in re.split(r"[/?#]", text.split("//", 1)[-1], maxsplit=1)[0]:
+        raise GuestError(Err.EACCESS, f"{what} with user info (user@host) refused")
+    if not raw_host:
+        raise GuestError(Err.EPARSE, f"{what} has no host")
+    if port is not None and not 0 < port < 65536:
+        raise GuestError(Err.EPARSE, f"port {port} out of range")
+    try:
+        host = normalise_host(raw_host)
+    except ValueError as exc:
+        raise GuestError(Err.EPARSE, f"{what} has an invalid host {raw_host!r}") from exc
+    if not grants.permits(host, port, url.scheme):
+        shown = hostport(host, port)
+        raise GuestError(
+            Err.EACCESS,
+            f"host {shown} is not granted (granted: {grants}); {_grant_hint(shown)}",
+        )
+    ip = parse_ip(host)
+    if ip is not None:
+        vet_address(ip, host, port or DEFAULT_PORTS[url.scheme], grants)
+    return url
+
+
+# ---- addresses --------------------------------------------------------------------------------
+def refusal_reason(ip: IPAddress) -> str | None:
+    """Why ``ip`` is not a globally routable unicast address, or None if it is."""
+    if isinstance(ip, ipaddress.IPv6Address):
+        if ip.ipv4_mapped is not None:
+            return refusal_reason(ip.ipv4_mapped)
+        embedded = ip.sixtofour or (ip.teredo[1] if ip.teredo else None)
+        if ip in _NAT64:
+            embedded = ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)
+        inner = refusal_reason(embedded) if embedded is not None else None
+        if inner is not None:
+            return f"a tunnel address wrapping {embedded}, which is {inner}"
+        if int(ip) >> 32 == 0 and int(ip) > 1:
+            return "an IPv4-compatible IPv6 address"
+    checks = (
+        ("unspecified", ip.is_unspecified),
+        ("loopback", ip.is_loopback),
+        ("link-local (cloud metadata lives here)", ip.is_link_local),
+        ("multicast", ip.is_multicast),
+        ("reserved", ip.is_reserved),
+        ("private", ip.is_private),
+        ("shared or special-purpose", any(ip in net for net in _EXTRA_BLOCKED)),
+        ("site-local", isinstance(ip, ipaddress.IPv6Address) and ip.is_site_local),
+        ("not globally routable", not ip.is_global),
+    )
+    for name, hit in checks:
+        if hit:
+            return name
+    return None
+
+
+def vet_address(ip: IPAddress, host: str, port: int, grants: Grants) -> None:
+    """EACCESS unless ``ip`` is public, or loopback under an explicit loopback grant."""
+    if grants.loopback_exempt(host, port) and ip.is_loopback:
+        return
+    reason = refusal_reason(ip)
+    if reason is None:
+        return
+    hint = ""
+    if ip.is_loopback:
+        hint = f"; only an explicit grant of {hostport(str(ip), port)} or localhost:{port} allows it"
+    raise GuestError(
+        Err.EACCESS,
+        f"{hostport(host, port)} resolves to {ip}, which is {reason}: refused{hint}",
+    )
+
+
+def system_resolver(host: str, port: int) -> list[str]:
+    """Addresses of ``host`` from the system resolver, in its preferred order, deduplicated."""
+    infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    seen: dict[str, None] = {}
+    for info in infos:
+        seen.setdefault(str(info[4][0]), None)
+    return list(seen)
+
+
+def connect_addresses(host: str, port: int, grants: Grants, resolver: Resolver) -> list[str]:
+    """The checked addresses to dial for ``host:port``; EACCESS if any address is refused.
+
+    A name with one bad address is refused outright (a rebinding or split-horizon answer is
+    not something to route around). IPv4-mapped answers are dialled as plain IPv4.
+    """
+    name = normalise_host(host)
+    literal = parse_ip(name)
+    if literal is not None:
+        vet_address(literal, name, port, grants)
+        return [str(literal)]
+    answers = resolver(name, port)
+    if not answers:
+        raise OSError(f"no address for {name}")
+    out: list[str] = []
+    for answer in answers:
+        ip = parse_ip(answer.split("%", 1)[0])
+        if ip is None:
+            raise GuestError(Err.EACCESS, f"{name} resolved to an unreadable address {answer!r}")
+        vet_address(ip, name, port, grants)
+        out.append(str(ip))
+    return out

@@ -1,0 +1,34 @@
+"""The core capability: program arguments and results. Always granted."""
+
+from __future__ import annotations
+
+from rt.codes import Err
+from rt.host import GuestError, HostFunction, RunContext
+
+
+def _argc(ctx: RunContext) -> int:
+    return len(ctx.args)
+
+
+def _argv(ctx: RunContext, idx: int) -> tuple[int, int]:
+    i = idx & 0xFFFFFFFF
+    if i >= len(ctx.args):
+        raise GuestError(Err.EBOUND, f"argument {i} requested, {len(ctx.args)} given")
+    return ctx.alloc_str(ctx.args[i]), 0
+
+
+def _resv(ctx: RunContext, ptr: int) -> int:
+    ctx.add_result(ctx.read_str(ptr))
+    return 0
+
+
+class SysCapability:
+    namespace = "sys"
+    summary = "program arguments and results (always granted)"
+
+    def functions(self) -> list[HostFunction]:
+        return [
+            HostFunction("sys", "argc", (), ("i32",), _argc, "number of arguments", fallible=False),
+            HostFunction("sys", "argv", ("i32",), ("i32", "i32"), _argv, "argument N as a string; EBOUND if absent"),
+            HostFunction("sys", "resv", ("i32",), ("i32",), _resv, "append a string to the results; ENOMEM past the cap"),
+        ]
