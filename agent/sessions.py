@@ -260,7 +260,8 @@ def _read_pid(fd: int) -> int | None:
 # --- sessions -----------------------------------------------------------------------------
 
 
-def _connect(path: Path, mode: str, timeout_ms: int) -> sqlite3.Connection:
+def _connect(path: Path, mode: str, timeout_ms: int, *, setup: bool) -> sqlite3.Connection:
+    """A connection in autocommit mode (we issue BEGIN/COMMIT ourselves), usable by any thread."""
     conn = sqlite3.connect(
         f"{path.absolute().as_uri()}?mode={mode}",
         uri=True,
@@ -270,16 +271,25 @@ def _connect(path: Path, mode: str, timeout_ms: int) -> sqlite3.Connection:
     )
     try:
         conn.execute(f"PRAGMA busy_timeout = {int(timeout_ms)}")
-        if mode != "ro":
+        conn.execute("PRAGMA foreign_keys = ON")
+        if setup:
             row = conn.execute("PRAGMA journal_mode = WAL").fetchone()
             if row is None or str(row[0]).lower() != "wal":
                 raise sqlite3.OperationalError("cannot switch the database to WAL mode")
             conn.execute("PRAGMA synchronous = FULL")
-        conn.execute("PRAGMA foreign_keys = ON")
     except BaseException:
         conn.close()
         raise
     return conn
+
+
+def _translate(name: str, db: Path, exc: sqlite3.Error | OSError) -> SessionError:
+    if isinstance(exc, sqlite3.DatabaseError) and not isinstance(exc, sqlite3.OperationalError):
+        return SessionError(
+            f"session {name!r} is not a readable session database ({_one_line(exc)}): {db}"
+        )
+    detail = exc.strerror if isinstance(exc, OSError) and exc.strerror else _one_line(exc)
+    return SessionError(f"cannot open session {name!r}: {detail}")
 
 
 class SessionStore:
@@ -314,32 +324,34 @@ class SessionStore:
             raise SessionError(f"cannot create {self.root}: {exc.strerror}") from exc
         lock = _Lock.acquire(self.root / f"{name}.lock", name)
         try:
-            existed = db.is_file()
-            if not create and not existed:
-                raise SessionError(f"no session named {name!r}")
-            try:
-                conn = _connect(db, "rwc" if create else "rw", self._busy_ms)
-            except sqlite3.Error as exc:
-                raise SessionError(f"cannot open session {name!r}: {_one_line(exc)}") from exc
-            try:
-                if not existed:
-                    os.chmod(db, 0o600)
-                migrate(conn, self._migrations, self._clock())
-            except SessionError as exc:
-                conn.close()
-                raise SessionError(f"session {name!r}: {exc}") from exc
-            except (sqlite3.Error, OSError) as exc:
-                conn.close()
-                raise SessionError(
-                    f"session {name!r} is not a readable session database ({_one_line(exc)}): {db}"
-                ) from exc
-            except BaseException:
-                conn.close()
-                raise
+            conn = self._open_db(name, db, create)
         except BaseException:
             lock.release()
             raise
         return Session(name, db, conn, lock, self._clock)
+
+    def _open_db(self, name: str, db: Path, create: bool) -> sqlite3.Connection:
+        existed = db.is_file()
+        if not create and not existed:
+            raise SessionError(f"no session named {name!r}")
+        try:
+            conn = _connect(db, "rwc" if create else "rw", self._busy_ms, setup=True)
+        except sqlite3.Error as exc:
+            raise _translate(name, db, exc) from exc
+        try:
+            if not existed:
+                os.chmod(db, 0o600)
+            migrate(conn, self._migrations, self._clock())
+        except SessionError as exc:
+            conn.close()
+            raise SessionError(f"session {name!r}: {exc}") from exc
+        except (sqlite3.Error, OSError) as exc:
+            conn.close()
+            raise _translate(name, db, exc) from exc
+        except BaseException:
+            conn.close()
+            raise
+        return conn
 
     def list(self) -> list[SessionInfo]:
         if not self.root.is_dir():
@@ -353,7 +365,7 @@ class SessionStore:
 
     def _info(self, name: str, db: Path) -> SessionInfo:
         try:
-            conn = _connect(db, "ro", self._busy_ms)
+            conn = _connect(db, "rw", self._busy_ms, setup=False)
         except sqlite3.Error as exc:
             return SessionInfo(name, None, None, 0, 0, error=_one_line(exc))
         try:

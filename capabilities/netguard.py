@@ -17,9 +17,14 @@ from __future__ import annotations
 import ipaddress
 import re
 import socket
+import ssl
+import threading
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from typing import Any
 
+import httpcore
 import httpx
 
 from rt.codes import Err
@@ -264,3 +269,120 @@ def connect_addresses(host: str, port: int, grants: Grants, resolver: Resolver) 
         vet_address(ip, name, port, grants)
         out.append(str(ip))
     return out
+
+
+# ---- the pinned transport ---------------------------------------------------------------------
+@dataclass(frozen=True)
+class Deadline:
+    """One absolute deadline for a whole request (all hops, connect, headers and body)."""
+
+    at: float
+    cancel: threading.Event | None = None
+
+    def remaining(self) -> float:
+        return max(0.0, self.at - time.monotonic())
+
+    def expired(self) -> bool:
+        return self.remaining() <= 0.0 or (self.cancel is not None and self.cancel.is_set())
+
+    def clamp(self, timeout: float | None, exc: type[Exception]) -> float:
+        """``timeout`` cut to what is left; raises ``exc`` once nothing is."""
+        if self.expired():
+            raise exc("whole-request deadline passed")
+        left = self.remaining()
+        return left if timeout is None else min(timeout, left)
+
+
+class _DeadlineStream(httpcore.NetworkStream):
+    """A socket stream whose every read and write is bounded by the request's deadline."""
+
+    def __init__(self, inner: httpcore.NetworkStream, deadline: Deadline) -> None:
+        self._inner = inner
+        self._deadline = deadline
+
+    def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
+        return self._inner.read(max_bytes, self._deadline.clamp(timeout, httpcore.ReadTimeout))
+
+    def write(self, buffer: bytes, timeout: float | None = None) -> None:
+        self._inner.write(buffer, self._deadline.clamp(timeout, httpcore.WriteTimeout))
+
+    def close(self) -> None:
+        self._inner.close()
+
+    def start_tls(
+        self,
+        ssl_context: ssl.SSLContext,
+        server_hostname: str | None = None,
+        timeout: float | None = None,
+    ) -> httpcore.NetworkStream:
+        left = self._deadline.clamp(timeout, httpcore.ConnectTimeout)
+        inner = self._inner.start_tls(ssl_context, server_hostname, left)
+        return _DeadlineStream(inner, self._deadline)
+
+    def get_extra_info(self, info: str) -> Any:
+        return self._inner.get_extra_info(info)
+
+
+class _GuardedBackend(httpcore.NetworkBackend):
+    """Resolves and vets the host itself, then dials the vetted IP (no DNS between check and
+    connect). TLS still uses the URL's host name for SNI and certificate checks."""
+
+    def __init__(self, grants: Grants, resolver: Resolver, deadline: Deadline) -> None:
+        self._grants = grants
+        self._resolver = resolver
+        self._deadline = deadline
+        self._tcp = httpcore.SyncBackend()
+
+    def connect_tcp(
+        self,
+        host: str,
+        port: int,
+        timeout: float | None = None,
+        local_address: str | None = None,
+        socket_options: Iterable[Any] | None = None,
+    ) -> httpcore.NetworkStream:
+        self._deadline.clamp(timeout, httpcore.ConnectTimeout)
+        try:
+            addresses = connect_addresses(host, port, self._grants, self._resolver)
+        except (OSError, UnicodeError, ValueError) as exc:
+            raise httpcore.ConnectError(f"cannot resolve {host}: {exc}") from exc
+        failure: Exception | None = None
+        for ip in addresses:
+            left = self._deadline.clamp(timeout, httpcore.ConnectTimeout)
+            try:
+                stream = self._tcp.connect_tcp(ip, port, left, local_address, socket_options)
+            except (httpcore.ConnectError, httpcore.ConnectTimeout) as exc:
+                failure = exc
+                continue
+            return _DeadlineStream(stream, self._deadline)
+        assert failure is not None  # addresses is never empty
+        raise failure
+
+    def connect_unix_socket(
+        self, path: str, timeout: float | None = None, socket_options: Iterable[Any] | None = None
+    ) -> httpcore.NetworkStream:
+        raise httpcore.ConnectError("unix sockets are not allowed")
+
+    def sleep(self, seconds: float) -> None:
+        time.sleep(min(seconds, self._deadline.remaining()))
+
+
+class PinnedTransport(httpx.HTTPTransport):
+    """httpx's own transport (request/response mapping, exception mapping) over a connection
+    pool whose network backend is ``_GuardedBackend``: every TCP connection, including each
+    redirect hop's, is vetted at connect time. No proxies, no environment, HTTP/1.1 only.
+
+    httpx 0.28's ``HTTPTransport`` keeps its pool in ``_pool`` and only uses it in
+    ``handle_request``/``close``; this class builds that pool itself instead of calling
+    ``super().__init__`` (pyproject pins httpx < 0.29).
+    """
+
+    def __init__(self, grants: Grants, resolver: Resolver, deadline: Deadline) -> None:
+        self._pool = httpcore.ConnectionPool(
+            ssl_context=httpx.create_ssl_context(trust_env=False),
+            max_connections=4,
+            max_keepalive_connections=0,
+            http1=True,
+            http2=False,
+            network_backend=_GuardedBackend(grants, resolver, deadline),
+        )

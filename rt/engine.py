@@ -314,7 +314,7 @@ class Runtime:
         with self._worker.exclusive():
             self._ctx, self._outcome = ctx, outcome
             try:
-                self._worker.call(
+                ctrl_c = self._worker.call(
                     lambda: self._execute(prepared, ctx, lim, outcome),
                     deadline=ctx.deadline,
                     on_stop=self._stop,
@@ -331,6 +331,8 @@ class Runtime:
             module_hash=prepared.key,
             cache=prepared.cache,
         )
+        if ctrl_c and outcome.error is None:
+            outcome.error = Interrupted("interrupted by the user")
         if outcome.error is not None:
             err = _runtime_error(outcome.error, outcome.stop_reason, lim)
             err.partial = result

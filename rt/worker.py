@@ -51,8 +51,11 @@ class Worker:
         deadline: float,
         on_stop: Callable[[str], None],
         cancel: threading.Event,
-    ) -> None:
-        """Run ``fn`` on the worker; stop it via ``on_stop`` at the deadline, on Ctrl-C or cancel."""
+    ) -> bool:
+        """Run ``fn`` on the worker; stop it via ``on_stop`` at the deadline, on Ctrl-C or cancel.
+
+        Returns True when Ctrl-C arrived while waiting (the caller reports the interruption).
+        """
         self._ensure()
         done = threading.Lock()
         done.acquire()
@@ -78,5 +81,4 @@ class Worker:
                 on_stop("interrupt")
                 stopped = True
         self._job = None
-        if interrupted:
-            raise KeyboardInterrupt
+        return interrupted

@@ -12,7 +12,9 @@ from capabilities.strings import (
     slice_text,
     split_text,
 )
+from capabilities.sys import SysCapability
 from rt.codes import Err
+from rt.engine import Limits, Runtime
 from rt.host import GuestError
 
 # ---- pure functions -----------------------------------------------------------------------
@@ -187,3 +189,175 @@ def test_docs_are_short() -> None:
         assert f.namespace == "str"
         assert len(f.doc.split()) <= 15, f.name
         assert f.results == ("i32", "i32")
+
+
+# ---- host functions, driven by WAT programs ------------------------------------------------
+
+
+def _runtime(**cap: int) -> Runtime:
+    return Runtime(
+        functions=[*SysCapability().functions(), *StrCapability(**cap).functions()],
+        limits=Limits(),
+    )
+
+
+@pytest.fixture(scope="module")
+def runtime() -> Runtime:
+    return _runtime()
+
+
+_SHOW = {
+    # how to turn each kind of result into an appended result string
+    "ptr": "(resv $x)",
+    "num": "(call $str.from_i32 (local.get $x)) (local.set $e) (local.set $x) (check $e) (resv $x)",
+    "arr": '(call $str.join (local.get $x) "|") (local.set $e) (local.set $x) (check $e) (resv $x)',
+}
+
+
+def show(call: str, kind: str) -> str:
+    """A body that makes ``call`` (returning ``(x err)``) and appends ``x`` to the results."""
+    return f"(local $x i32) (local $e i32)\n{call} (local.set $e) (local.set $x)\n(check $e)\n{_SHOW[kind]}\n(i32.const 0)"
+
+
+def status_of(call: str) -> str:
+    """A body whose status is the error code of ``call`` (which returns ``(x err)``)."""
+    return f"(local $e i32)\n{call} (local.set $e) (drop)\n(local.get $e)"
+
+
+@pytest.mark.parametrize(
+    ("call", "kind", "args", "expected"),
+    [
+        ("(call $str.len (local.get $a))", "num", ["héllo 日本😀"], "9"),
+        ("(call $str.len (local.get $a))", "num", [""], "0"),
+        ("(call $str.concat (local.get $a) (local.get $b))", "ptr", ["é", "日本"], "é日本"),
+        ("(call $str.slice (local.get $a) (i32.const 1) (i32.const 3))", "ptr", ["a日本語"], "日本"),
+        ("(call $str.slice (local.get $a) (i32.const 2) (i32.const 99))", "ptr", ["a日😀b"], "😀b"),
+        ("(call $str.find (local.get $a) (local.get $b))", "num", ["日本語テキスト", "テ"], "3"),
+        ("(call $str.replace (local.get $a) (local.get $b) \"ü\")", "ptr", ["a-b-c", "-"], "aübüc"),
+        ("(call $str.replace (local.get $a) (local.get $b) \"\")", "ptr", ["日x本x", "x"], "日本"),
+        ("(call $str.split (local.get $a) (local.get $b))", "arr", ["é,日,😀", ","], "é|日|😀"),
+        ("(call $str.split (local.get $a) \"\")", "arr", ["  a \t b\nc "], "a|b|c"),
+        ("(call $str.chunk (local.get $a) (i32.const 12))", "arr", ["Hi there. How are you?"], "Hi there.|How are you?"),
+        ("(call $str.chunk (local.get $a) (i32.const 4))", "arr", ["日本😀"], "日|本|😀"),
+        ("(call $str.chunk (local.get $a) (i32.const 4))", "arr", [" \n "], ""),
+        ("(call $str.trim (local.get $a))", "ptr", ["  é日 \n"], "é日"),
+        ("(call $str.upper (local.get $a))", "ptr", ["straße é"], "STRASSE É"),
+        ("(call $str.lower (local.get $a))", "ptr", ["ÉCOLE ABC"], "école abc"),
+        ("(call $str.reverse (local.get $a))", "ptr", ["ab日😀"], "😀日ba"),
+        ("(call $str.eq (local.get $a) (local.get $b))", "num", ["日本", "日本"], "1"),
+        ("(call $str.eq (local.get $a) (local.get $b))", "num", ["日本", "日"], "0"),
+        ("(call $str.from_i32 (i32.const -2147483648))", "ptr", [], "-2147483648"),
+        ("(call $str.from_i32 (i32.const 4294967295))", "ptr", [], "-1"),
+        ("(call $str.to_i32 (local.get $a))", "num", [" -123 "], "-123"),
+        ("(call $str.to_i32 (local.get $a))", "num", ["2147483647"], "2147483647"),
+    ],
+)
+def test_host_functions(runtime: Runtime, call: str, kind: str, args: list[str], expected: str) -> None:
+    body = "".join(f"(argv {i} ${n}) " for i, n in enumerate("ab"[: len(args)])) + show(call, kind)
+    result = runtime.run(body, args)
+    assert (result.status, result.results) == (0, [expected]), result.debug
+
+
+def test_join_with_unicode_separator(runtime: Runtime) -> None:
+    body = (
+        "(argv 0 $a) (local $h i32)\n"
+        '(call $str.split (local.get $a) ",") (local.set $e) (local.set $h) (check $e)\n'
+        + show('(call $str.join (local.get $h) " → ")', "ptr")
+    )
+    assert runtime.run(body, ["x,日,😀"]).results == ["x → 日 → 😀"]
+
+
+BAD = "(i32.const -1)"  # 0xFFFFFFFF: outside any memory
+
+
+@pytest.mark.parametrize(
+    ("call", "args", "code"),
+    [
+        # ETRFM: every pointer parameter is checked
+        (f"(call $str.len {BAD})", [], Err.ETRFM),
+        (f"(call $str.concat {BAD} (local.get $a))", ["x"], Err.ETRFM),
+        (f"(call $str.concat (local.get $a) {BAD})", ["x"], Err.ETRFM),
+        (f"(call $str.slice {BAD} (i32.const 0) (i32.const 1))", [], Err.ETRFM),
+        (f"(call $str.find {BAD} (local.get $a))", ["x"], Err.ETRFM),
+        (f"(call $str.find (local.get $a) {BAD})", ["x"], Err.ETRFM),
+        (f"(call $str.replace (local.get $a) {BAD} (local.get $a))", ["x"], Err.ETRFM),
+        (f"(call $str.replace (local.get $a) (local.get $a) {BAD})", ["x"], Err.ETRFM),
+        (f"(call $str.split {BAD} (local.get $a))", ["x"], Err.ETRFM),
+        (f"(call $str.chunk {BAD} (i32.const 10))", [], Err.ETRFM),
+        (f"(call $str.trim {BAD})", [], Err.ETRFM),
+        (f"(call $str.upper {BAD})", [], Err.ETRFM),
+        (f"(call $str.lower {BAD})", [], Err.ETRFM),
+        (f"(call $str.reverse {BAD})", [], Err.ETRFM),
+        (f"(call $str.eq (local.get $a) {BAD})", ["x"], Err.ETRFM),
+        (f"(call $str.to_i32 {BAD})", [], Err.ETRFM),
+        ("(call $str.len (i32.const 65534))", [], Err.ETRFM),  # length prefix crosses the end
+        # EBOUND
+        ("(call $str.slice (local.get $a) (i32.const 2) (i32.const 1))", ["abc"], Err.EBOUND),
+        ("(call $str.slice (local.get $a) (i32.const 4) (i32.const 9))", ["日本語"], Err.EBOUND),
+        ("(call $str.slice (local.get $a) (i32.const -1) (i32.const 2))", ["abc"], Err.EBOUND),
+        ("(call $str.slice (local.get $a) (i32.const 0) (i32.const -1))", ["abc"], Err.EBOUND),
+        ("(call $str.replace (local.get $a) \"\" \"x\")", ["abc"], Err.EBOUND),
+        ("(call $str.chunk (local.get $a) (i32.const 3))", ["abc"], Err.EBOUND),
+        ("(call $str.chunk (local.get $a) (i32.const -8))", ["abc"], Err.EBOUND),
+        ("(call $str.join (i32.const 7) (local.get $a))", [","], Err.EBOUND),
+        ("(call $str.join (i32.const -1) (local.get $a))", [","], Err.EBOUND),
+        # ENOENT
+        ("(call $str.find (local.get $a) \"é\")", ["abc"], Err.ENOENT),
+        # EPARSE
+        ("(call $str.to_i32 (local.get $a))", ["twelve"], Err.EPARSE),
+        ("(call $str.to_i32 (local.get $a))", ["2147483648"], Err.EPARSE),
+        ("(call $str.to_i32 (local.get $a))", ["-2147483649"], Err.EPARSE),
+        ("(call $str.to_i32 (local.get $a))", ["４２"], Err.EPARSE),  # fullwidth digits
+    ],
+)
+def test_host_function_errors(runtime: Runtime, call: str, args: list[str], code: Err) -> None:
+    body = ("(argv 0 $a) " if args else "") + status_of(call)
+    result = runtime.run(body, args)
+    assert result.status == code, result.debug
+    assert result.debug and result.debug[0].startswith("str."), "the detail reaches the debug lines"
+    assert "internal error" not in " ".join(result.debug)
+
+
+def test_join_bad_separator_pointer(runtime: Runtime) -> None:
+    body = (
+        "(local $h i32)\n"
+        '(call $str.split "a,b" ",") (local.set $e) (local.set $h) (check $e)\n'
+        + status_of(f"(call $str.join (local.get $h) {BAD})")
+    )
+    assert runtime.run(body).status == Err.ETRFM
+
+
+@pytest.mark.parametrize(
+    "call",
+    [
+        "(call $str.concat (local.get $a) (local.get $a))",
+        "(call $str.slice (local.get $a) (i32.const 0) (i32.const 99))",
+        '(call $str.replace (local.get $a) "a" "aaaaa")',
+        "(call $str.trim (local.get $a))",
+        "(call $str.upper (local.get $a))",
+        "(call $str.lower (local.get $a))",
+        "(call $str.reverse (local.get $a))",
+        "(call $str.from_i32 (i32.const -2147483648))",
+    ],
+)
+def test_output_cap_is_enomem(call: str) -> None:
+    runtime = _runtime(max_output_bytes=10)
+    assert runtime.run("(argv 0 $a) " + status_of(call), ["abcdéfghij"]).status == Err.ENOMEM  # 11 bytes
+
+
+def test_output_cap_join_and_expanding_upper() -> None:
+    runtime = _runtime(max_output_bytes=10)
+    joined = (
+        "(local $h i32)\n"
+        '(call $str.split "aaaa bbbb ccc" "") (local.set $e) (local.set $h) (check $e)\n'
+        + status_of('(call $str.join (local.get $h) "")')
+    )
+    assert runtime.run(joined).status == Err.ENOMEM
+    assert runtime.run(status_of('(call $str.upper "ßßßßßß")')).status == Err.ENOMEM  # 12 bytes out
+    assert runtime.run(show('(call $str.upper "ßßßßß")', "ptr")).results == ["SSSSSSSSSS"]
+
+
+def test_split_charges_the_item_quota(runtime: Runtime) -> None:
+    text = "x " * 100_001  # one item past RunContext.max_array_items
+    result = runtime.run("(argv 0 $a) " + status_of('(call $str.split (local.get $a) "")'), [text])
+    assert result.status == Err.ENOMEM

@@ -1,0 +1,154 @@
+"""The ``ai`` capability: a nested, budgeted model call (``ai.assist``).
+
+The caller injects an ``Assistant`` (the agent passes one that calls the model with the
+session's client); the guest never sees the key or the endpoint. The guest's text is data:
+it goes to the assistant as ``text``, separate from the ``instruction`` (SECURITY.md rule 12).
+
+Codes: EACCESS when no assistant was granted; ENOMEM for the quotas (calls per run, calls per
+session, input bytes); EBOUND for unknown flag bits; EREMOTE when the assistant fails (a
+``WattError``, or any other exception it did not translate) or the run has no time left. The debug detail of a failure is the error's class
+and first line with anything that looks like a credential scrubbed. The answer is cut to
+``max_output_bytes`` (at a character boundary, with a debug line saying so).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Protocol
+
+from rt.codes import Err
+from rt.errors import WattError
+from rt.host import U32, GuestError, HostFunction, RunContext
+
+FLAG_SINGLE_LINE = 1
+KNOWN_FLAGS = FLAG_SINGLE_LINE
+MAX_DETAIL = 200
+
+_SECRET_PATTERNS = [
+    re.compile(r"(?i)\bbearer\s+[^\s,;\"']+"),
+    re.compile(r"\bsk-[A-Za-z0-9_\-]{4,}"),
+    re.compile(r"(?i)\b(api[_-]?key|token|secret|password|authorization)(\s*[=:]\s*)[^\s,;&\"']+"),
+]
+
+
+class Assistant(Protocol):
+    """Applies ``instruction`` to ``text``; raises a ``WattError`` subclass on failure."""
+
+    def __call__(self, instruction: str, text: str, *, single_line: bool) -> str: ...
+
+
+def scrub(text: str, secrets: Iterable[str] = ()) -> str:
+    """``text`` with known secrets and credential-looking tokens replaced by ``***``."""
+    for secret in secrets:
+        if secret:
+            text = text.replace(secret, "***")
+    text = _SECRET_PATTERNS[0].sub("Bearer ***", text)
+    text = _SECRET_PATTERNS[1].sub("sk-***", text)
+    return _SECRET_PATTERNS[2].sub(lambda m: f"{m.group(1)}{m.group(2)}***", text)
+
+
+def failure_detail(exc: BaseException, secrets: Iterable[str] = ()) -> str:
+    """A short, secret-free debug line for a failed assistant call."""
+    lines = str(exc).strip().splitlines()
+    first = scrub(lines[0], secrets) if lines else ""
+    detail = f"ai.assist failed: {type(exc).__name__}" + (f": {first}" if first else "")
+    return detail if len(detail) <= MAX_DETAIL else detail[: MAX_DETAIL - 3] + "..."
+
+
+def first_line(text: str) -> str:
+    """The first non-blank line of ``text``, stripped ("" if there is none)."""
+    for line in text.splitlines():
+        if line.strip():
+            return line.strip()
+    return ""
+
+
+def cap_utf8(text: str, max_bytes: int) -> tuple[str, bool]:
+    """``text`` cut to at most ``max_bytes`` UTF-8 bytes without splitting a character."""
+    data = text.encode("utf-8")
+    if len(data) <= max_bytes:
+        return text, False
+    return data[:max_bytes].decode("utf-8", errors="ignore"), True
+
+
+@dataclass
+class _RunCalls:
+    n: int = 0
+
+
+class AiCapability:
+    """Host functions of the ``ai`` namespace (one object per session: it holds the session quota)."""
+
+    namespace = "ai"
+    summary = "ask the model to transform text (summarise, classify, extract); budgeted"
+
+    def __init__(
+        self,
+        assistant: Assistant | None,
+        *,
+        max_calls_per_run: int = 8,
+        max_calls_per_session: int = 50,
+        max_input_bytes: int = 32_000,
+        max_output_bytes: int = 16_000,
+        secrets: Iterable[str] = (),
+    ) -> None:
+        self.assistant = assistant
+        self.max_calls_per_run = max_calls_per_run
+        self.max_calls_per_session = max_calls_per_session
+        self.max_input_bytes = max_input_bytes
+        self.max_output_bytes = max_output_bytes
+        self.secrets = tuple(s for s in secrets if s)
+        self.session_calls = 0
+
+    def assist(self, ctx: RunContext, input_ptr: int, instruction_ptr: int, flags: int) -> tuple[int, int]:
+        assistant = self.assistant
+        if assistant is None:
+            raise GuestError(Err.EACCESS, "no ai assistant granted")
+        flags &= U32
+        if flags & ~KNOWN_FLAGS:
+            raise GuestError(Err.EBOUND, f"unknown flags {flags:#x}; use 0 or 1")
+        text = ctx.read_bytes(input_ptr)
+        instruction = ctx.read_bytes(instruction_ptr)
+        if len(text) + len(instruction) > self.max_input_bytes:
+            raise GuestError(
+                Err.ENOMEM, f"input and instruction exceed {self.max_input_bytes} bytes; use str.chunk"
+            )
+        calls = ctx.state(self.namespace, _RunCalls)
+        if calls.n >= self.max_calls_per_run:
+            raise GuestError(Err.ENOMEM, f"more than {self.max_calls_per_run} ai calls in one run")
+        if self.session_calls >= self.max_calls_per_session:
+            raise GuestError(
+                Err.ENOMEM, f"the session's {self.max_calls_per_session} ai calls are used up"
+            )
+        if ctx.cancel.is_set() or ctx.remaining() <= 0:
+            raise GuestError(Err.EREMOTE, "no time left in this run for an ai call")
+        calls.n += 1
+        self.session_calls += 1
+        single = bool(flags & FLAG_SINGLE_LINE)
+        try:
+            answer = assistant(
+                instruction.decode("utf-8", errors="replace"),
+                text.decode("utf-8", errors="replace"),
+                single_line=single,
+            )
+        except WattError as exc:
+            # from None: the original may carry the key; keep it out of any traceback
+            raise GuestError(Err.EREMOTE, failure_detail(exc, self.secrets)) from None
+        except Exception as exc:  # a foreign error the assistant failed to translate
+            raise GuestError(Err.EREMOTE, failure_detail(exc, self.secrets)) from None
+        if not isinstance(answer, str):
+            raise GuestError(Err.EREMOTE, "ai.assist failed: the assistant returned no text")
+        if single:
+            answer = first_line(answer)
+        answer, cut = cap_utf8(answer, self.max_output_bytes)
+        if cut:
+            ctx.log(f"ai.assist: answer truncated to {self.max_output_bytes} bytes")
+        return ctx.alloc_str(answer), 0
+
+    def functions(self) -> list[HostFunction]:
+        return [
+            HostFunction("ai", "assist", ("i32", "i32", "i32"), ("i32", "i32"), self.assist,
+                         "apply instruction to input text; flags 1 = one-line answer; EREMOTE, ENOMEM"),
+        ]
