@@ -1,0 +1,186 @@
+"""Configuration: flags override the environment, which overrides ``$WATT_HOME/config.toml``.
+
+Environment: WATT_BASE_URL, WATT_API_KEY (falls back to OPENAI_API_KEY), WATT_MODEL,
+WATT_HOME (state, config, caches, user catalog; default ``~/.watt``).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+
+from rt.engine import Limits
+from rt.errors import ConfigError
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - exercised on 3.10 only
+    import tomli as tomllib
+
+
+@dataclass(frozen=True)
+class Settings:
+    home: Path
+    base_url: str | None = None
+    api_key: str | None = None
+    model: str | None = None
+    fuel: int = Limits.fuel
+    memory: int = Limits.memory_bytes
+    timeout: float = Limits.timeout_s
+    max_source_bytes: int = Limits.max_source_bytes
+    max_result_bytes: int = Limits.max_result_bytes
+    allow_domains: tuple[str, ...] = ()
+    fs_root: Path | None = None
+    ai: bool = True
+    max_steps: int = 10
+    max_retries: int = 2
+    max_tokens_total: int | None = None
+    catalog: tuple[Path, ...] = ()
+    session: str = "default"
+    observation_chars: int = 4000
+    sources: dict[str, str] = field(default_factory=dict, compare=False)
+
+    @property
+    def limits(self) -> Limits:
+        return Limits(
+            fuel=self.fuel,
+            memory_bytes=self.memory,
+            timeout_s=self.timeout,
+            max_source_bytes=self.max_source_bytes,
+            max_result_bytes=self.max_result_bytes,
+        ).validated()
+
+    @property
+    def config_file(self) -> Path:
+        return self.home / "config.toml"
+
+    @property
+    def cache_dir(self) -> Path:
+        return self.home / "cache" / "modules"
+
+    @property
+    def user_catalog(self) -> Path:
+        return self.home / "catalog"
+
+    @property
+    def sessions_dir(self) -> Path:
+        return self.home / "sessions"
+
+    def protected_paths(self) -> list[Path]:
+        """Paths an fs jail must never overlap (SECURITY.md rule 11)."""
+        return [self.home, self.config_file, self.cache_dir, self.user_catalog]
+
+    def masked_key(self) -> str:
+        return mask_key(self.api_key)
+
+    def shown(self) -> dict[str, str]:
+        """The effective configuration with the key masked, for `watt config show`."""
+        out: dict[str, str] = {}
+        for f in fields(self):
+            if f.name == "sources":
+                continue
+            value = getattr(self, f.name)
+            if f.name == "api_key":
+                value = self.masked_key()
+            elif isinstance(value, tuple):
+                value = ", ".join(str(v) for v in value) or "(none)"
+            elif value is None:
+                value = "(unset)"
+            out[f.name] = f"{value}  [{self.sources.get(f.name, 'default')}]"
+        return out
+
+
+def mask_key(key: str | None) -> str:
+    if not key:
+        return "(unset)"
+    return "****" if len(key) < 12 else f"{key[:3]}…{key[-4:]}"
+
+
+_TYPES: dict[str, type] = {
+    "base_url": str, "api_key": str, "model": str, "fuel": int, "memory": int,
+    "timeout": float, "max_source_bytes": int, "max_result_bytes": int,
+    "allow_domains": tuple, "fs_root": Path, "ai": bool, "max_steps": int,
+    "max_retries": int, "max_tokens_total": int, "catalog": tuple, "session": str,
+    "observation_chars": int,
+}
+
+
+def read_config_file(path: Path) -> dict[str, Any]:
+    """Parse config.toml; a bad file is a one-line ConfigError naming file and line."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return {}
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: cannot read: {exc}") from exc
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: {exc}") from exc
+    unknown = sorted(set(data) - set(_TYPES))
+    if unknown:
+        raise ConfigError(f"{path}: unknown key {unknown[0]!r}; known keys: {', '.join(sorted(_TYPES))}")
+    return data
+
+
+def _coerce(name: str, value: Any, origin: str) -> Any:
+    kind = _TYPES[name]
+    try:
+        if kind is tuple:
+            items = [value] if isinstance(value, str) else list(value)
+            if name == "catalog":
+                return tuple(Path(str(v)).expanduser() for v in items)
+            return tuple(str(v) for v in items)
+        if kind is bool:
+            if isinstance(value, bool):
+                return value
+            text = str(value).strip().lower()
+            if text in ("1", "true", "yes", "on"):
+                return True
+            if text in ("0", "false", "no", "off"):
+                return False
+            raise ValueError(value)
+        if kind is Path:
+            return Path(str(value)).expanduser()
+        if kind is int:
+            if isinstance(value, bool):
+                raise ValueError(value)
+            return int(str(value).replace("_", ""))
+        if kind is float:
+            return float(value)
+        return str(value)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"{origin}: {name} must be {kind.__name__}, got {value!r}") from exc
+
+
+def load_settings(overrides: dict[str, Any] | None = None, *, environ: dict[str, str] | None = None) -> Settings:
+    """Settings from config file < environment < ``overrides`` (flags; None means unset)."""
+    env = dict(os.environ if environ is None else environ)
+    home = Path(env["WATT_HOME"]).expanduser() if env.get("WATT_HOME") else Path.home() / ".watt"
+    settings = Settings(home=home)
+    values: dict[str, Any] = {}
+    sources: dict[str, str] = {}
+    config_path = settings.config_file
+    for key, value in read_config_file(config_path).items():
+        values[key] = _coerce(key, value, str(config_path))
+        sources[key] = "config.toml"
+    env_keys = {"base_url": "WATT_BASE_URL", "api_key": "WATT_API_KEY", "model": "WATT_MODEL"}
+    if not env.get("WATT_API_KEY") and env.get("OPENAI_API_KEY"):
+        env_keys["api_key"] = "OPENAI_API_KEY"
+    for key, var in env_keys.items():
+        if env.get(var):
+            values[key] = env[var]
+            sources[key] = var
+    for key, value in (overrides or {}).items():
+        if value is None or value == () or value == []:
+            continue
+        values[key] = _coerce(key, value, "--" + key.replace("_", "-"))
+        sources[key] = "flag"
+    result = replace(settings, **values, sources=sources)
+    result.limits  # noqa: B018 - validate early, with the flag's own message
+    if result.max_steps < 1 or result.max_retries < 0:
+        raise ConfigError("max_steps must be >= 1 and max_retries >= 0")
+    return result

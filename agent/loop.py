@@ -1,0 +1,295 @@
+"""The ReAct loop: a small function over injected parts (DESIGN.md "Loop semantics").
+
+``run_task`` yields typed events (agent.events) and ends after a ResponseEvent, or an
+ErrorEvent when it gives up (loop guard, token budget). Interrupted and ModelAPIError
+propagate to the caller after an ErrorEvent, so the CLI can choose the exit code.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Collection, Iterator, Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+from agent import observation
+from agent.catalog import Catalog, apply_defaults
+from agent.events import (
+    ErrorEvent,
+    Event,
+    ResponseEvent,
+    Retry,
+    Thinking,
+    TokenUsage,
+    ToolResult,
+    ToolStart,
+)
+from agent.model import ChatModel, Completion, Message, Usage
+from agent.parser import Action, CatalogCall, Response, WatCall, parse_reply
+from rt.engine import Runtime, RunResult
+from rt.errors import CatalogError, CompileError, Interrupted, LinkError, ModelAPIError, RunError
+
+FORCE_ANSWER = (
+    "[Step limit reached] You have used all {steps} steps. Reply now with "
+    'ToolCall::Response("""...""") giving your best final answer from the observations so far.'
+)
+GUARD_REPEATS = 3
+
+
+class Recorder(Protocol):
+    """Where a turn's messages and steps go (a session Turn, or nothing)."""
+
+    def add_message(self, role: str, content: str) -> object: ...
+
+    def add_step(self, **fields: object) -> object: ...
+
+
+class NullRecorder:
+    def add_message(self, role: str, content: str) -> None:
+        return None
+
+    def add_step(self, **fields: object) -> None:
+        return None
+
+
+@dataclass(frozen=True)
+class LoopSettings:
+    max_steps: int = 10
+    max_retries: int = 2
+    max_tokens_total: int | None = None
+    observation_chars: int = 4000
+    granted: Collection[str] | None = None
+
+
+@dataclass
+class _Outcome:
+    event: ToolResult
+    compile_error: str | None = None  # set when the failure is repairable
+
+
+class _Budget:
+    def __init__(self, limit: int | None) -> None:
+        self.limit = limit
+        self.usage = Usage()
+
+    def add(self, usage: Usage) -> None:
+        self.usage = self.usage + usage
+
+    @property
+    def exhausted(self) -> bool:
+        return self.limit is not None and self.usage.total_tokens >= self.limit
+
+    def tokens(self) -> TokenUsage:
+        return TokenUsage(self.usage.prompt_tokens, self.usage.completion_tokens, self.usage.estimated)
+
+
+def run_task(
+    task: str,
+    *,
+    model: ChatModel,
+    runtime: Runtime,
+    catalog: Catalog,
+    system_prompt: str,
+    history: Sequence[Message] = (),
+    recorder: Recorder | None = None,
+    settings: LoopSettings = LoopSettings(),
+    cancel: threading.Event | None = None,
+    on_text: Callable[[str], None] | None = None,
+) -> Iterator[Event]:
+    rec = recorder or NullRecorder()
+    messages = [Message.system(system_prompt), *history, Message.user(task)]
+    rec.add_message("user", task)
+    budget = _Budget(settings.max_tokens_total)
+    started = time.perf_counter()
+    failures: dict[tuple[object, ...], int] = {}
+
+    def ask(step: int) -> tuple[Completion, float]:
+        if budget.exhausted:
+            raise _BudgetOut
+        t0 = time.perf_counter()
+        try:
+            reply = model.complete(messages, on_text=on_text, cancel=cancel)
+        except (ModelAPIError, Interrupted) as exc:
+            raise _Fatal(exc) from exc
+        budget.add(reply.usage)
+        messages.append(Message.assistant(reply.text))
+        rec.add_message("assistant", reply.text)
+        return reply, (time.perf_counter() - t0) * 1000
+
+    def tell(text: str) -> None:
+        messages.append(Message.user(text))
+        rec.add_message("user", text)
+
+    try:
+        for step in range(1, settings.max_steps + 1):
+            reply, ms = ask(step)
+            action = parse_reply(reply.text)
+            yield Thinking(step, action.reasoning, _tokens(reply.usage), ms, action.notes)
+            attempt = 0
+            while not isinstance(action, Response):
+                yield _start(step, action)
+                outcome = _execute(step, action, runtime, catalog, settings, cancel)
+                if outcome.compile_error is not None and attempt < settings.max_retries:
+                    attempt += 1
+                    yield Retry(step, attempt, outcome.compile_error)
+                    _record(rec, step, reply.text, action, outcome.event, reply.usage)
+                    tell(observation.compile_failure(step, outcome.compile_error, attempt, settings.max_retries))
+                    reply, ms = ask(step)
+                    action = parse_reply(reply.text)
+                    yield Thinking(step, action.reasoning, _tokens(reply.usage), ms, action.notes)
+                    continue
+                yield outcome.event
+                _record(rec, step, reply.text, action, outcome.event, reply.usage)
+                tell(outcome.event.observation)
+                if not outcome.event.ok:
+                    key = _signature(action, outcome.event)
+                    failures[key] = failures.get(key, 0) + 1
+                    if failures[key] >= GUARD_REPEATS:
+                        yield ErrorEvent(
+                            step,
+                            f"stopped: the same failing action was repeated {GUARD_REPEATS} times "
+                            f"({outcome.event.error or outcome.event.status_name})",
+                            "LoopGuard",
+                        )
+                        return
+                break
+            else:
+                rec.add_step(action="response", reply=reply.text, step=step,
+                             prompt_tokens=reply.usage.prompt_tokens,
+                             completion_tokens=reply.usage.completion_tokens)  # fmt: skip
+                yield _answer(step, action.text, False, budget, started)
+                return
+        step = settings.max_steps + 1
+        tell(FORCE_ANSWER.format(steps=settings.max_steps))
+        reply, ms = ask(step)
+        action = parse_reply(reply.text)
+        text = action.text if isinstance(action, Response) else reply.text.strip()
+        rec.add_step(action="response", reply=reply.text, step=step,
+                     prompt_tokens=reply.usage.prompt_tokens,
+                     completion_tokens=reply.usage.completion_tokens)  # fmt: skip
+        yield _answer(step, text, True, budget, started)
+    except _BudgetOut:
+        yield ErrorEvent(
+            len([m for m in messages if m.role == "assistant"]),
+            f"stopped: the token budget of {settings.max_tokens_total} tokens is spent "
+            f"({budget.usage.total_tokens} used); raise --max-tokens-total to allow more",
+            "BudgetExceeded",
+        )
+    except _Fatal as fatal:
+        exc = fatal.error
+        yield ErrorEvent(0, exc.one_line(), type(exc).__name__)
+        raise exc from None
+    except Interrupted as exc:
+        yield ErrorEvent(0, exc.one_line(), "Interrupted")
+        raise
+
+
+class _BudgetOut(Exception):
+    pass
+
+
+class _Fatal(Exception):
+    def __init__(self, error: ModelAPIError | Interrupted) -> None:
+        self.error = error
+
+
+def _tokens(usage: Usage) -> TokenUsage:
+    return TokenUsage(usage.prompt_tokens, usage.completion_tokens, usage.estimated)
+
+
+def _answer(step: int, text: str, forced: bool, budget: _Budget, started: float) -> ResponseEvent:
+    return ResponseEvent(step, text, forced, budget.tokens(), (time.perf_counter() - started) * 1000)
+
+
+def _start(step: int, action: Action) -> ToolStart:
+    if isinstance(action, CatalogCall):
+        return ToolStart(step, "catalog", action.name, "", tuple(action.args))
+    assert isinstance(action, WatCall)
+    return ToolStart(step, "wat", None, action.body, tuple(action.args))
+
+
+def _signature(action: Action, event: ToolResult) -> tuple[object, ...]:
+    if isinstance(action, CatalogCall):
+        what: object = ("catalog", action.name, tuple(action.args))
+    else:
+        what = ("wat", event.module_hash or getattr(action, "body", ""), tuple(getattr(action, "args", ())))
+    return (what, event.status, event.error)
+
+
+def _record(rec: Recorder, step: int, reply: str, action: Action, event: ToolResult, usage: Usage) -> None:
+    program = action.body if isinstance(action, WatCall) else None
+    rec.add_step(
+        action="catalog" if isinstance(action, CatalogCall) else "wat",
+        reply=reply,
+        program=program if program is not None else getattr(action, "name", None),
+        args=tuple(getattr(action, "args", ())),
+        observation=event.observation,
+        status=event.status,
+        fuel=event.fuel_used,
+        timings=event.timings,
+        prompt_tokens=usage.prompt_tokens,
+        completion_tokens=usage.completion_tokens,
+        step=step,
+        program_hash=event.module_hash or None,
+    )
+
+
+def _execute(
+    step: int,
+    action: Action,
+    runtime: Runtime,
+    catalog: Catalog,
+    settings: LoopSettings,
+    cancel: threading.Event | None,
+) -> _Outcome:
+    limit = settings.observation_chars
+    if isinstance(action, CatalogCall):
+        program = catalog.get(action.name)
+        if program is None:
+            names = ", ".join(catalog.names()) or "(the catalog is empty)"
+            text = f"there is no catalog program {action.name!r}; the programs are: {names}"
+            return _Outcome(_failed(step, observation.failure(step, text, limit), text, "UnknownProgram"))
+        try:
+            args = apply_defaults(program, action.args)
+        except CatalogError as exc:
+            return _Outcome(_failed(step, observation.failure(step, exc.one_line(), limit), exc.one_line(), "UsageError"))
+        source, offset = program.body, program.body_line - 1
+    else:
+        assert isinstance(action, WatCall)
+        source, args, offset = action.body, list(action.args), 0
+    try:
+        result = runtime.run(source, args, granted=settings.granted, cancel=cancel, line_offset=offset)
+    except (CompileError, LinkError) as exc:
+        text = exc.one_line()
+        event = _failed(step, observation.failure(step, text, limit), text, type(exc).__name__)
+        return _Outcome(event, compile_error=text if isinstance(action, WatCall) else None)
+    except Interrupted:
+        raise
+    except RunError as exc:
+        text = exc.one_line()
+        obs = observation.failure(step, text, limit, exc.partial)
+        return _Outcome(_failed(step, obs, text, type(exc).__name__, exc.partial))
+    return _Outcome(_from_result(step, result, observation.success(step, result, limit)))
+
+
+def _from_result(step: int, result: RunResult, obs: str) -> ToolResult:
+    t = result.timings
+    return ToolResult(
+        step, ok=result.ok, status=result.status, status_name=result.status_name,
+        results=tuple(result.results), debug=tuple(result.debug), fuel_used=result.fuel_used,
+        timings={"preprocess_ms": t.preprocess_ms, "compile_ms": t.compile_ms,
+                 "instantiate_ms": t.instantiate_ms, "run_ms": t.run_ms},
+        cache=result.cache, module_hash=result.module_hash, observation=obs,
+    )  # fmt: skip
+
+
+def _failed(step: int, obs: str, error: str, etype: str, partial: RunResult | None = None) -> ToolResult:
+    if partial is not None:
+        base = _from_result(step, partial, obs)
+        return ToolResult(
+            step, ok=False, status=None, status_name=etype, results=base.results, debug=base.debug,
+            error=error, error_type=etype, fuel_used=base.fuel_used, timings=base.timings,
+            cache=base.cache, module_hash=base.module_hash, observation=obs,
+        )  # fmt: skip
+    return ToolResult(step, ok=False, status=None, status_name=etype, error=error, error_type=etype, observation=obs)

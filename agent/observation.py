@@ -1,0 +1,51 @@
+"""What the model is told after each action: delimited, truncated data (SECURITY.md rule 12)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from rt.engine import RunResult
+
+TRUNCATED = "[... truncated: {dropped} more characters not shown; print less or slice the text]"
+
+
+def truncate(text: str, limit: int) -> str:
+    """Cut ``text`` to ``limit`` characters, saying how much was dropped."""
+    if len(text) <= limit:
+        return text
+    return text[:limit] + "\n" + TRUNCATED.format(dropped=len(text) - limit)
+
+
+def _block(title: str, lines: Sequence[str]) -> str:
+    if not lines:
+        return f"{title}: (none)"
+    return f"{title} ({len(lines)}):\n" + "\n".join(f"[{i}] {line}" for i, line in enumerate(lines))
+
+
+def success(step: int, result: RunResult, limit: int) -> str:
+    body = (
+        f"status {result.status} {result.status_name}; fuel {result.fuel_used}\n"
+        + _block("results", result.results)
+        + ("\n" + _block("debug", result.debug) if result.debug else "")
+    )
+    label = "Execution result" if result.ok else "Execution FAILED"
+    note = "" if result.ok else "\nThe program returned a non-zero status: see the error-code table."
+    return f"[Observation (step {step})] {label}:\n<data>\n{truncate(body, limit)}\n</data>{note}"
+
+
+def failure(step: int, error: str, limit: int, partial: RunResult | None = None, hint: str = "") -> str:
+    body = error
+    if partial is not None and (partial.results or partial.debug):
+        body += "\n" + _block("results before the stop", partial.results)
+        if partial.debug:
+            body += "\n" + _block("debug", partial.debug)
+    text = f"[Observation (step {step})] Execution FAILED:\n<data>\n{truncate(body, limit)}\n</data>"
+    return text + (f"\n{hint}" if hint else "")
+
+
+def compile_failure(step: int, error: str, attempt: int, retries: int) -> str:
+    return (
+        f"[Observation (step {step})] Execution FAILED: the program did not compile "
+        f"(repair {attempt} of {retries}):\n<data>\n{error}\n</data>\n"
+        "Reply with the corrected ToolCall."
+    )
