@@ -15,8 +15,10 @@ that turn whole, never half of it.
 
 The kv store (``session.kv``) implements the kv capability's backend protocol:
 ``get(key) -> str | None``, ``set(key, value)``, ``delete(key) -> bool``, ``keys()`` sorted.
-A ``Session`` may be used from the wasm worker thread as well as the main thread: every
-call holds the session's lock. ``session.reset()`` clears history and steps but keeps kv.
+A ``Session`` may be used from the wasm worker thread as well as the main thread (every
+call holds a re-entrant mutex), so kv writes made by a program join the running turn.
+``session.reset()`` clears history and steps (all turns) but keeps kv. Times are Unix
+seconds. A step's ``status`` is the program's return value, None when nothing ran.
 
 Every sqlite3 failure becomes a ``SessionError`` with a one-line message.
 """
@@ -498,36 +500,28 @@ class Session:
             return int(cur.lastrowid or 0)
 
     def _end(self, turn: Turn, commit: bool) -> None:
+        """Commit the turn, or roll it back (quietly, so the escaping exception wins)."""
         with self._mutex:
-            if self._turn is not turn:
-                return  # the session was closed (and the turn rolled back) meanwhile
-            self._turn = None
             conn = self._conn
-            if conn is None:
-                return
-            if not commit:
-                with contextlib.suppress(sqlite3.Error):  # let the original exception through
-                    if conn.in_transaction:
-                        conn.rollback()
-                return
+            if self._turn is not turn or conn is None:
+                return  # the session was closed meanwhile, which rolled the turn back
+            self._turn = None
             try:
-                if not conn.in_transaction:
-                    raise sqlite3.OperationalError("the transaction was lost")
-                conn.execute("UPDATE turns SET finished = ? WHERE id = ?", (self._clock(), turn.id))
-                self._touch(conn)
-                conn.execute("COMMIT")
+                if commit:
+                    if not conn.in_transaction:
+                        raise sqlite3.OperationalError("the transaction was lost")
+                    now = self._clock()
+                    conn.execute("UPDATE turns SET finished = ? WHERE id = ?", (now, turn.id))
+                    self._touch(conn)
+                    conn.execute("COMMIT")
             except (sqlite3.Error, UnicodeError, OverflowError) as exc:
-                with contextlib.suppress(sqlite3.Error):
-                    if conn.in_transaction:
-                        conn.rollback()
                 raise SessionError(
                     f"session {self.name!r}: cannot save turn {turn.id}: {_one_line(exc)}"
                 ) from exc
-            except BaseException:
+            finally:
                 with contextlib.suppress(sqlite3.Error):
                     if conn.in_transaction:
                         conn.rollback()
-                raise
 
     # readers
 

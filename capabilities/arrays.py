@@ -50,14 +50,37 @@ class ArrCapability:
 
     def functions(self) -> list[HostFunction]:
         return [
-            HostFunction("arr", "new", (), ("i32", "i32"), self.new,
-                         "new empty array handle; ENOMEM past the array quota"),
-            HostFunction("arr", "push", ("i32", "i32"), ("i32",), self.push,
-                         "append a copy of the string; ENOMEM past the item quota"),
-            HostFunction("arr", "get", ("i32", "i32"), ("i32", "i32"), self.get,
-                         "item at index (from 0); EBOUND out of range"),
-            HostFunction("arr", "set", ("i32", "i32", "i32"), ("i32",), self.set,
-                         "replace item at index; EBOUND out of range"),
-            HostFunction("arr", "len", ("i32",), ("i32", "i32"), self.length,
-                         "number of items"),
+            HostFunction(
+                "arr",
+                "new",
+                (),
+                ("i32", "i32"),
+                self.new,
+                "new empty array handle; ENOMEM past the array quota",
+            ),
+            HostFunction(
+                "arr",
+                "push",
+                ("i32", "i32"),
+                ("i32",),
+                self.push,
+                "append a copy of the string; ENOMEM past the item quota",
+            ),
+            HostFunction(
+                "arr",
+                "get",
+                ("i32", "i32"),
+                ("i32", "i32"),
+                self.get,
+                "item at index (from 0); EBOUND out of range",
+            ),
+            HostFunction(
+                "arr",
+                "set",
+                ("i32", "i32", "i32"),
+                ("i32",),
+                self.set,
+                "replace item at index; EBOUND out of range",
+            ),
+            HostFunction("arr", "len", ("i32",), ("i32", "i32"), self.length, "number of items"),
         ]

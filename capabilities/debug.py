@@ -27,8 +27,22 @@ class DebugCapability:
 
     def functions(self) -> list[HostFunction]:
         return [
-            HostFunction("debug", "log", ("i32",), (), self.log,
-                         "log the string as a debug line", fallible=False),
-            HostFunction("debug", "i32", ("i32",), (), self.i32,
-                         "log the number as a debug line", fallible=False),
+            HostFunction(
+                "debug",
+                "log",
+                ("i32",),
+                (),
+                self.log,
+                "log the string as a debug line",
+                fallible=False,
+            ),
+            HostFunction(
+                "debug",
+                "i32",
+                ("i32",),
+                (),
+                self.i32,
+                "log the number as a debug line",
+                fallible=False,
+            ),
         ]

@@ -65,22 +65,31 @@ def _index(value: list[Any], idx: int, path: str) -> Any:
     return value[idx]
 
 
+def _kind(value: Any) -> str:
+    if isinstance(value, dict):
+        return "an object"
+    if isinstance(value, list):
+        return "an array"
+    return "a string" if isinstance(value, str) else f"the value {render(value)}"
+
+
 def json_path_get(doc: Any, path: str) -> Any:
     """The value at ``path`` in the parsed ``doc``; EPARSE bad path, ENOENT missing (GuestError)."""
     value = doc
     for step in parse_path(path):
         if isinstance(step, int):
             if not isinstance(value, list):
-                raise GuestError(Err.ENOENT, f"{path}: [{step}] applied to a non-array")
+                raise GuestError(Err.ENOENT, f"{path}: [{step}] applied to {_kind(value)}")
             value = _index(value, step, path)
         elif isinstance(value, dict):
             if step not in value:
-                raise GuestError(Err.ENOENT, f"{path}: no key {step!r}")
+                keys = ", ".join(list(value)[:10]) + (", ..." if len(value) > 10 else "")
+                raise GuestError(Err.ENOENT, f"{path}: no key {step!r}; keys: {keys or '(none)'}")
             value = value[step]
         elif isinstance(value, list) and _DIGITS.fullmatch(step):
             value = _index(value, int(step), path)
         else:
-            raise GuestError(Err.ENOENT, f"{path}: key {step!r} applied to a non-object")
+            raise GuestError(Err.ENOENT, f"{path}: key {step!r} applied to {_kind(value)}")
     return value
 
 
@@ -113,13 +122,17 @@ class JsonCapability:
     def _out(self, ctx: RunContext, text: str) -> tuple[int, int]:
         data = text.encode("utf-8")
         if len(data) > self.max_doc_bytes:
-            raise GuestError(Err.ENOMEM, f"JSON result of {len(data)} bytes exceeds {self.max_doc_bytes}")
+            raise GuestError(
+                Err.ENOMEM, f"JSON result of {len(data)} bytes exceeds {self.max_doc_bytes}"
+            )
         return ctx.alloc_bytes(data), 0
 
     def get(self, ctx: RunContext, doc: int, path: int) -> tuple[int, int]:
         raw = ctx.read_bytes(doc)
         if len(raw) > self.max_doc_bytes:
-            raise GuestError(Err.ENOMEM, f"JSON document of {len(raw)} bytes exceeds {self.max_doc_bytes}")
+            raise GuestError(
+                Err.ENOMEM, f"JSON document of {len(raw)} bytes exceeds {self.max_doc_bytes}"
+            )
         path_text = ctx.read_str(path)
         parse_path(path_text)  # a malformed path is EPARSE even before the document is parsed
         value = json_path_get(parse_doc(raw.decode("utf-8", errors="replace")), path_text)
@@ -134,8 +147,20 @@ class JsonCapability:
 
     def functions(self) -> list[HostFunction]:
         return [
-            HostFunction("json", "get", ("i32", "i32"), ("i32", "i32"), self.get,
-                         'value at path like "a.b[2].c"; strings raw; EPARSE bad JSON/path, ENOENT missing'),
-            HostFunction("json", "quote", ("i32",), ("i32", "i32"), self.quote,
-                         "s as a JSON string literal, with quotes"),
+            HostFunction(
+                "json",
+                "get",
+                ("i32", "i32"),
+                ("i32", "i32"),
+                self.get,
+                'value at path like "a.b[2].c"; strings raw; EPARSE bad JSON/path, ENOENT missing',
+            ),
+            HostFunction(
+                "json",
+                "quote",
+                ("i32",),
+                ("i32", "i32"),
+                self.quote,
+                "s as a JSON string literal, with quotes",
+            ),
         ]

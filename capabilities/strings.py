@@ -78,7 +78,7 @@ def _utf8_len(ch: str) -> int:
 
 
 def _nbytes(text: str, start: int, end: int) -> int:
-    return sum(_utf8_len(ch) for ch in text[start:end])
+    return len(text[start:end].encode("utf-8", "surrogatepass"))
 
 
 def chunk_text(text: str, max_bytes: int) -> list[str]:
@@ -246,20 +246,26 @@ class StrCapability:
 
     def functions(self) -> list[HostFunction]:
         def fn(name: str, nparams: int, impl: Callable[..., object], doc: str) -> HostFunction:
-            return HostFunction(
-                "str", name, ("i32",) * nparams, ("i32", "i32"), impl, doc
-            )
+            return HostFunction("str", name, ("i32",) * nparams, ("i32", "i32"), impl, doc)
 
         return [
             fn("len", 1, self.length, "length in code points"),
             fn("concat", 2, self.concat, "a followed by b"),
-            fn("slice", 3, self.substring,
-               "code points [start, end), end clamped; EBOUND if start > end or len"),
+            fn(
+                "slice",
+                3,
+                self.substring,
+                "code points [start, end), end clamped; EBOUND if start > end or start > len",
+            ),
             fn("find", 2, self.find, "code-point index of first needle; ENOENT if absent"),
             fn("replace", 3, self.replace, "replace every old with new; EBOUND if old is empty"),
             fn("split", 2, self.split, "array of pieces; empty sep splits on whitespace runs"),
-            fn("chunk", 2, self.chunk,
-               "array of pieces <= max_bytes, cut at paragraph/sentence/word; EBOUND if < 4"),
+            fn(
+                "chunk",
+                2,
+                self.chunk,
+                "array of pieces <= max_bytes, cut at paragraph/sentence/word; EBOUND if < 4",
+            ),
             fn("join", 2, self.join, "array items joined with sep; EBOUND bad handle"),
             fn("trim", 1, self._map(str.strip), "without surrounding whitespace"),
             fn("upper", 1, self._map(str.upper), "upper-cased copy"),
@@ -267,6 +273,10 @@ class StrCapability:
             fn("reverse", 1, self._map(lambda t: t[::-1]), "code points in reverse order"),
             fn("eq", 2, self.eq, "1 if a and b are equal, else 0"),
             fn("from_i32", 1, self.from_i32, "decimal text of n"),
-            fn("to_i32", 1, self.to_i32,
-               "parse a decimal integer; EPARSE if not a number or out of i32 range"),
+            fn(
+                "to_i32",
+                1,
+                self.to_i32,
+                "parse a decimal integer; EPARSE if not a number or out of i32 range",
+            ),
         ]

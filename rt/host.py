@@ -51,15 +51,18 @@ class HostFunction:
     impl: HostImpl
     doc: str
     fallible: bool = True
+    param_names: tuple[str, ...] = ()
+    result_names: tuple[str, ...] = ()
 
     @property
     def qualname(self) -> str:
         return f"{self.namespace}.{self.name}"
 
     def signature(self) -> str:
-        params = " ".join(self.params) or ""
-        results = " ".join(self.results) or ""
-        return f"{self.qualname} ({params}) -> ({results})"
+        """``str.slice (s start end) -> (ptr err)``: names when given, else the wasm types."""
+        params = " ".join(self.param_names if len(self.param_names) == len(self.params) else self.params)
+        names = self.result_names if len(self.result_names) == len(self.results) else self.results
+        return f"{self.qualname} ({params}) -> ({' '.join(names)})"
 
     def import_decl(self) -> str:
         parts = [f'(import "{self.namespace}" "{self.name}" (func ${self.qualname}']

@@ -7,7 +7,9 @@ from typing import Any
 import pytest
 
 from capabilities.jsonpath import JsonCapability, json_path_get, parse_doc, parse_path, render
+from capabilities.sys import SysCapability
 from rt.codes import Err
+from rt.engine import Limits, Runtime
 from rt.host import GuestError
 
 DOC: Any = {
@@ -48,7 +50,22 @@ def test_parse_path(path: str, expected: list[Any]) -> None:
 
 @pytest.mark.parametrize(
     "path",
-    ["a..b", "a.", ".", "..a", "a[", "a[x]", "a[1", "a]", "a[0]b", "[0]name", "a.[0]", "[]", "[1.5]", '["open]'],
+    [
+        "a..b",
+        "a.",
+        ".",
+        "..a",
+        "a[",
+        "a[x]",
+        "a[1",
+        "a]",
+        "a[0]b",
+        "[0]name",
+        "a.[0]",
+        "[]",
+        "[1.5]",
+        '["open]',
+    ],
 )
 def test_parse_path_rejects(path: str) -> None:
     with pytest.raises(GuestError) as info:
@@ -79,7 +96,17 @@ def test_json_path_get(path: str, expected: Any) -> None:
 
 @pytest.mark.parametrize(
     "path",
-    ["missing", "a.missing", "a.b[3]", "a.b[-4]", "a.b.c", "a[0]", "a.b[2].c.d", "items.x", "empty.k"],
+    [
+        "missing",
+        "a.missing",
+        "a.b[3]",
+        "a.b[-4]",
+        "a.b.c",
+        "a[0]",
+        "a.b[2].c.d",
+        "items.x",
+        "empty.k",
+    ],
 )
 def test_json_path_get_missing(path: str) -> None:
     with pytest.raises(GuestError) as info:
@@ -109,7 +136,9 @@ def test_render(value: Any, expected: str) -> None:
     assert render(value) == expected
 
 
-@pytest.mark.parametrize("text", ["", "{", "{'a': 1}", "[1,]", "nope", "{\"a\":1} x", "[" * 5000, "1" * 5000])
+@pytest.mark.parametrize(
+    "text", ["", "{", "{'a': 1}", "[1,]", "nope", '{"a":1} x', "[" * 5000, "1" * 5000]
+)
 def test_parse_doc_rejects(text: str) -> None:
     with pytest.raises(GuestError) as info:
         parse_doc(text)
@@ -125,3 +154,140 @@ def test_docs_are_short() -> None:
     assert len(cap.summary.split()) <= 15
     for f in cap.functions():
         assert len(f.doc.split()) <= 15, f.name
+
+
+# ---- host functions, driven by WAT programs ------------------------------------------------
+
+
+def _runtime(**cap: int) -> Runtime:
+    return Runtime(
+        functions=[*SysCapability().functions(), *JsonCapability(**cap).functions()],
+        limits=Limits(),
+    )
+
+
+@pytest.fixture(scope="module")
+def runtime() -> Runtime:
+    return _runtime()
+
+
+GET = """
+(argv 0 $doc) (argv 1 $path)
+(local $v i32) (local $e i32)
+(call $json.get (local.get $doc) (local.get $path)) (local.set $e) (local.set $v)
+(check $e)
+(resv $v)
+(i32.const 0)
+"""
+
+SAMPLE = '{"user": {"名前": "José", "tags": ["a", "日本"], "age": 41, "ok": true, "x": null}, "list": [{"name": "😀"}]}'
+
+
+@pytest.mark.parametrize(
+    ("doc", "path", "expected"),
+    [
+        (SAMPLE, "user.名前", "José"),
+        (SAMPLE, "user.tags[1]", "日本"),
+        (SAMPLE, "user.tags", '["a","日本"]'),
+        (SAMPLE, "user.age", "41"),
+        (SAMPLE, "user.ok", "true"),
+        (SAMPLE, "user.x", "null"),
+        (SAMPLE, "list[0].name", "😀"),
+        (SAMPLE, "list[-1]", '{"name":"😀"}'),
+        ('[{"name": "first"}]', "[0].name", "first"),
+        ('{"a": "line\\nbreak \\"q\\""}', "a", 'line\nbreak "q"'),
+        (' {"b": [1, 2.5, {}]} ', "", '{"b":[1,2.5,{}]}'),
+        ('"just a string"', "", "just a string"),
+    ],
+)
+def test_get(runtime: Runtime, doc: str, path: str, expected: str) -> None:
+    result = runtime.run(GET, [doc, path])
+    assert (result.status, result.results) == (0, [expected]), result.debug
+
+
+@pytest.mark.parametrize(
+    ("doc", "path", "code"),
+    [
+        ("{bad json", "a", Err.EPARSE),
+        ('{"a": 1,}', "a", Err.EPARSE),
+        ("", "", Err.EPARSE),
+        (SAMPLE, "user..age", Err.EPARSE),
+        (SAMPLE, "user.tags[one]", Err.EPARSE),
+        ("{bad json", "a[", Err.EPARSE),
+        (SAMPLE, "user.missing", Err.ENOENT),
+        (SAMPLE, "user.tags[2]", Err.ENOENT),
+        (SAMPLE, "user.age.x", Err.ENOENT),
+        (SAMPLE, "名前", Err.ENOENT),
+    ],
+)
+def test_get_errors(runtime: Runtime, doc: str, path: str, code: Err) -> None:
+    result = runtime.run(GET, [doc, path])
+    assert result.status == code
+    assert result.debug and result.debug[0].startswith("json.get: ")
+    assert "internal error" not in result.debug[0]
+
+
+STATUS = "(local $e i32)\n{call} (local.set $e) (drop)\n(local.get $e)"
+
+
+@pytest.mark.parametrize(
+    "call",
+    [
+        '(call $json.get (i32.const -1) "a")',
+        '(call $json.get "{}" (i32.const -1))',
+        "(call $json.quote (i32.const -1))",
+    ],
+)
+def test_bad_pointers_are_etrfm(runtime: Runtime, call: str) -> None:
+    assert runtime.run(STATUS.format(call=call)).status == Err.ETRFM
+
+
+def test_document_size_cap_is_enomem() -> None:
+    runtime = _runtime(max_doc_bytes=20)
+    assert runtime.run(GET, ['{"a": "small"}', "a"]).results == ["small"]
+    result = runtime.run(GET, ['{"a": "' + "x" * 20 + '"}', "a"])
+    assert result.status == Err.ENOMEM
+    assert "exceeds 20" in result.debug[0]
+
+
+def test_quote_output_cap_is_enomem() -> None:
+    runtime = _runtime(max_doc_bytes=8)
+    call = '(call $json.quote "\\n\\n\\n")'  # three newlines quote to 8 bytes: fits
+    assert runtime.run(STATUS.format(call=call)).status == 0
+    call = '(call $json.quote "\\n\\n\\n\\n")'
+    assert runtime.run(STATUS.format(call=call)).status == Err.ENOMEM
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("plain", '"plain"'),
+        ('say "hi"\n', '"say \\"hi\\"\\n"'),
+        ("日本 😀", '"日本 😀"'),
+        ("", '""'),
+    ],
+)
+def test_quote(runtime: Runtime, text: str, expected: str) -> None:
+    body = """
+(argv 0 $s) (local $q i32) (local $e i32)
+(call $json.quote (local.get $s)) (local.set $e) (local.set $q)
+(check $e)
+(resv $q)
+(i32.const 0)
+"""
+    result = runtime.run(body, [text])
+    assert (result.status, result.results) == (0, [expected])
+
+
+def test_quote_then_get_round_trips(runtime: Runtime) -> None:
+    body = """
+(argv 0 $s) (local $q i32) (local $v i32) (local $e i32)
+(call $json.quote (local.get $s)) (local.set $e) (local.set $q)
+(check $e)
+(call $json.get (local.get $q) "") (local.set $e) (local.set $v)
+(check $e)
+(resv $v)
+(i32.const 0)
+"""
+    text = 'tab\tquote" back\\ é日😀 \u0001'
+    assert runtime.run(body, [text]).results == [text]

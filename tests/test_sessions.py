@@ -281,6 +281,47 @@ def test_kv_from_a_worker_thread_joins_the_turn(session: Session) -> None:
     assert errors == [] and session.kv.get("w") is None
 
 
+def test_lost_transaction_is_never_half_saved(session: Session) -> None:
+    # If SQLite ever rolls the turn's transaction back on its own (disk full, I/O error),
+    # later writes must not slip through one by one in autocommit mode.
+    with pytest.raises(SessionError, match="cannot save turn 1"), session.turn("t") as t:
+        t.add_message("user", "x")
+        conn = session._conn
+        assert conn is not None
+        conn.rollback()
+        with pytest.raises(SessionError, match="transaction was lost"):
+            session.kv.set("k", "v")
+        with pytest.raises(SessionError, match="transaction was lost"):
+            t.add_message("user", "y")
+    assert session.turns() == [] and session.kv.keys() == []
+    assert one_turn(session) == 1
+
+
+def test_kv_capability_over_the_session(session: Session) -> None:
+    from capabilities.kv import KvBackend, KvCapability
+    from capabilities.sys import SysCapability
+    from rt.engine import Runtime
+
+    assert isinstance(session.kv, KvBackend)
+    runtime = Runtime([*SysCapability().functions(), *KvCapability(session.kv).functions()])
+    body = """
+    (argv 0 $v)
+    (local $e i32)
+    (call $kv.set "key" (local.get $v)) (local.set $e)
+    (check $e)
+    (i32.const 0)
+    """
+    # the wasm runs on a worker thread; its kv writes join the turn's transaction
+    with pytest.raises(KeyboardInterrupt), session.turn("t"):
+        assert runtime.run(body, ["lost"]).status == 0
+        assert session.kv.get("key") == "lost"
+        raise KeyboardInterrupt
+    assert session.kv.get("key") is None
+    with session.turn("t"):
+        assert runtime.run(body, ["kept"]).status == 0
+    assert session.kv.get("key") == "kept"
+
+
 def test_closed_session(store: SessionStore) -> None:
     s = store.open("c")
     s.close()

@@ -95,7 +95,20 @@ def test_parse_i32(text: str, expected: int) -> None:
 
 @pytest.mark.parametrize(
     "text",
-    ["", " ", "abc", "12abc", "1.5", "1_000", "0x10", "--1", "2147483648", "-2147483649", "١٢", "1 2"],
+    [
+        "",
+        " ",
+        "abc",
+        "12abc",
+        "1.5",
+        "1_000",
+        "0x10",
+        "--1",
+        "2147483648",
+        "-2147483649",
+        "١٢",
+        "1 2",
+    ],
 )
 def test_parse_i32_rejects(text: str) -> None:
     with pytest.raises(GuestError) as info:
@@ -230,14 +243,24 @@ def status_of(call: str) -> str:
         ("(call $str.len (local.get $a))", "num", ["héllo 日本😀"], "9"),
         ("(call $str.len (local.get $a))", "num", [""], "0"),
         ("(call $str.concat (local.get $a) (local.get $b))", "ptr", ["é", "日本"], "é日本"),
-        ("(call $str.slice (local.get $a) (i32.const 1) (i32.const 3))", "ptr", ["a日本語"], "日本"),
+        (
+            "(call $str.slice (local.get $a) (i32.const 1) (i32.const 3))",
+            "ptr",
+            ["a日本語"],
+            "日本",
+        ),
         ("(call $str.slice (local.get $a) (i32.const 2) (i32.const 99))", "ptr", ["a日😀b"], "😀b"),
         ("(call $str.find (local.get $a) (local.get $b))", "num", ["日本語テキスト", "テ"], "3"),
-        ("(call $str.replace (local.get $a) (local.get $b) \"ü\")", "ptr", ["a-b-c", "-"], "aübüc"),
-        ("(call $str.replace (local.get $a) (local.get $b) \"\")", "ptr", ["日x本x", "x"], "日本"),
+        ('(call $str.replace (local.get $a) (local.get $b) "ü")', "ptr", ["a-b-c", "-"], "aübüc"),
+        ('(call $str.replace (local.get $a) (local.get $b) "")', "ptr", ["日x本x", "x"], "日本"),
         ("(call $str.split (local.get $a) (local.get $b))", "arr", ["é,日,😀", ","], "é|日|😀"),
-        ("(call $str.split (local.get $a) \"\")", "arr", ["  a \t b\nc "], "a|b|c"),
-        ("(call $str.chunk (local.get $a) (i32.const 12))", "arr", ["Hi there. How are you?"], "Hi there.|How are you?"),
+        ('(call $str.split (local.get $a) "")', "arr", ["  a \t b\nc "], "a|b|c"),
+        (
+            "(call $str.chunk (local.get $a) (i32.const 12))",
+            "arr",
+            ["Hi there. How are you?"],
+            "Hi there.|How are you?",
+        ),
         ("(call $str.chunk (local.get $a) (i32.const 4))", "arr", ["日本😀"], "日|本|😀"),
         ("(call $str.chunk (local.get $a) (i32.const 4))", "arr", [" \n "], ""),
         ("(call $str.trim (local.get $a))", "ptr", ["  é日 \n"], "é日"),
@@ -252,7 +275,9 @@ def status_of(call: str) -> str:
         ("(call $str.to_i32 (local.get $a))", "num", ["2147483647"], "2147483647"),
     ],
 )
-def test_host_functions(runtime: Runtime, call: str, kind: str, args: list[str], expected: str) -> None:
+def test_host_functions(
+    runtime: Runtime, call: str, kind: str, args: list[str], expected: str
+) -> None:
     body = "".join(f"(argv {i} ${n}) " for i, n in enumerate("ab"[: len(args)])) + show(call, kind)
     result = runtime.run(body, args)
     assert (result.status, result.results) == (0, [expected]), result.debug
@@ -296,13 +321,13 @@ BAD = "(i32.const -1)"  # 0xFFFFFFFF: outside any memory
         ("(call $str.slice (local.get $a) (i32.const 4) (i32.const 9))", ["日本語"], Err.EBOUND),
         ("(call $str.slice (local.get $a) (i32.const -1) (i32.const 2))", ["abc"], Err.EBOUND),
         ("(call $str.slice (local.get $a) (i32.const 0) (i32.const -1))", ["abc"], Err.EBOUND),
-        ("(call $str.replace (local.get $a) \"\" \"x\")", ["abc"], Err.EBOUND),
+        ('(call $str.replace (local.get $a) "" "x")', ["abc"], Err.EBOUND),
         ("(call $str.chunk (local.get $a) (i32.const 3))", ["abc"], Err.EBOUND),
         ("(call $str.chunk (local.get $a) (i32.const -8))", ["abc"], Err.EBOUND),
         ("(call $str.join (i32.const 7) (local.get $a))", [","], Err.EBOUND),
         ("(call $str.join (i32.const -1) (local.get $a))", [","], Err.EBOUND),
         # ENOENT
-        ("(call $str.find (local.get $a) \"é\")", ["abc"], Err.ENOENT),
+        ('(call $str.find (local.get $a) "é")', ["abc"], Err.ENOENT),
         # EPARSE
         ("(call $str.to_i32 (local.get $a))", ["twelve"], Err.EPARSE),
         ("(call $str.to_i32 (local.get $a))", ["2147483648"], Err.EPARSE),
@@ -342,7 +367,8 @@ def test_join_bad_separator_pointer(runtime: Runtime) -> None:
 )
 def test_output_cap_is_enomem(call: str) -> None:
     runtime = _runtime(max_output_bytes=10)
-    assert runtime.run("(argv 0 $a) " + status_of(call), ["abcdéfghij"]).status == Err.ENOMEM  # 11 bytes
+    eleven_bytes = "abcdéfghij"
+    assert runtime.run("(argv 0 $a) " + status_of(call), [eleven_bytes]).status == Err.ENOMEM
 
 
 def test_output_cap_join_and_expanding_upper() -> None:

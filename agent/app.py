@@ -1,0 +1,219 @@
+"""Assemble the agent's parts from Settings: model, capabilities, runtime, catalog, session.
+
+The CLI and library users call ``open_parts`` once, then ``ask`` per task. Nothing here
+prints; every failure is a WattError.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import urlparse
+
+import httpx
+
+from agent.catalog import Catalog, catalog_dirs
+from agent.config import Settings
+from agent.events import Event
+from agent.loop import LoopSettings, run_task
+from agent.model import ChatModel, Message, OpenAIChatModel
+from agent.prompt import build_system_prompt
+from agent.scripted import ScriptedModel
+from agent.sessions import Session, SessionStore
+from capabilities import Registry, standard_registry
+from rt.engine import Runtime
+from rt.errors import CatalogError, ConfigError, WattError
+
+LOCAL_HOSTS = {"127.0.0.1", "localhost", "::1"}
+ASSIST_SYSTEM = (
+    "You transform text exactly as instructed. Reply with the result only: no preamble, "
+    "no ToolCall, no markdown fences."
+)
+
+
+def make_model(settings: Settings, spec: str | None = None) -> ChatModel:
+    """The model named by ``spec`` (``script:FILE.jsonl``, ``local:PATH.gguf``) or configured."""
+    spec = spec if spec is not None else settings.model
+    if spec and spec.startswith("script:"):
+        return ScriptedModel.from_jsonl(spec[len("script:") :])
+    if spec and spec.startswith("local:"):
+        from agent.local import LocalModel  # optional extra: llama-cpp-python
+
+        return LocalModel(Path(spec[len("local:") :]).expanduser())
+    if not settings.base_url:
+        local = _default_local_model(settings)
+        if local is not None:
+            return local
+        raise ConfigError(
+            "no model endpoint configured: set WATT_BASE_URL to an OpenAI-compatible /v1 URL "
+            "(and WATT_API_KEY), run `watt model pull`, or pass --model script:FILE.jsonl"
+        )
+    host = urlparse(settings.base_url).hostname or ""
+    if not settings.api_key and host not in LOCAL_HOSTS:
+        raise ConfigError("no API key: set WATT_API_KEY (or OPENAI_API_KEY) for " + settings.base_url)
+    if not spec:
+        raise ConfigError("no model name: set WATT_MODEL or pass --model NAME")
+    return OpenAIChatModel(settings.base_url, settings.api_key or "none", spec)
+
+
+def _default_local_model(settings: Settings) -> ChatModel | None:
+    try:
+        from agent.local import default_local_model
+    except ImportError:
+        return None
+    return default_local_model(settings.home)
+
+
+class LazyAssistant:
+    """The ai capability's model access, created on first use (``watt run`` rarely needs it)."""
+
+    def __init__(self, factory: Callable[[], ChatModel]) -> None:
+        self._factory = factory
+        self._model: ChatModel | None = None
+
+    def __call__(self, instruction: str, text: str, *, single_line: bool) -> str:
+        if self._model is None:
+            self._model = self._factory()
+        suffix = " Answer in one line." if single_line else ""
+        messages = [
+            Message.system(ASSIST_SYSTEM),
+            Message.user(f"Instruction: {instruction}{suffix}\n\nText:\n{text}"),
+        ]
+        reply = self._model.complete(messages).text.strip()
+        return reply.splitlines()[0] if single_line and reply else reply
+
+
+@dataclass
+class Parts:
+    settings: Settings
+    registry: Registry
+    runtime: Runtime
+    catalog: Catalog
+    catalog_errors: list[CatalogError]
+    granted: set[str]
+    session: Session | None = None
+    model_factory: Callable[[], ChatModel] | None = None
+    _model: ChatModel | None = field(default=None, repr=False)
+
+    @property
+    def model(self) -> ChatModel:
+        if self._model is None:
+            if self.model_factory is None:
+                raise ConfigError("no model configured")
+            self._model = self.model_factory()
+        return self._model
+
+    def system_prompt(self) -> str:
+        return build_system_prompt(self.registry, self.catalog, self.granted)
+
+    def close(self) -> None:
+        if self.session is not None:
+            self.session.close()
+            self.session = None
+
+    def __enter__(self) -> Parts:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def open_parts(
+    settings: Settings,
+    *,
+    model: ChatModel | None = None,
+    model_spec: str | None = None,
+    session: str | None = None,
+    use_session: bool = True,
+    http_transport: httpx.BaseTransport | None = None,
+) -> Parts:
+    """Build every part for ``settings``; the session (if any) stays open until ``close``."""
+    opened: Session | None = None
+    if use_session:
+        opened = SessionStore(settings.home).open(session or settings.session)
+    try:
+        def factory() -> ChatModel:
+            return model if model is not None else make_model(settings, model_spec)
+
+        holder: dict[str, ChatModel] = {}
+
+        def shared_model() -> ChatModel:
+            if "m" not in holder:
+                holder["m"] = factory()
+            return holder["m"]
+
+        registry = standard_registry(
+            kv=opened.kv if opened is not None else None,
+            fs_root=settings.fs_root,
+            protected=settings.protected_paths(),
+            allow_domains=settings.allow_domains,
+            assistant=LazyAssistant(shared_model) if settings.ai else None,
+            http_transport=http_transport,
+            secrets=[settings.api_key] if settings.api_key else [],
+        )
+        granted = set(registry.names())
+        if not settings.ai:
+            granted.discard("ai")
+        runtime = Runtime(registry.functions(), limits=settings.limits, cache_dir=settings.cache_dir)
+        catalog, errors = Catalog.load(catalog_dirs(settings.home, settings.catalog))
+        return Parts(settings, registry, runtime, catalog, errors, granted, opened, shared_model)
+    except BaseException:
+        if opened is not None:
+            opened.close()
+        raise
+
+
+def prewarm(parts: Parts) -> list[WattError]:
+    """Compile every usable catalog program into the cache; returns the programs' errors."""
+    errors: list[WattError] = []
+    for program in parts.catalog:
+        if not set(program.capabilities) <= parts.granted:
+            continue
+        try:
+            parts.runtime.prepare(program.body, parts.granted, line_offset=program.body_line - 1)
+        except WattError as exc:
+            errors.append(CatalogError(f"{program.path}: {exc.one_line()}"))
+    return errors
+
+
+def compact_history(session: Session) -> list[Message]:
+    """Earlier turns as the model sees them: each task and its final answer only."""
+    by_turn: dict[int, list[tuple[str, str]]] = {}
+    for m in session.history():
+        by_turn.setdefault(m.turn, []).append((m.role, m.content))
+    out: list[Message] = []
+    for msgs in by_turn.values():
+        users = [c for r, c in msgs if r == "user"]
+        answers = [c for r, c in msgs if r == "assistant"]
+        if users and answers:
+            out += [Message.user(users[0]), Message.assistant(answers[-1])]
+    return out
+
+
+def ask(
+    parts: Parts,
+    task: str,
+    *,
+    cancel: threading.Event | None = None,
+    on_text: Callable[[str], None] | None = None,
+) -> Iterator[Event]:
+    """Run one task through the loop; with a session, the turn is saved whole or not at all."""
+    s = parts.settings
+    loop_settings = LoopSettings(s.max_steps, s.max_retries, s.max_tokens_total, s.observation_chars, parts.granted)
+    kwargs = dict(
+        model=parts.model,
+        runtime=parts.runtime,
+        catalog=parts.catalog,
+        system_prompt=parts.system_prompt(),
+        settings=loop_settings,
+        cancel=cancel,
+        on_text=on_text,
+    )
+    if parts.session is None:
+        yield from run_task(task, **kwargs)  # type: ignore[arg-type]
+        return
+    history = compact_history(parts.session)
+    with parts.session.turn(task) as turn:
+        yield from run_task(task, history=history, recorder=turn, **kwargs)  # type: ignore[arg-type]
