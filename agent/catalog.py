@@ -431,7 +431,8 @@ class Catalog:
         errors: list[CatalogError] = []
         for directory in dirs:
             if not directory.is_dir():
-                errors.append(CatalogError(f"{directory}:1: catalog directory does not exist"))
+                what = "is not a directory" if directory.exists() else "does not exist"
+                errors.append(CatalogError(f"{directory}:1: catalog directory {what}"))
                 continue
             here: dict[str, Program] = {}
             for path in sorted(directory.glob("*.wat")):

@@ -150,5 +150,6 @@ class AiCapability:
     def functions(self) -> list[HostFunction]:
         return [
             HostFunction("ai", "assist", ("i32", "i32", "i32"), ("i32", "i32"), self.assist,
-                         "apply instruction to input text; flags 1 = one-line answer; EREMOTE, ENOMEM"),
+                         "apply instruction to input text; flags 1 = one-line answer; EREMOTE, ENOMEM",
+                         param_names=("input", "instruction", "flags"), result_names=("ptr", "err")),
         ]

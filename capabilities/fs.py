@@ -4,8 +4,8 @@ Every path is relative to the jail root and is walked one component at a time fr
 directory file descriptor opened with ``O_NOFOLLOW`` (SECURITY.md rule 11). Refused with
 EACCESS: ``..``, absolute paths, NUL, backslashes, drive letters (``C:``), empty components
 (``a//b``), and a symlink anywhere on the path, even one pointing back inside the jail.
-``.`` components are dropped; ``list`` also accepts ``""``/``"."`` (the root) and one
-trailing ``/`` (as it prints directory names).
+``.`` components are dropped; ``list`` and ``exists`` also accept ``""``/``"."`` (the root),
+and they and ``del`` accept one trailing ``/`` (as ``list`` prints directory names).
 
 Types: ``read`` and ``append`` need a regular file; a directory, FIFO, socket or device is
 EACCESS (a FIFO is never opened, so it cannot block the run). A path through something that
@@ -30,6 +30,7 @@ import stat
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -53,8 +54,11 @@ def _show(path: str) -> str:
     return repr(path if len(path) <= 80 else path[:77] + "...")
 
 
-def split_path(path: str, *, allow_root: bool = False) -> list[str]:
-    """The components of a jail-relative path; ``GuestError(EACCESS)`` for anything unsafe."""
+def split_path(path: str, *, allow_root: bool = False, dir_slash: bool = False) -> list[str]:
+    """The components of a jail-relative path; ``GuestError(EACCESS)`` for anything unsafe.
+
+    ``allow_root``: ``""``/``"."`` mean the root (``[]``); ``dir_slash``: one trailing ``/``
+    is accepted (as ``list`` prints directory names)."""
     shown = _show(path)
     if "\x00" in path:
         raise GuestError(Err.EACCESS, f"path {shown} contains NUL")
@@ -66,7 +70,7 @@ def split_path(path: str, *, allow_root: bool = False) -> list[str]:
         raise GuestError(Err.EACCESS, f"absolute path {shown}; paths are relative to the jail root")
     if _DRIVE.match(path):
         raise GuestError(Err.EACCESS, f"drive letter in path {shown}")
-    if allow_root and path.endswith("/"):
+    if dir_slash and path.endswith("/"):
         path = path[:-1]
     if path == "":
         if allow_root:
@@ -193,7 +197,8 @@ class FsCapability:
         self.files_created = 0
 
     # ---- plumbing ------------------------------------------------------------------------
-    def _begin(self, ctx: RunContext, path_ptr: int, *, allow_root: bool) -> tuple[list[str], str]:
+    def _begin(self, ctx: RunContext, path_ptr: int, *, allow_root: bool = False,
+               dir_slash: bool = False) -> tuple[list[str], str]:
         if self.root is None:
             raise GuestError(Err.EACCESS, NO_ROOT)
         calls = ctx.state(self.namespace, _RunCalls)
@@ -204,7 +209,7 @@ class FsCapability:
             path = ctx.read_bytes(path_ptr).decode("utf-8")
         except UnicodeDecodeError:
             raise GuestError(Err.ETRFM, "path is not valid UTF-8") from None
-        return split_path(path, allow_root=allow_root), _show(path)
+        return split_path(path, allow_root=allow_root, dir_slash=dir_slash), _show(path)
 
     def _charge_entry(self) -> None:
         if self.files_created >= self.max_files:
@@ -286,19 +291,13 @@ class FsCapability:
 
     # ---- host functions --------------------------------------------------------------------
     def read(self, ctx: RunContext, path_ptr: int) -> tuple[int, int]:
-        parts, shown = self._begin(ctx, path_ptr, allow_root=False)
+        parts, shown = self._begin(ctx, path_ptr)
         with self._dir(parts[:-1], shown) as dfd:
             data = self._read_file(dfd, parts[-1], shown)
         return ctx.alloc_bytes(data), 0
 
-    def write(self, ctx: RunContext, path_ptr: int, data_ptr: int) -> int:
-        return self._store(ctx, path_ptr, data_ptr, append=False)
-
-    def append(self, ctx: RunContext, path_ptr: int, data_ptr: int) -> int:
-        return self._store(ctx, path_ptr, data_ptr, append=True)
-
-    def _store(self, ctx: RunContext, path_ptr: int, data_ptr: int, *, append: bool) -> int:
-        parts, shown = self._begin(ctx, path_ptr, allow_root=False)
+    def store(self, ctx: RunContext, path_ptr: int, data_ptr: int, *, append: bool) -> int:
+        parts, shown = self._begin(ctx, path_ptr)
         data = ctx.read_bytes(data_ptr)
         if len(data) > self.max_file_bytes:
             raise GuestError(Err.ENOMEM, f"data is larger than {self.max_file_bytes} bytes")
@@ -332,7 +331,7 @@ class FsCapability:
         return 0
 
     def list_dir(self, ctx: RunContext, dir_ptr: int) -> tuple[int, int]:
-        parts, shown = self._begin(ctx, dir_ptr, allow_root=True)
+        parts, shown = self._begin(ctx, dir_ptr, allow_root=True, dir_slash=True)
         names: list[str] = []
         with self._dir(parts, shown, last=Err.EACCESS) as dfd:
             for name in os.listdir(dfd):
@@ -344,7 +343,7 @@ class FsCapability:
         return ctx.new_array([n.encode("utf-8", "surrogateescape") for n in names]), 0
 
     def exists(self, ctx: RunContext, path_ptr: int) -> tuple[int, int]:
-        parts, shown = self._begin(ctx, path_ptr, allow_root=True)
+        parts, shown = self._begin(ctx, path_ptr, allow_root=True, dir_slash=True)
         if not parts:
             return 1, 0
         try:
@@ -361,7 +360,7 @@ class FsCapability:
         return 1, 0
 
     def delete(self, ctx: RunContext, path_ptr: int) -> int:
-        parts, shown = self._begin(ctx, path_ptr, allow_root=False)
+        parts, shown = self._begin(ctx, path_ptr, dir_slash=True)
         name = parts[-1]
         with self._dir(parts[:-1], shown) as dfd:
             st = _lstat(dfd, name)
@@ -380,19 +379,21 @@ class FsCapability:
         return 0
 
     def functions(self) -> list[HostFunction]:
-        g = self._guard
-        p1, p2, r1, r2 = ("i32",), ("i32", "i32"), ("i32",), ("i32", "i32")
+        def fn(name: str, params: str, results: str, impl: Callable[..., Any], doc: str) -> HostFunction:
+            p, r = tuple(params.split()), tuple(results.split())
+            return HostFunction("fs", name, ("i32",) * len(p), ("i32",) * len(r), self._guard(impl),
+                                doc, param_names=p, result_names=r)
+
         return [
-            HostFunction("fs", "read", p1, r2, g(self.read),
-                         "file contents; ENOENT missing, EACCESS escape/symlink/not a file"),
-            HostFunction("fs", "write", p2, r1, g(self.write),
-                         "create or replace file (makes parent dirs); ENOMEM size quota"),
-            HostFunction("fs", "append", p2, r1, g(self.append),
-                         "add data at end of file (created if missing); ENOMEM quota"),
-            HostFunction("fs", "list", p1, r2, g(self.list_dir),
-                         'sorted names in dir ("" = root), dirs end with /; ENOENT'),
-            HostFunction("fs", "exists", p1, r2, g(self.exists),
-                         "1 if file or directory exists, else 0; EACCESS escape"),
-            HostFunction("fs", "del", p1, r1, g(self.delete),
-                         "delete file or empty directory; ENOENT missing"),
+            fn("read", "path", "ptr err", self.read,
+               "file contents; ENOENT missing, EACCESS escape/symlink/not a file"),
+            fn("write", "path data", "err", partial(self.store, append=False),
+               "create or replace file (makes parent dirs); ENOMEM size quota"),
+            fn("append", "path data", "err", partial(self.store, append=True),
+               "add data at end of file (created if missing); ENOMEM quota"),
+            fn("list", "dir", "handle err", self.list_dir,
+               'sorted names in dir ("" = root), dirs end with /; ENOENT'),
+            fn("exists", "path", "bool err", self.exists,
+               "1 if file or directory exists, else 0; EACCESS escape"),
+            fn("del", "path", "err", self.delete, "delete file or empty directory; ENOENT missing"),
         ]

@@ -142,13 +142,15 @@ class KvCapability:
         return ctx.new_array([k.encode("utf-8") for k in names]), 0
 
     def functions(self) -> list[HostFunction]:
+        def fn(name: str, params: str, results: str, impl: Callable[..., object], doc: str) -> HostFunction:
+            p, r = tuple(params.split()), tuple(results.split())
+            return HostFunction("kv", name, ("i32",) * len(p), ("i32",) * len(r), impl, doc,
+                                param_names=p, result_names=r)
+
         return [
-            HostFunction("kv", "get", ("i32",), ("i32", "i32"), self.get,
-                         "value stored under key; ENOENT if absent"),
-            HostFunction("kv", "set", ("i32", "i32"), ("i32",), self.set,
-                         "store value under key; ENOMEM if key, value or key count too big"),
-            HostFunction("kv", "del", ("i32",), ("i32",), self.delete,
-                         "remove key; ENOENT if absent"),
-            HostFunction("kv", "keys", (), ("i32", "i32"), self.keys,
-                         "array of all keys, sorted"),
+            fn("get", "key", "ptr err", self.get, "value stored under key; ENOENT if absent"),
+            fn("set", "key value", "err", self.set,
+               "store value under key; ENOMEM if key, value or key count too big"),
+            fn("del", "key", "err", self.delete, "remove key; ENOENT if absent"),
+            fn("keys", "", "handle err", self.keys, "array of all keys, sorted"),
         ]

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from pathlib import Path
+from urllib.parse import urlsplit
 
+import httpx
 import pytest
 
 from agent.catalog import (
@@ -19,7 +21,17 @@ from agent.catalog import (
     scaffold,
     shipped_dir,
 )
-from rt.errors import CatalogError
+from capabilities.ai import AiCapability
+from capabilities.arrays import ArrCapability
+from capabilities.debug import DebugCapability
+from capabilities.fs import FsCapability
+from capabilities.http import HttpCapability
+from capabilities.jsonpath import JsonCapability
+from capabilities.kv import KvCapability, MemoryKv
+from capabilities.strings import StrCapability
+from capabilities.sys import SysCapability
+from rt.engine import Runtime
+from rt.errors import CatalogError, ModelAPIError
 
 BODY = "(argv 0 $s)\n(resv $s)\n(i32.const 0)\n"
 
@@ -364,3 +376,65 @@ def test_scaffold_parses_and_validates_name() -> None:
     assert p.examples[0].args == ("hello",) and p.examples[0].results == ("HELLO",)
     with pytest.raises(CatalogError, match="must match"):
         scaffold("Bad Name")
+
+
+# ---- the shipped programs run their own examples ------------------------------------------
+
+
+def _shipped_examples() -> list[tuple[str, int]]:
+    catalog, _ = Catalog.load([shipped_dir()])
+    return [(p.name, i) for p in catalog for i in range(len(p.examples))]
+
+
+def _run_example(program_name: str, index: int, root: Path) -> None:
+    catalog, _ = Catalog.load([shipped_dir()])
+    program = catalog.get(program_name)
+    assert program is not None
+    ex = program.examples[index]
+
+    def assistant(instruction: str, text: str, *, single_line: bool) -> str:
+        if instruction not in ex.ai:
+            raise ModelAPIError(f"no canned answer for {instruction!r}")
+        return ex.ai[instruction]
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        canned = ex.http.get(str(request.url))
+        if canned is None:
+            return httpx.Response(599, stream=httpx.ByteStream(b"no canned response"))
+        return httpx.Response(canned.status, stream=httpx.ByteStream(canned.body.encode()))
+
+    for name, content in ex.files.items():
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        (root / name).write_text(content)
+    kv = MemoryKv(dict(ex.kv))
+    hosts = sorted({urlsplit(u).hostname or "" for u in ex.http}) or ["example.com"]
+    functions = [
+        *SysCapability().functions(), *StrCapability().functions(), *ArrCapability().functions(),
+        *KvCapability(kv).functions(), *FsCapability(root).functions(),
+        *JsonCapability().functions(), *DebugCapability().functions(),
+        *AiCapability(assistant).functions(),
+        *HttpCapability(hosts, transport=httpx.MockTransport(handler)).functions(),
+    ]
+    result = Runtime(functions).run(
+        program.body, apply_defaults(program, ex.args),
+        granted=set(program.capabilities), line_offset=program.body_line - 1,
+    )
+    assert result.status == (ex.status if ex.status is not None else 0), result.debug
+    if ex.results is not None:
+        assert result.results == list(ex.results), result.debug
+    for name, content in (ex.fs_after or {}).items():
+        assert (root / name).read_text() == content
+    for key, value in (ex.kv_after or {}).items():
+        assert kv.get(key) == value
+
+
+@pytest.mark.parametrize(("name", "index"), _shipped_examples())
+def test_shipped_examples_pass(name: str, index: int, tmp_path: Path) -> None:
+    _run_example(name, index, tmp_path)
+
+
+def test_shipped_catalog_covers_every_capability() -> None:
+    catalog, _ = Catalog.load([shipped_dir()])
+    used = {ns for p in catalog for ns in p.capabilities}
+    assert used >= {"str", "arr", "kv", "fs", "http", "ai", "json", "debug"}
+    assert len(catalog) >= 22

@@ -1,0 +1,70 @@
+"""Shared CLI plumbing: settings from flags, error-to-exit-code mapping, consoles."""
+
+from __future__ import annotations
+
+import functools
+import sys
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import typer
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def err_console() -> Any:
+    from rich.console import Console
+
+    return Console(stderr=True, highlight=False, soft_wrap=True)
+
+
+def out_console() -> Any:
+    from rich.console import Console
+
+    return Console(highlight=False, soft_wrap=True)
+
+
+def fail(message: str, code: int = EXIT_FAILED) -> typer.Exit:
+    """Print one line to stderr and return the Exit to raise."""
+    print(f"watt: {message}", file=sys.stderr)
+    return typer.Exit(code)
+
+
+def exit_code_for(exc: BaseException) -> int:
+    from rt.errors import (
+        CatalogError,
+        ConfigError,
+        Interrupted,
+        ModelAPIError,
+        SessionInUse,
+    )
+
+    if isinstance(exc, Interrupted):
+        return EXIT_INTERRUPTED
+    if isinstance(exc, (ConfigError, ModelAPIError, SessionInUse, CatalogError)):
+        return EXIT_USAGE
+    return EXIT_FAILED
+
+
+def handle_errors(fn: F) -> F:
+    """Every WattError becomes one line on stderr and an exit code; Ctrl-C exits 130."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        from rt.errors import WattError
+
+        try:
+            return fn(*args, **kwargs)
+        except WattError as exc:
+            raise fail(exc.one_line(), exit_code_for(exc)) from None
+        except KeyboardInterrupt:
+            raise fail("interrupted", EXIT_INTERRUPTED) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+def settings_from(**flags: Any) -> Any:
+    from agent.config import load_settings
+
+    return load_settings(flags)

@@ -1,0 +1,275 @@
+"""The `watt` command: a thin typer layer over agent/ and rt/ (no business logic here)."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from cli.common import EXIT_FAILED, EXIT_OK, EXIT_USAGE, fail, handle_errors, settings_from
+
+app = typer.Typer(
+    name="watt",
+    help="Watt: an agent that answers by writing small WebAssembly programs and running them "
+    "in a sandbox with only the capabilities you grant.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+)
+catalog_app = typer.Typer(help="List, show, check, scaffold and test catalog programs.", no_args_is_help=True)
+sessions_app = typer.Typer(help="List, show and remove sessions.", no_args_is_help=True)
+config_app = typer.Typer(help="Show the effective configuration.", no_args_is_help=True)
+app.add_typer(catalog_app, name="catalog")
+app.add_typer(sessions_app, name="sessions")
+app.add_typer(config_app, name="config")
+
+# ---- shared options ---------------------------------------------------------------------------
+Session = Annotated[Optional[str], typer.Option("--session", "-s", help="Session name (default: 'default').")]
+ModelOpt = Annotated[Optional[str], typer.Option("--model", "-m", help="Model name, script:FILE.jsonl or local:PATH.gguf.")]
+BaseUrl = Annotated[Optional[str], typer.Option("--base-url", help="OpenAI-compatible endpoint ending in /v1.")]
+FsRoot = Annotated[Optional[Path], typer.Option("--fs-root", help="Directory the fs capability may use (none by default).")]
+AllowDomain = Annotated[Optional[list[str]], typer.Option("--allow-domain", help="Host (or host:port) http may reach; repeatable.")]
+NoAi = Annotated[bool, typer.Option("--no-ai", help="Do not grant the ai capability.")]
+CatalogDir = Annotated[Optional[list[Path]], typer.Option("--catalog", help="Extra catalog directory; repeatable.")]
+Fuel = Annotated[Optional[int], typer.Option("--fuel", help="Fuel (CPU budget) per run.")]
+Memory = Annotated[Optional[int], typer.Option("--memory", help="Memory limit per run, in bytes.")]
+TimeoutOpt = Annotated[Optional[float], typer.Option("--timeout", help="Wall-clock limit per run, in seconds.")]
+JsonOut = Annotated[bool, typer.Option("--json", help="Machine-readable JSON output.")]
+
+
+def _grants(fs_root: Path | None, allow_domain: list[str] | None, no_ai: bool, catalog: list[Path] | None) -> dict:
+    return {
+        "fs_root": fs_root,
+        "allow_domains": allow_domain or None,
+        "ai": False if no_ai else None,
+        "catalog": catalog or None,
+    }
+
+
+# ---- ask ----------------------------------------------------------------------------------------
+@app.command()
+@handle_errors
+def ask(
+    task: Annotated[Optional[str], typer.Argument(help="The task; '-' or nothing reads it from stdin.")] = None,
+    session: Session = None,
+    model: ModelOpt = None,
+    base_url: BaseUrl = None,
+    max_steps: Annotated[Optional[int], typer.Option("--max-steps", help="Steps before the model must answer (default 10).")] = None,
+    fs_root: FsRoot = None,
+    allow_domain: AllowDomain = None,
+    no_ai: NoAi = False,
+    catalog: CatalogDir = None,
+    max_tokens_total: Annotated[Optional[int], typer.Option("--max-tokens-total", help="Stop when this many tokens are spent.")] = None,
+    json_out: JsonOut = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress on stderr.")] = False,
+) -> None:
+    """Answer one task; the answer goes to stdout, progress to stderr."""
+    from cli.session_run import run_ask
+
+    if task is None or task == "-":
+        if sys.stdin is None or sys.stdin.isatty():
+            raise fail("no task: pass TASK or pipe it on stdin", EXIT_USAGE)
+        task = sys.stdin.read()
+    if not task.strip():
+        raise fail("the task is empty", EXIT_USAGE)
+    settings = settings_from(
+        base_url=base_url, max_steps=max_steps, max_tokens_total=max_tokens_total, session=session,
+        **_grants(fs_root, allow_domain, no_ai, catalog),
+    )  # fmt: skip
+    raise typer.Exit(run_ask(settings, task.strip(), model_spec=model, json_out=json_out, quiet=quiet))
+
+
+@app.command()
+@handle_errors
+def chat(
+    session: Session = None,
+    model: ModelOpt = None,
+    base_url: BaseUrl = None,
+    fs_root: FsRoot = None,
+    allow_domain: AllowDomain = None,
+    no_ai: NoAi = False,
+    catalog: CatalogDir = None,
+) -> None:
+    """Interactive REPL: tasks, slash commands (/help), Ctrl-C stops a run, Ctrl-D exits."""
+    from cli.repl import run_repl
+
+    settings = settings_from(base_url=base_url, session=session, **_grants(fs_root, allow_domain, no_ai, catalog))
+    raise typer.Exit(run_repl(settings, model_spec=model))
+
+
+# ---- run ----------------------------------------------------------------------------------------
+@app.command()
+@handle_errors
+def run(
+    program: Annotated[str, typer.Argument(help="A catalog program name or a .wat file (front matter allowed).")],
+    args: Annotated[Optional[list[str]], typer.Argument(help="Arguments, as strings.")] = None,
+    fuel: Fuel = None,
+    memory: Memory = None,
+    timeout: TimeoutOpt = None,
+    fs_root: FsRoot = None,
+    allow_domain: AllowDomain = None,
+    no_ai: NoAi = False,
+    catalog: CatalogDir = None,
+    session: Session = None,
+    model: ModelOpt = None,
+    json_out: JsonOut = False,
+) -> None:
+    """Run a WAT-plus program: results one per line; exit 0 when its status is 0."""
+    from cli.session_run import run_program
+
+    settings = settings_from(
+        fuel=fuel, memory=memory, timeout=timeout, session=session,
+        **_grants(fs_root, allow_domain, no_ai, catalog),
+    )  # fmt: skip
+    raise typer.Exit(run_program(settings, program, args or [], json_out=json_out, model_spec=model))
+
+
+@app.command()
+@handle_errors
+def caps(
+    fs_root: FsRoot = None,
+    allow_domain: AllowDomain = None,
+    no_ai: NoAi = False,
+) -> None:
+    """What each capability offers: the same text the model sees."""
+    from agent.app import open_parts
+    from capabilities.base import describe
+
+    settings = settings_from(**_grants(fs_root, allow_domain, no_ai, None))
+    with open_parts(settings, use_session=False) as parts:
+        for cap in parts.registry:
+            granted = "" if cap.namespace in parts.granted else "   (not granted)"
+            print(describe(cap) + granted)
+        print(f"\nhttp allow-list: {', '.join(settings.allow_domains) or '(empty: every host is refused)'}")
+        print(f"fs root: {settings.fs_root or '(none: fs calls fail with EACCESS)'}")
+
+
+@app.command()
+@handle_errors
+def log(
+    session: Session = None,
+    json_out: JsonOut = False,
+    limit: Annotated[int, typer.Option("--limit", "-n", help="Show the last N steps.")] = 50,
+) -> None:
+    """The session's steps: program, result, fuel, tokens."""
+    from cli.views import show_log
+
+    raise typer.Exit(show_log(settings_from(session=session), json_out=json_out, limit=limit))
+
+
+@app.command()
+@handle_errors
+def doctor(model: ModelOpt = None, base_url: BaseUrl = None) -> None:
+    """Check configuration, key, endpoint, wasmtime and state directories, one line each."""
+    from cli.views import run_doctor
+
+    raise typer.Exit(run_doctor(settings_from(base_url=base_url, model=model)))
+
+
+# ---- catalog -------------------------------------------------------------------------------------
+@catalog_app.command("list")
+@handle_errors
+def catalog_list(catalog: CatalogDir = None) -> None:
+    """Every loaded program with its arguments."""
+    from cli.views import list_catalog
+
+    raise typer.Exit(list_catalog(settings_from(catalog=catalog or None)))
+
+
+@catalog_app.command("show")
+@handle_errors
+def catalog_show(name: str, catalog: CatalogDir = None) -> None:
+    """A program's source."""
+    from cli.views import show_program
+
+    raise typer.Exit(show_program(settings_from(catalog=catalog or None), name))
+
+
+@catalog_app.command("check")
+@handle_errors
+def catalog_check(paths: Annotated[Optional[list[Path]], typer.Argument()] = None, catalog: CatalogDir = None) -> None:
+    """Report front-matter and compile errors with file:line (every program when no PATHS)."""
+    from cli.views import check_catalog
+
+    raise typer.Exit(check_catalog(settings_from(catalog=catalog or None), paths or []))
+
+
+@catalog_app.command("new")
+@handle_errors
+def catalog_new(
+    name: str,
+    directory: Annotated[Optional[Path], typer.Option("--dir", help="Where to write it (default: $WATT_HOME/catalog).")] = None,
+) -> None:
+    """Scaffold a program with front matter and an example."""
+    from cli.views import new_program
+
+    raise typer.Exit(new_program(settings_from(), name, directory))
+
+
+@catalog_app.command("test")
+@handle_errors
+def catalog_test(name: Annotated[Optional[str], typer.Argument()] = None, catalog: CatalogDir = None) -> None:
+    """Run the programs' [[examples]] offline (canned http and ai)."""
+    from cli.views import test_catalog
+
+    raise typer.Exit(test_catalog(settings_from(catalog=catalog or None), name))
+
+
+# ---- sessions and config ------------------------------------------------------------------------
+@sessions_app.command("list")
+@handle_errors
+def sessions_list() -> None:
+    """Every session with its size and last use."""
+    from cli.views import list_sessions
+
+    raise typer.Exit(list_sessions(settings_from()))
+
+
+@sessions_app.command("show")
+@handle_errors
+def sessions_show(name: str) -> None:
+    """A session's turns and kv."""
+    from cli.views import show_session
+
+    raise typer.Exit(show_session(settings_from(), name))
+
+
+@sessions_app.command("rm")
+@handle_errors
+def sessions_rm(name: str) -> None:
+    """Remove a session."""
+    from agent.sessions import SessionStore
+
+    SessionStore(settings_from().home).remove(name)
+    print(f"removed session {name!r}")
+
+
+@config_app.command("show")
+@handle_errors
+def config_show(json_out: JsonOut = False) -> None:
+    """The effective configuration (the key masked) and where each value came from."""
+    shown = settings_from().shown()
+    if json_out:
+        print(json.dumps(shown, indent=2))
+        return
+    width = max(len(k) for k in shown)
+    for key, value in shown.items():
+        print(f"{key:<{width}}  {value}")
+
+
+def main() -> None:
+    try:
+        app()
+    except KeyboardInterrupt:
+        print("watt: interrupted", file=sys.stderr)
+        sys.exit(130)
+
+
+__all__ = ["app", "main", "EXIT_OK", "EXIT_FAILED"]
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,112 @@
+"""Renderers of the loop's event stream: rich (for people) and JSON lines (for programs)."""
+
+from __future__ import annotations
+
+import json
+from typing import IO, Any
+
+from rich.console import Console
+from rich.syntax import Syntax
+from rich.text import Text
+
+from agent.events import (
+    ErrorEvent,
+    Event,
+    ResponseEvent,
+    Retry,
+    Thinking,
+    ToolResult,
+    ToolStart,
+)
+
+
+def _ms(value: float) -> str:
+    return f"{value / 1000:.2f}s" if value >= 1000 else f"{value:.1f}ms"
+
+
+def program_view(program: str) -> Syntax:
+    """A WAT program with syntax highlighting (pygments' WebAssembly lexer)."""
+    return Syntax(program.strip("\n"), "wast", theme="ansi_dark", line_numbers=False, word_wrap=True)
+
+
+class RichRenderer:
+    """Progress for a person: step, what the model is doing, the program, its result."""
+
+    def __init__(self, console: Console, *, show_programs: bool = True) -> None:
+        self.console = console
+        self.show_programs = show_programs
+
+    def __call__(self, event: Event) -> None:
+        c = self.console
+        if isinstance(event, Thinking):
+            line = Text(f"step {event.step} ", style="bold cyan")
+            line.append(f"model {_ms(event.model_ms)}, {event.usage.total} tokens", style="dim")
+            if event.text:
+                line.append("  " + " ".join(event.text.split())[:300], style="italic")
+            c.print(line)
+        elif isinstance(event, ToolStart):
+            if event.action == "catalog":
+                args = ", ".join(repr(a) for a in event.args)
+                c.print(Text(f"  run catalog {event.name}({args})", style="magenta"))
+            else:
+                args = f" args {list(event.args)}" if event.args else ""
+                c.print(Text(f"  run program{args}", style="magenta"))
+                if self.show_programs:
+                    c.print(program_view(event.program))
+        elif isinstance(event, ToolResult):
+            self._result(event)
+        elif isinstance(event, Retry):
+            c.print(Text(f"  compile error, asking for a repair ({event.attempt}): {event.reason}", style="yellow"))
+        elif isinstance(event, ResponseEvent):
+            tag = " (forced at the step limit)" if event.forced else ""
+            c.print(
+                Text(
+                    f"answered in {event.step} step(s){tag}, {_ms(event.elapsed_ms)}, "
+                    f"{event.usage.total} tokens{' (estimated)' if event.usage.estimated else ''}",
+                    style="green",
+                )
+            )
+        elif isinstance(event, ErrorEvent):
+            c.print(Text(f"error: {event.message}", style="bold red"))
+
+    def _result(self, event: ToolResult) -> None:
+        c = self.console
+        timing = sum(event.timings.values()) if event.timings else 0.0
+        if event.error is not None:
+            c.print(Text(f"  failed: {event.error_type}: {event.error}", style="red"))
+        else:
+            style = "green" if event.ok else "red"
+            c.print(
+                Text(
+                    f"  status {event.status} {event.status_name}, fuel {event.fuel_used}, {_ms(timing)}",
+                    style=style,
+                )
+            )
+        for i, result in enumerate(event.results[:20]):
+            c.print(Text(f"  [{i}] ", style="dim") + Text(_clip(result)))
+        if len(event.results) > 20:
+            c.print(Text(f"  ... {len(event.results) - 20} more results", style="dim"))
+        for line in event.debug[:20]:
+            c.print(Text(f"  debug: {_clip(line)}", style="dim"))
+
+
+def _clip(text: str, limit: int = 400) -> str:
+    text = text.replace("\n", "⏎ ")
+    return text if len(text) <= limit else text[:limit] + "…"
+
+
+class JsonRenderer:
+    """One JSON object per event per line."""
+
+    def __init__(self, stream: IO[str]) -> None:
+        self.stream = stream
+
+    def __call__(self, event: Event) -> None:
+        self.stream.write(json.dumps(event.to_dict(), ensure_ascii=False, default=_default) + "\n")
+        self.stream.flush()
+
+
+def _default(value: Any) -> Any:
+    if isinstance(value, tuple):
+        return list(value)
+    return str(value)

@@ -1,0 +1,112 @@
+"""`watt ask` and `watt run`: drive the library and map outcomes to exit codes."""
+
+from __future__ import annotations
+
+import json
+import sys
+import threading
+from pathlib import Path
+from typing import Any
+
+from cli.common import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, err_console, fail
+from cli.render import JsonRenderer, RichRenderer
+
+
+def run_ask(settings: Any, task: str, *, model_spec: str | None, json_out: bool, quiet: bool) -> int:
+    from agent.app import ask, open_parts, prewarm
+    from agent.events import ErrorEvent, ResponseEvent
+    from rt.errors import Interrupted
+
+    with open_parts(settings, model_spec=model_spec) as parts:
+        parts.model  # noqa: B018 - configuration errors surface before any work
+        prewarm(parts)
+        render: Any
+        if json_out:
+            render = JsonRenderer(sys.stdout)
+        elif quiet:
+            render = None
+        else:
+            render = RichRenderer(err_console())
+        answer: str | None = None
+        failed = False
+        cancel = threading.Event()
+        try:
+            for event in ask(parts, task, cancel=cancel):
+                if render is not None:
+                    render(event)
+                if isinstance(event, ResponseEvent):
+                    answer = event.text
+                elif isinstance(event, ErrorEvent):
+                    failed = True
+                    if render is None:
+                        print(f"watt: {event.message}", file=sys.stderr)
+        except (Interrupted, KeyboardInterrupt):
+            print("watt: interrupted", file=sys.stderr)
+            return EXIT_INTERRUPTED
+        if answer is not None and not json_out:
+            print(answer)
+        return EXIT_OK if answer is not None and not failed else EXIT_FAILED
+
+
+def load_program(settings: Any, name_or_path: str) -> tuple[str, int, Any]:
+    """(body, line offset, Program or None) for a catalog name or a .wat file."""
+    from agent.catalog import Catalog, catalog_dirs, parse_program, split_front_matter
+    from rt.errors import CatalogError
+
+    path = Path(name_or_path)
+    if path.suffix == ".wat" or path.exists():
+        try:
+            data = path.read_bytes()
+        except OSError as exc:
+            raise CatalogError(f"{path}: cannot read: {exc.strerror or exc}") from exc
+        text = data.decode("utf-8", errors="replace")
+        front, body_line, body = split_front_matter(text)
+        if front:
+            program = parse_program(data, path)
+            return program.body, program.body_line - 1, program
+        return body, body_line - 1, None
+    catalog, _errors = Catalog.load(catalog_dirs(settings.home, settings.catalog))
+    program = catalog.get(name_or_path)
+    if program is None:
+        names = ", ".join(catalog.names())
+        raise CatalogError(f"no catalog program or file named {name_or_path!r}; programs: {names}")
+    return program.body, program.body_line - 1, program
+
+
+def run_program(settings: Any, name_or_path: str, args: list[str], *, json_out: bool, model_spec: str | None) -> int:
+    from agent.app import open_parts
+    from agent.catalog import apply_defaults
+    from rt.errors import CompileError, Interrupted, LinkError, RunError
+
+    body, offset, program = load_program(settings, name_or_path)
+    if program is not None:
+        args = apply_defaults(program, args)
+    uses_kv = "$kv." in body
+    with open_parts(settings, model_spec=model_spec, use_session=uses_kv) as parts:
+        try:
+            result = parts.runtime.run(body, args, granted=parts.granted, line_offset=offset)
+        except Interrupted:
+            raise fail("interrupted", EXIT_INTERRUPTED) from None
+        except RunError as exc:
+            kind = type(exc).__name__
+            if json_out:
+                partial = exc.partial.to_dict() if exc.partial is not None else None
+                print(json.dumps({"error": exc.one_line(), "error_type": kind, "partial": partial}, ensure_ascii=False))
+                return EXIT_FAILED
+            if isinstance(exc, (CompileError, LinkError)):
+                where = program.path if program is not None else name_or_path
+                raise fail(f"{where}: {exc.one_line()}", EXIT_FAILED) from None
+            if exc.partial is not None:
+                for line in exc.partial.results:
+                    print(line)
+            raise fail(f"{kind}: {exc.one_line()}", EXIT_FAILED) from None
+    if json_out:
+        print(json.dumps(result.to_dict(), ensure_ascii=False))
+    else:
+        for line in result.results:
+            print(line)
+        for line in result.debug:
+            print(f"debug: {line}", file=sys.stderr)
+        if not result.ok:
+            print(f"watt: status {result.status} {result.status_name}", file=sys.stderr)
+    return EXIT_OK if result.ok else EXIT_FAILED
