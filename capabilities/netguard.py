@@ -278,6 +278,11 @@ class Deadline:
 
     at: float
     cancel: threading.Event | None = None
+    seconds: float = 0.0  # the budget it was made with, for messages
+
+    @classmethod
+    def after(cls, seconds: float, cancel: threading.Event | None = None) -> Deadline:
+        return cls(time.monotonic() + seconds, cancel, seconds)
 
     def remaining(self) -> float:
         return max(0.0, self.at - time.monotonic())
@@ -377,9 +382,11 @@ class PinnedTransport(httpx.HTTPTransport):
     ``super().__init__`` (pyproject pins httpx < 0.29).
     """
 
-    def __init__(self, grants: Grants, resolver: Resolver, deadline: Deadline) -> None:
+    def __init__(
+        self, grants: Grants, resolver: Resolver, deadline: Deadline, tls: ssl.SSLContext | None = None
+    ) -> None:
         self._pool = httpcore.ConnectionPool(
-            ssl_context=httpx.create_ssl_context(trust_env=False),
+            ssl_context=tls or httpx.create_ssl_context(trust_env=False),
             max_connections=4,
             max_keepalive_connections=0,
             http1=True,

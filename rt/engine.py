@@ -126,15 +126,16 @@ def _config() -> wasmtime.Config:
     return cfg
 
 
+@functools.lru_cache(maxsize=1)
 def engine_fingerprint() -> str:
-    version = getattr(wasmtime, "__version__", "") or _wasmtime_version()
-    return f"wasmtime={version};stack={MAX_WASM_STACK};fuel;epoch;mvp+bulk+multivalue+reftypes"
+    """Identifies the compiler: the native wasmtime library (name, size, mtime) and our Config.
 
-
-def _wasmtime_version() -> str:
-    from importlib.metadata import version
-
-    return version("wasmtime")
+    Cheap on purpose (no package-metadata scan): it is computed in every new process.
+    """
+    native = Path(wasmtime.__file__).parent
+    libs = sorted(p for p in native.rglob("*") if p.suffix in (".so", ".dylib", ".dll"))
+    ident = ";".join(f"{p.name}:{p.stat().st_size}:{p.stat().st_mtime_ns}" for p in libs)
+    return f"wasmtime[{ident}];stack={MAX_WASM_STACK};fuel;epoch;mvp+bulk+multivalue+reftypes"
 
 
 @dataclass
@@ -175,6 +176,7 @@ class Runtime:
         cache_dir: Path | None = None,
     ) -> None:
         self.engine = get_engine()
+        self._fingerprint = engine_fingerprint()
         self.limits = (limits or Limits()).validated()
         self.functions = {f.qualname: f for f in functions}
         self.namespaces: dict[str, list[HostFunction]] = {}
@@ -232,7 +234,7 @@ class Runtime:
         t0 = time.perf_counter()
         assembled = self._assemble(source, grant_list, line_offset)
         t1 = time.perf_counter()
-        key = cache_key(engine_fingerprint(), assembled.wat)
+        key = cache_key(self._fingerprint, assembled.wat)
         module, where = self.modules.get_or_compile(key, lambda: self._compile(assembled, source, line_offset))
         try:
             pre = self._linker.instantiate_pre(module)
