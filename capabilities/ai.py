@@ -18,6 +18,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Protocol
 
+from capabilities.base import with_names
 from rt.codes import Err
 from rt.errors import WattError
 from rt.host import U32, GuestError, HostFunction, RunContext
@@ -76,6 +77,11 @@ def cap_utf8(text: str, max_bytes: int) -> tuple[str, bool]:
 @dataclass
 class _RunCalls:
     n: int = 0
+
+
+SHAPES = {
+    "assist": "input instruction flags -> ptr err",
+}
 
 
 class AiCapability:
@@ -148,6 +154,9 @@ class AiCapability:
         return ctx.alloc_str(answer), 0
 
     def functions(self) -> list[HostFunction]:
+        return with_names(self._functions(), SHAPES)
+
+    def _functions(self) -> list[HostFunction]:
         return [
             HostFunction("ai", "assist", ("i32", "i32", "i32"), ("i32", "i32"), self.assist,
                          "apply instruction to input text; flags 1 = one-line answer; EREMOTE, ENOMEM",

@@ -8,6 +8,7 @@ is charged against the run's item quota (ENOMEM beyond it).
 
 from __future__ import annotations
 
+from capabilities.base import with_names
 from rt.codes import Err
 from rt.host import GuestError, HostFunction, RunContext
 
@@ -17,6 +18,15 @@ def check_index(items: list[bytes], idx: int) -> int:
     if not 0 <= idx < len(items):
         raise GuestError(Err.EBOUND, f"index {idx} outside array of length {len(items)}")
     return idx
+
+
+SHAPES = {
+    "new": "-> arr err",
+    "push": "arr s -> err",
+    "get": "arr idx -> ptr err",
+    "set": "arr idx s -> err",
+    "len": "arr -> n err",
+}
 
 
 class ArrCapability:
@@ -49,6 +59,9 @@ class ArrCapability:
         return len(ctx.array(handle)), 0
 
     def functions(self) -> list[HostFunction]:
+        return with_names(self._functions(), SHAPES)
+
+    def _functions(self) -> list[HostFunction]:
         return [
             HostFunction(
                 "arr",

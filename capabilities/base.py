@@ -9,6 +9,7 @@ caller); per-run state lives in ``RunContext.state(namespace, factory)``.
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
+from dataclasses import replace
 from typing import Protocol, runtime_checkable
 
 from rt.errors import CapabilityError
@@ -21,6 +22,15 @@ class Capability(Protocol):
     summary: str
 
     def functions(self) -> list[HostFunction]: ...
+
+
+def with_names(functions: list[HostFunction], shapes: dict[str, str]) -> list[HostFunction]:
+    """Attach parameter and result names (``"s start end -> ptr err"``) for the prompt."""
+    named = []
+    for f in functions:
+        params, _, results = shapes.get(f.name, "->").partition("->")
+        named.append(replace(f, param_names=tuple(params.split()), result_names=tuple(results.split())))
+    return named
 
 
 def describe(cap: Capability) -> str:

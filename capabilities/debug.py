@@ -6,7 +6,13 @@ Both functions are infallible (no error result): a bad pointer is logged as
 
 from __future__ import annotations
 
+from capabilities.base import with_names
 from rt.host import U32, GuestError, HostFunction, RunContext
+
+SHAPES = {
+    "log": "s ->",
+    "i32": "n ->",
+}
 
 
 class DebugCapability:
@@ -26,6 +32,9 @@ class DebugCapability:
         ctx.log(str(((n & U32) ^ 0x80000000) - 0x80000000))
 
     def functions(self) -> list[HostFunction]:
+        return with_names(self._functions(), SHAPES)
+
+    def _functions(self) -> list[HostFunction]:
         return [
             HostFunction(
                 "debug",

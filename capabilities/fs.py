@@ -34,6 +34,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
+from capabilities.base import with_names
 from rt.codes import Err
 from rt.errors import CapabilityError
 from rt.host import GuestError, HostFunction, RunContext
@@ -168,6 +169,16 @@ def _atomic_write(dfd: int, name: str, data: bytes, mode: int | None) -> None:
 @dataclass
 class _RunCalls:
     n: int = 0
+
+
+SHAPES = {
+    "read": "path -> ptr err",
+    "write": "path data -> err",
+    "append": "path data -> err",
+    "list": "dir -> arr err",
+    "exists": "path -> bool err",
+    "del": "path -> err",
+}
 
 
 class FsCapability:
@@ -379,6 +390,9 @@ class FsCapability:
         return 0
 
     def functions(self) -> list[HostFunction]:
+        return with_names(self._functions(), SHAPES)
+
+    def _functions(self) -> list[HostFunction]:
         def fn(name: str, params: str, results: str, impl: Callable[..., Any], doc: str) -> HostFunction:
             p, r = tuple(params.split()), tuple(results.split())
             return HostFunction("fs", name, ("i32",) * len(p), ("i32",) * len(r), self._guard(impl),

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 
 import httpx
 
+from capabilities.base import with_names
 from capabilities.netguard import (
     Deadline,
     Grants,
@@ -200,6 +201,12 @@ class Fetcher:
 
 
 # ---- the capability ---------------------------------------------------------------------------
+SHAPES = {
+    "get": "url -> ptr err",
+    "post": "url body content_type -> ptr err",
+}
+
+
 class HttpCapability:
     """Host functions of the ``http`` namespace. One instance per session (it holds the
     session's call counter); per-run counters live in ``ctx.state("http", ...)``."""
@@ -272,6 +279,9 @@ class HttpCapability:
         return data
 
     def functions(self) -> list[HostFunction]:
+        return with_names(self._functions(), SHAPES)
+
+    def _functions(self) -> list[HostFunction]:
         return [
             HostFunction("http", "get", ("i32",), ("i32", "i32"), self.get,
                          "GET url, returns body; EPARSE bad URL, EACCESS host not granted, EREMOTE network/HTTP error"),

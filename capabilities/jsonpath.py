@@ -17,6 +17,7 @@ import json
 import re
 from typing import Any
 
+from capabilities.base import with_names
 from rt.codes import Err
 from rt.host import GuestError, HostFunction, RunContext
 
@@ -110,6 +111,12 @@ def parse_doc(text: str) -> Any:
         raise GuestError(Err.EPARSE, f"bad JSON: {str(exc)[:120]}") from None
 
 
+SHAPES = {
+    "get": "doc path -> ptr err",
+    "quote": "s -> ptr err",
+}
+
+
 class JsonCapability:
     """Host functions of the ``json`` namespace."""
 
@@ -146,6 +153,9 @@ class JsonCapability:
         return self._out(ctx, json.dumps(ctx.read_str(s), ensure_ascii=False))
 
     def functions(self) -> list[HostFunction]:
+        return with_names(self._functions(), SHAPES)
+
+    def _functions(self) -> list[HostFunction]:
         return [
             HostFunction(
                 "json",

@@ -13,6 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol, TypeVar, runtime_checkable
 
+from capabilities.base import with_names
 from rt.codes import Err
 from rt.errors import WattError
 from rt.host import GuestError, HostFunction, RunContext
@@ -62,6 +63,14 @@ def _decode(data: bytes, what: str) -> str:
         return data.decode("utf-8")
     except UnicodeDecodeError:
         raise GuestError(Err.ETRFM, f"{what} is not valid UTF-8") from None
+
+
+SHAPES = {
+    "get": "key -> ptr err",
+    "set": "key value -> err",
+    "del": "key -> err",
+    "keys": "-> arr err",
+}
 
 
 class KvCapability:
@@ -142,6 +151,9 @@ class KvCapability:
         return ctx.new_array([k.encode("utf-8") for k in names]), 0
 
     def functions(self) -> list[HostFunction]:
+        return with_names(self._functions(), SHAPES)
+
+    def _functions(self) -> list[HostFunction]:
         def fn(name: str, params: str, results: str, impl: Callable[..., object], doc: str) -> HostFunction:
             p, r = tuple(params.split()), tuple(results.split())
             return HostFunction("kv", name, ("i32",) * len(p), ("i32",) * len(r), impl, doc,

@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 
+from capabilities.base import with_names
 from rt.codes import Err
 from rt.host import U32, GuestError, HostFunction, RunContext
 
@@ -166,6 +167,25 @@ def _hard_split(text: str, start: int, end: int, max_bytes: int, out: list[str])
 # ---- the capability -----------------------------------------------------------------------
 
 
+SHAPES = {
+    "len": "s -> n err",
+    "concat": "a b -> ptr err",
+    "slice": "s start end -> ptr err",
+    "find": "s needle -> idx err",
+    "replace": "s old new -> ptr err",
+    "split": "s sep -> arr err",
+    "chunk": "s max_bytes -> arr err",
+    "join": "arr sep -> ptr err",
+    "trim": "s -> ptr err",
+    "upper": "s -> ptr err",
+    "lower": "s -> ptr err",
+    "reverse": "s -> ptr err",
+    "eq": "a b -> bool err",
+    "from_i32": "n -> ptr err",
+    "to_i32": "s -> n err",
+}
+
+
 class StrCapability:
     """Host functions of the ``str`` namespace."""
 
@@ -245,6 +265,9 @@ class StrCapability:
         return parse_i32(ctx.read_str(s)), 0
 
     def functions(self) -> list[HostFunction]:
+        return with_names(self._functions(), SHAPES)
+
+    def _functions(self) -> list[HostFunction]:
         def fn(name: str, nparams: int, impl: Callable[..., object], doc: str) -> HostFunction:
             return HostFunction("str", name, ("i32",) * nparams, ("i32", "i32"), impl, doc)
 

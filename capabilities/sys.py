@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from capabilities.base import with_names
 from rt.codes import Err
 from rt.host import GuestError, HostFunction, RunContext
 
@@ -22,11 +23,21 @@ def _resv(ctx: RunContext, ptr: int) -> int:
     return 0
 
 
+SHAPES = {
+    "argc": "-> n",
+    "argv": "idx -> ptr err",
+    "resv": "ptr -> err",
+}
+
+
 class SysCapability:
     namespace = "sys"
     summary = "program arguments and results (always granted)"
 
     def functions(self) -> list[HostFunction]:
+        return with_names(self._functions(), SHAPES)
+
+    def _functions(self) -> list[HostFunction]:
         return [
             HostFunction("sys", "argc", (), ("i32",), _argc, "number of arguments", fallible=False),
             HostFunction("sys", "argv", ("i32",), ("i32", "i32"), _argv, "argument N as a string; EBOUND if absent"),
