@@ -164,7 +164,7 @@ def test_signatures_and_docs() -> None:
     fns = FsCapability(None).functions()
     assert [f.signature() for f in fns] == [
         "fs.read (path) -> (ptr err)", "fs.write (path data) -> (err)",
-        "fs.append (path data) -> (err)", "fs.list (dir) -> (handle err)",
+        "fs.append (path data) -> (err)", "fs.list (dir) -> (arr err)",
         "fs.exists (path) -> (bool err)", "fs.del (path) -> (err)",
     ]
     assert all(len(f.doc.split()) <= 15 for f in fns)
