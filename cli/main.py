@@ -28,16 +28,16 @@ app.add_typer(sessions_app, name="sessions")
 app.add_typer(config_app, name="config")
 
 # ---- shared options ---------------------------------------------------------------------------
-Session = Annotated[Optional[str], typer.Option("--session", "-s", help="Session name (default: 'default').")]
-ModelOpt = Annotated[Optional[str], typer.Option("--model", "-m", help="Model name, script:FILE.jsonl or local:PATH.gguf.")]
-BaseUrl = Annotated[Optional[str], typer.Option("--base-url", help="OpenAI-compatible endpoint ending in /v1.")]
-FsRoot = Annotated[Optional[Path], typer.Option("--fs-root", help="Directory the fs capability may use (none by default).")]
-AllowDomain = Annotated[Optional[list[str]], typer.Option("--allow-domain", help="Host (or host:port) http may reach; repeatable.")]
+Session = Annotated[Optional[str], typer.Option("--session", "-s", metavar="NAME", help="Session name (default: 'default').")]
+ModelOpt = Annotated[Optional[str], typer.Option("--model", "-m", metavar="MODEL", help="Model name, script:FILE.jsonl or local:PATH.gguf.")]
+BaseUrl = Annotated[Optional[str], typer.Option("--base-url", metavar="URL", help="OpenAI-compatible endpoint ending in /v1.")]
+FsRoot = Annotated[Optional[Path], typer.Option("--fs-root", metavar="DIR", help="Directory the fs capability may use (none by default).")]
+AllowDomain = Annotated[Optional[list[str]], typer.Option("--allow-domain", metavar="HOST", help="Host (or host:port) http may reach; repeatable.")]
 NoAi = Annotated[bool, typer.Option("--no-ai", help="Do not grant the ai capability.")]
-CatalogDir = Annotated[Optional[list[Path]], typer.Option("--catalog", help="Extra catalog directory; repeatable.")]
-Fuel = Annotated[Optional[int], typer.Option("--fuel", help="Fuel (CPU budget) per run.")]
-Memory = Annotated[Optional[int], typer.Option("--memory", help="Memory limit per run, in bytes.")]
-TimeoutOpt = Annotated[Optional[float], typer.Option("--timeout", help="Wall-clock limit per run, in seconds.")]
+CatalogDir = Annotated[Optional[list[Path]], typer.Option("--catalog", metavar="DIR", help="Extra catalog directory; repeatable.")]
+Fuel = Annotated[Optional[int], typer.Option("--fuel", metavar="N", help="Fuel (CPU budget) per run.")]
+Memory = Annotated[Optional[int], typer.Option("--memory", metavar="BYTES", help="Memory limit per run, in bytes.")]
+TimeoutOpt = Annotated[Optional[float], typer.Option("--timeout", metavar="SECONDS", help="Wall-clock limit per run, in seconds.")]
 JsonOut = Annotated[bool, typer.Option("--json", help="Machine-readable JSON output.")]
 
 
@@ -54,16 +54,16 @@ def _grants(fs_root: Path | None, allow_domain: list[str] | None, no_ai: bool, c
 @app.command()
 @handle_errors
 def ask(
-    task: Annotated[Optional[str], typer.Argument(help="The task; '-' or nothing reads it from stdin.")] = None,
+    task: Annotated[Optional[str], typer.Argument(metavar="TASK", help="The task; '-' or nothing reads it from stdin.")] = None,
     session: Session = None,
     model: ModelOpt = None,
     base_url: BaseUrl = None,
-    max_steps: Annotated[Optional[int], typer.Option("--max-steps", help="Steps before the model must answer (default 10).")] = None,
+    max_steps: Annotated[Optional[int], typer.Option("--max-steps", metavar="N", help="Steps before the model must answer (default 10).")] = None,
     fs_root: FsRoot = None,
     allow_domain: AllowDomain = None,
     no_ai: NoAi = False,
     catalog: CatalogDir = None,
-    max_tokens_total: Annotated[Optional[int], typer.Option("--max-tokens-total", help="Stop when this many tokens are spent.")] = None,
+    max_tokens_total: Annotated[Optional[int], typer.Option("--max-tokens-total", metavar="N", help="Stop when this many tokens are spent.")] = None,
     json_out: JsonOut = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress on stderr.")] = False,
 ) -> None:
@@ -105,8 +105,8 @@ def chat(
 @app.command()
 @handle_errors
 def run(
-    program: Annotated[str, typer.Argument(help="A catalog program name or a .wat file (front matter allowed).")],
-    args: Annotated[Optional[list[str]], typer.Argument(help="Arguments, as strings.")] = None,
+    program: Annotated[str, typer.Argument(metavar="NAME|PATH", help="A catalog program name or a .wat file (front matter allowed).")],
+    args: Annotated[Optional[list[str]], typer.Argument(metavar="ARGS...", help="Arguments, as strings.")] = None,
     fuel: Fuel = None,
     memory: Memory = None,
     timeout: TimeoutOpt = None,
@@ -153,7 +153,7 @@ def caps(
 def log(
     session: Session = None,
     json_out: JsonOut = False,
-    limit: Annotated[int, typer.Option("--limit", "-n", help="Show the last N steps.")] = 50,
+    limit: Annotated[int, typer.Option("--limit", "-n", metavar="N", help="Show the last N steps.")] = 50,
 ) -> None:
     """The session's steps: program, result, fuel, tokens."""
     from cli.views import show_log
@@ -182,7 +182,7 @@ def catalog_list(catalog: CatalogDir = None) -> None:
 
 @catalog_app.command("show")
 @handle_errors
-def catalog_show(name: str, catalog: CatalogDir = None) -> None:
+def catalog_show(name: Annotated[str, typer.Argument(metavar="NAME")], catalog: CatalogDir = None) -> None:
     """A program's source."""
     from cli.views import show_program
 
@@ -191,7 +191,7 @@ def catalog_show(name: str, catalog: CatalogDir = None) -> None:
 
 @catalog_app.command("check")
 @handle_errors
-def catalog_check(paths: Annotated[Optional[list[Path]], typer.Argument()] = None, catalog: CatalogDir = None) -> None:
+def catalog_check(paths: Annotated[Optional[list[Path]], typer.Argument(metavar="PATHS...")] = None, catalog: CatalogDir = None) -> None:
     """Report front-matter and compile errors with file:line (every program when no PATHS)."""
     from cli.views import check_catalog
 
@@ -201,8 +201,8 @@ def catalog_check(paths: Annotated[Optional[list[Path]], typer.Argument()] = Non
 @catalog_app.command("new")
 @handle_errors
 def catalog_new(
-    name: str,
-    directory: Annotated[Optional[Path], typer.Option("--dir", help="Where to write it (default: $WATT_HOME/catalog).")] = None,
+    name: Annotated[str, typer.Argument(metavar="NAME")],
+    directory: Annotated[Optional[Path], typer.Option("--dir", metavar="DIR", help="Where to write it (default: $WATT_HOME/catalog).")] = None,
 ) -> None:
     """Scaffold a program with front matter and an example."""
     from cli.views import new_program
@@ -212,7 +212,7 @@ def catalog_new(
 
 @catalog_app.command("test")
 @handle_errors
-def catalog_test(name: Annotated[Optional[str], typer.Argument()] = None, catalog: CatalogDir = None) -> None:
+def catalog_test(name: Annotated[Optional[str], typer.Argument(metavar="NAME")] = None, catalog: CatalogDir = None) -> None:
     """Run the programs' [[examples]] offline (canned http and ai)."""
     from cli.views import test_catalog
 
@@ -231,7 +231,7 @@ def sessions_list() -> None:
 
 @sessions_app.command("show")
 @handle_errors
-def sessions_show(name: str) -> None:
+def sessions_show(name: Annotated[str, typer.Argument(metavar="NAME")]) -> None:
     """A session's turns and kv."""
     from cli.views import show_session
 
@@ -240,7 +240,7 @@ def sessions_show(name: str) -> None:
 
 @sessions_app.command("rm")
 @handle_errors
-def sessions_rm(name: str) -> None:
+def sessions_rm(name: Annotated[str, typer.Argument(metavar="NAME")]) -> None:
     """Remove a session."""
     from agent.sessions import SessionStore
 

@@ -1,0 +1,204 @@
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+
+import pytest
+from rich.console import Console
+from typer.testing import CliRunner
+
+from agent.events import (
+    ErrorEvent,
+    ResponseEvent,
+    Retry,
+    Thinking,
+    TokenUsage,
+    ToolResult,
+    ToolStart,
+)
+from cli.main import app
+from cli.render import JsonRenderer, RichRenderer
+from tests.golden_util import assert_golden
+
+runner = CliRunner()
+ENV = {"COLUMNS": "100", "TERM": "dumb", "NO_COLOR": "1"}
+
+UPPER = 'ToolCall::Wat(```wat\n(argv 0 $t)\n(local $u i32) (local $e i32)\n(call $str.upper (local.get $t)) (local.set $e) (local.set $u)\n(check $e)\n(resv $u)\n(i32.const 0)\n```, "hello")'
+
+
+def invoke(*args: str, input: str | None = None):
+    return runner.invoke(app, list(args), env=ENV, input=input)
+
+
+def script(tmp_path: Path, *replies: str) -> str:
+    path = tmp_path / "script.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in replies), encoding="utf-8")
+    return f"script:{path}"
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        [], ["ask"], ["chat"], ["run"], ["caps"], ["log"], ["doctor"], ["catalog"], ["catalog", "list"],
+        ["catalog", "show"], ["catalog", "check"], ["catalog", "new"], ["catalog", "test"], ["sessions"],
+        ["sessions", "list"], ["sessions", "show"], ["sessions", "rm"], ["config", "show"],
+    ],
+)
+def test_help_golden(command: list[str]) -> None:
+    result = invoke(*command, "--help")
+    assert result.exit_code == 0, result.output
+    assert_golden(f"help_{'_'.join(command) or 'watt'}.txt", result.output)
+
+
+def test_run_catalog_program_and_json() -> None:
+    result = invoke("run", "upper", "héllo")
+    assert result.exit_code == 0 and result.stdout == "HÉLLO\n"
+    result = invoke("run", "word_count", "a b c", "--json")
+    data = json.loads(result.stdout)
+    assert data["status"] == 0 and data["results"] == ["3"] and data["status_name"] == "SUCCESS"
+
+
+def test_run_file_with_status_and_errors(tmp_path: Path) -> None:
+    prog = tmp_path / "p.wat"
+    prog.write_text('(resv "partial")\n(i32.const 4)\n')
+    result = invoke("run", str(prog))
+    assert result.exit_code == 1
+    assert "partial" in result.stdout and "ENOENT" in result.stderr
+    bad = tmp_path / "bad.wat"
+    bad.write_text(";;; name = \"bad\"\n;;; description = \"x\"\n(i32.const 0)\n(oops)\n")
+    result = invoke("run", str(bad))
+    assert result.exit_code == 1
+    assert "bad.wat" in result.stderr and "line 4" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize(
+    ("args", "code", "fragment"),
+    [
+        (["run", "no_such_program"], 2, "no catalog program or file named"),
+        (["run", "upper"], 2, "usage: upper(text)"),
+        (["run", "upper", "x", "--fuel", "0"], 2, "fuel must be positive"),
+        (["run", "upper", "x", "--fuel", "lots"], 2, ""),
+        (["run", "/nonexistent/x.wat"], 2, "cannot read"),
+        (["ask", "hi"], 2, "no model endpoint configured"),
+        (["ask", "hi", "--model", "script:/nonexistent.jsonl"], 2, "nonexistent.jsonl"),
+    ],
+)
+def test_usage_and_config_errors_are_one_line_exit_2(args: list[str], code: int, fragment: str) -> None:
+    result = invoke(*args)
+    assert result.exit_code == code, result.output
+    assert fragment in result.output
+    assert "Traceback" not in result.output
+
+
+def test_run_loop_is_stopped_by_fuel_and_timeout(tmp_path: Path) -> None:
+    prog = tmp_path / "spin.wat"
+    prog.write_text("(loop $l (br $l))\n(i32.const 0)\n")
+    result = invoke("run", str(prog), "--fuel", "100000")
+    assert result.exit_code == 1 and "FuelExhausted" in result.stderr
+    result = invoke("run", str(prog), "--fuel", "100000000000000", "--timeout", "0.3")
+    assert result.exit_code == 1 and "Timeout" in result.stderr
+
+
+def test_ask_answers_on_stdout(tmp_path: Path) -> None:
+    model = script(tmp_path, UPPER, 'ToolCall::Response("""HELLO""")')
+    result = invoke("ask", "upper-case hello", "--model", model)
+    assert result.exit_code == 0, result.output
+    assert result.stdout == "HELLO\n"
+    assert "step 1" in result.stderr and "[0] HELLO" in result.stderr
+
+
+def test_ask_json_lines_end_with_response(tmp_path: Path) -> None:
+    model = script(tmp_path, UPPER, 'ToolCall::Response("""HELLO""")')
+    result = invoke("ask", "--json", "upper-case hello", "--model", model)
+    assert result.exit_code == 0, result.output
+    events = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [e["kind"] for e in events] == ["thinking", "tool_start", "tool_result", "thinking", "response"]
+    assert events[-1]["text"] == "HELLO"
+    assert events[2]["results"] == ["HELLO"] and events[2]["fuel_used"] > 0
+
+
+def test_ask_task_from_stdin_quiet(tmp_path: Path) -> None:
+    model = script(tmp_path, 'ToolCall::Response("42")')
+    result = invoke("ask", "-", "--quiet", "--model", model, input="what is 6*7?\n")
+    assert result.exit_code == 0 and result.stdout == "42\n" and result.stderr == ""
+
+
+def test_ask_gives_up_with_exit_1(tmp_path: Path) -> None:
+    failing = 'ToolCall::Wat(```wat\n(i32.const 4)\n```)'
+    model = script(tmp_path, failing, failing, failing, failing)
+    result = invoke("ask", "x", "--model", model)
+    assert result.exit_code == 1
+    assert "repeated 3 times" in result.stderr
+
+
+def test_log_sessions_and_config(tmp_path: Path, monkeypatch) -> None:
+    model = script(tmp_path, UPPER, 'ToolCall::Response("""HELLO""")')
+    assert invoke("ask", "x", "--model", model, "--session", "demo").exit_code == 0
+    result = invoke("log", "--session", "demo", "--json")
+    steps = [json.loads(line) for line in result.stdout.splitlines()]
+    assert steps[0]["action"] == "wat" and steps[0]["status"] == 0 and "str.upper" in steps[0]["program"]
+    assert steps[-1]["action"] == "response"
+    assert "demo" in invoke("sessions", "list").stdout
+    assert "turn 1" in invoke("sessions", "show", "demo").stdout
+    assert invoke("sessions", "rm", "demo").exit_code == 0
+    assert invoke("sessions", "show", "demo").exit_code == 1
+    monkeypatch.setenv("WATT_API_KEY", "sk-secret-key-123456")
+    shown = invoke("config", "show").stdout
+    assert "sk-secret-key-123456" not in shown and "sk-…3456" in shown and "[WATT_API_KEY]" in shown
+
+
+def test_bad_config_file_is_one_line(_watt_home: Path) -> None:
+    _watt_home.mkdir(parents=True, exist_ok=True)
+    (_watt_home / "config.toml").write_text("fuel = [\n")
+    result = invoke("config", "show")
+    assert result.exit_code == 2 and "config.toml" in result.output and "Traceback" not in result.output
+
+
+def test_catalog_new_check_and_test(_watt_home: Path) -> None:
+    result = invoke("catalog", "new", "shout")
+    assert result.exit_code == 0, result.output
+    path = _watt_home / "catalog" / "shout.wat"
+    assert path.exists()
+    assert invoke("catalog", "check", str(path)).exit_code == 0
+    result = invoke("catalog", "test", "shout")
+    assert "1 passed, 0 failed" in result.stdout, result.stdout
+    assert "shout(" in invoke("catalog", "list").stdout
+    path.write_text(path.read_text().replace("(i32.const 0)", "(i32.const 0) (bogus)"))
+    result = invoke("catalog", "check", str(path))
+    assert result.exit_code == 1 and "shout.wat:" in result.stdout
+    assert invoke("catalog", "new", "shout").exit_code == 2
+
+
+EVENTS = [
+    Thinking(1, "Upper-case the text with str.upper.", TokenUsage(900, 60), 812.0),
+    ToolStart(1, "wat", None, "(argv 0 $t)\n(resv $t)\n(i32.const 0)", ("hello",)),
+    ToolResult(1, ok=True, status=0, status_name="SUCCESS", results=("HELLO",), fuel_used=31,
+               timings={"compile_ms": 2.5, "run_ms": 0.4}),
+    Retry(2, 1, "line 2, column 1: unknown operator"),
+    ToolStart(2, "catalog", "word_count", "", ("a b",)),
+    ToolResult(2, ok=False, status_name="Trap", error="trap: unreachable", error_type="Trap"),
+    ResponseEvent(3, "HELLO", False, TokenUsage(2000, 100, True), 2400.0),
+    ErrorEvent(3, "stopped: the token budget is spent", "BudgetExceeded"),
+]
+
+
+def test_rich_rendering_golden() -> None:
+    out = io.StringIO()
+    render = RichRenderer(Console(file=out, width=80, color_system=None, force_terminal=False))
+    for event in EVENTS:
+        render(event)
+    assert_golden("render_rich.txt", out.getvalue())
+
+
+def test_json_rendering_golden() -> None:
+    out = io.StringIO()
+    render = JsonRenderer(out)
+    for event in EVENTS:
+        render(event)
+    lines = [json.loads(line) for line in out.getvalue().splitlines()]
+    assert [e["kind"] for e in lines] == [
+        "thinking", "tool_start", "tool_result", "retry", "tool_start", "tool_result", "response", "error",
+    ]
+    assert_golden("render_json.txt", out.getvalue())
