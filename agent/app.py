@@ -10,21 +10,23 @@ import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import urlparse
-
-import httpx
 
 from agent.catalog import Catalog, catalog_dirs
 from agent.config import Settings
 from agent.events import Event
 from agent.loop import LoopSettings, run_task
-from agent.model import ChatModel, Message, OpenAIChatModel
+from agent.messages import ChatModel, Message
 from agent.prompt import build_system_prompt
 from agent.scripted import ScriptedModel
 from agent.sessions import Session, SessionStore
 from capabilities import Registry, standard_registry
 from rt.engine import Runtime
 from rt.errors import CatalogError, ConfigError, WattError
+
+if TYPE_CHECKING:
+    import httpx
 
 LOCAL_HOSTS = {"127.0.0.1", "localhost", "::1"}
 ASSIST_SYSTEM = (
@@ -55,6 +57,8 @@ def make_model(settings: Settings, spec: str | None = None) -> ChatModel:
         raise ConfigError("no API key: set WATT_API_KEY (or OPENAI_API_KEY) for " + settings.base_url)
     if not spec:
         raise ConfigError("no model name: set WATT_MODEL or pass --model NAME")
+    from agent.model import OpenAIChatModel  # httpx loads only when a model is used
+
     return OpenAIChatModel(settings.base_url, settings.api_key or "none", spec)
 
 

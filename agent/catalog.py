@@ -301,32 +301,12 @@ def _arity(args: Sequence[ArgSpec]) -> str:
     return f"{required}" if required == len(args) else f"{required} to {len(args)}"
 
 
+_NOT_CODE_RE = re.compile(r'"""[\s\S]*?(?:"""|\Z)|"(?:[^"\\\n]|\\.)*"?|;;[^\n]*|\(;[\s\S]*?(?:;\)|\Z)')
+
+
 def _code_only(body: str) -> str:
     """The body with strings and comments blanked out (newlines kept)."""
-    out: list[str] = []
-    i, n = 0, len(body)
-    while i < n:
-        if body.startswith('"""', i):
-            end = body.find('"""', i + 3)
-            end = n if end < 0 else end + 3
-        elif body[i] == '"':
-            end = i + 1
-            while end < n and body[end] != '"' and body[end] != "\n":
-                end += 2 if body[end] == "\\" else 1
-            end = min(end + 1, n)
-        elif body.startswith(";;", i):
-            end = body.find("\n", i)
-            end = n if end < 0 else end
-        elif body.startswith("(;", i):
-            end = body.find(";)", i + 2)
-            end = n if end < 0 else end + 2
-        else:
-            out.append(body[i])
-            i += 1
-            continue
-        out.append(" " + "\n" * body.count("\n", i, end))
-        i = end
-    return "".join(out)
+    return _NOT_CODE_RE.sub(lambda m: " " + "\n" * m.group(0).count("\n"), body)
 
 
 def body_capabilities(body: str) -> tuple[str, ...]:

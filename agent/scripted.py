@@ -23,7 +23,7 @@ from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 
-from agent.model import CHARS_PER_TOKEN, Completion, Message, Usage, check_cancel, estimate_usage
+from agent.messages import CHARS_PER_TOKEN, Completion, Message, Usage, check_cancel, estimate_usage
 from rt.errors import ConfigError, ModelAPIError
 
 Responder = Callable[[list[Message]], str]

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from pathlib import Path
-
-import httpx
+from typing import TYPE_CHECKING
 
 from capabilities.ai import AiCapability, Assistant
 from capabilities.arrays import ArrCapability
@@ -17,6 +16,9 @@ from capabilities.jsonpath import JsonCapability
 from capabilities.kv import KvBackend, KvCapability, MemoryKv
 from capabilities.strings import StrCapability
 from capabilities.sys import SysCapability
+
+if TYPE_CHECKING:
+    import httpx
 
 __all__ = ["Capability", "Registry", "describe", "standard_registry"]
 

@@ -12,15 +12,15 @@ from __future__ import annotations
 
 import sys
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Generator
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, cast
 
 from rich.console import Console
 from rich.text import Text
 
 from agent.app import Parts
-from agent.events import ErrorEvent, ResponseEvent
+from agent.events import ErrorEvent, Event, ResponseEvent
 from cli.common import EXIT_OK
 from cli.render import RichRenderer
 from cli.slash import INPUT_HELP, command_list, find_command
@@ -89,7 +89,8 @@ class Repl:
         from agent.app import ask
 
         cancel = threading.Event()
-        events = ask(self.parts, task, cancel=cancel)
+        # ask is a generator function: closing it ends an open turn (rolled back)
+        events = cast("Generator[Event, None, None]", ask(self.parts, task, cancel=cancel))
         gave_up: ErrorEvent | None = None
         answer: str | None = None
         try:
@@ -170,7 +171,9 @@ def prompt_reader(history_path: Path | None) -> Reader:
     def _newline(event: Any) -> None:
         event.current_buffer.insert_text("\n")
 
-    history: History = FileHistory(str(history_path)) if history_path is not None else InMemoryHistory()
+    history: History = (
+        FileHistory(str(history_path)) if history_path is not None else InMemoryHistory()
+    )
     session: PromptSession[str] = PromptSession(
         history=history,
         multiline=True,

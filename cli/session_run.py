@@ -9,11 +9,11 @@ from pathlib import Path
 from typing import Any
 
 from cli.common import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, err_console, fail
-from cli.render import JsonRenderer, RichRenderer
 
 
 def run_ask(settings: Any, task: str, *, model_spec: str | None, json_out: bool, quiet: bool) -> int:
     from agent.app import ask, open_parts, prewarm
+    from cli.render import JsonRenderer, RichRenderer
     from agent.events import ErrorEvent, ResponseEvent
     from rt.errors import Interrupted
 

@@ -94,7 +94,10 @@ def cmd_catalog(parts: Parts, console: Console, arg: str) -> None:
         console.print(line)
     if parts.catalog_errors:
         console.print(
-            Text(f"  {len(parts.catalog_errors)} file(s) did not load: see `watt catalog check`", style="yellow")
+            Text(
+                f"  {len(parts.catalog_errors)} file(s) did not load: see `watt catalog check`",
+                style="yellow",
+            )
         )
 
 
@@ -107,7 +110,9 @@ def cmd_run(parts: Parts, console: Console, arg: str) -> None:
         raise ConfigError("usage: /run NAME [ARGS...]")
     program = find_program(parts.catalog, words[0])
     args = apply_defaults(program, words[1:])
-    console.print(Text(f"run catalog {program.name}({', '.join(repr(a) for a in args)})", style="magenta"))
+    console.print(
+        Text(f"run catalog {program.name}({', '.join(repr(a) for a in args)})", style="magenta")
+    )
     try:
         result = parts.runtime.run(
             program.body, args, granted=parts.granted, line_offset=program.body_line - 1
@@ -120,7 +125,9 @@ def cmd_run(parts: Parts, console: Console, arg: str) -> None:
     for line in result.debug:
         console.print(Text(f"debug: {clip(line, 400)}", style="dim"))
     style = "green" if result.ok else "red"
-    console.print(Text(f"status {result.status} {result.status_name}, fuel {result.fuel_used}", style=style))
+    console.print(
+        Text(f"status {result.status} {result.status_name}, fuel {result.fuel_used}", style=style)
+    )
 
 
 def _print_results(console: Console, results: list[str]) -> None:
@@ -143,7 +150,10 @@ def cmd_kv(parts: Parts, console: Console, arg: str) -> None:
         console.print("(kv is empty)")
     for key in keys:
         value = kv.get(key)
-        console.print(Text(f"  {clip(key, VALUE_CHARS)}", style="bold") + Text(f" = {clip(value or '', VALUE_CHARS)}"))
+        console.print(
+            Text(f"  {clip(key, VALUE_CHARS)}", style="bold")
+            + Text(f" = {clip(value or '', VALUE_CHARS)}")
+        )
 
 
 def cmd_session(parts: Parts, console: Console, arg: str) -> None:
@@ -224,7 +234,9 @@ def save_last_program(parts: Parts, name: str) -> Saved:
     return Saved(path, program, results is not None, tuple(notes))
 
 
-def _example_results(parts: Parts, body: str, args: list[str]) -> tuple[tuple[str, ...] | None, str]:
+def _example_results(
+    parts: Parts, body: str, args: list[str]
+) -> tuple[tuple[str, ...] | None, str]:
     """Re-run a side-effect-free program to capture its results; None when we cannot."""
     impure = sorted(set(body_capabilities(body)) - PURE_NAMESPACES)
     if impure:

@@ -24,7 +24,8 @@ import httpx
 import pytest
 
 from capabilities.base import describe
-from capabilities.http import Fetcher, HttpCapability, read_body
+from capabilities.http import HttpCapability
+from capabilities.httpfetch import Fetcher, read_body
 from capabilities.netguard import (
     Deadline,
     Grants,

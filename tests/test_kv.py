@@ -74,7 +74,7 @@ def test_signatures_and_docs() -> None:
     fns = KvCapability(MemoryKv()).functions()
     assert [f.signature() for f in fns] == [
         "kv.get (key) -> (ptr err)", "kv.set (key value) -> (err)", "kv.del (key) -> (err)",
-        "kv.keys () -> (handle err)",
+        "kv.keys () -> (arr err)",
     ]
     assert all(len(f.doc.split()) <= 15 for f in fns)
 

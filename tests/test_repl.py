@@ -51,7 +51,9 @@ class Harness:
     def __init__(self, parts: Parts, out: io.StringIO) -> None:
         self.parts = parts
         self.out = out
-        self.repl = Repl(parts, Console(file=out, width=100, highlight=False, color_system=None, soft_wrap=True))
+        self.repl = Repl(
+            parts, Console(file=out, width=100, highlight=False, color_system=None, soft_wrap=True)
+        )
 
     def run(self, line: str) -> str:
         """Handle one line; return what it printed."""
@@ -179,7 +181,7 @@ def test_exit(make: Any) -> None:
 
 def test_catalog_lists_programs_with_usage(make: Any) -> None:
     out = make().run("/catalog")
-    assert "upper(text)" in out and "kv_incr(key, by=\"1\")" in out
+    assert "upper(text)" in out and 'kv_incr(key, by="1")' in out
 
 
 def test_run_catalog_program(make: Any) -> None:
@@ -315,12 +317,16 @@ def spawn(home: Path, *replies: str) -> Any:
     home.mkdir(parents=True, exist_ok=True)
     script.write_text("".join(json.dumps(r) + "\n" for r in replies), encoding="utf-8")
     (home / "config.toml").write_text("fuel = 100000000000\ntimeout = 60\n", encoding="utf-8")
-    env = {**os.environ, "WATT_HOME": str(home), "TERM": "xterm", "PYTHONPATH": str(REPO),
-           "PROMPT_TOOLKIT_NO_CPR": "1"}  # pexpect does not answer cursor-position requests
-    # cli/main.py has no `if __name__ == "__main__"` block, so `python -m cli.main` would do nothing.
+    env = {
+        **os.environ,
+        "WATT_HOME": str(home),
+        "TERM": "xterm",
+        "PYTHONPATH": str(REPO),
+        "PROMPT_TOOLKIT_NO_CPR": "1",
+    }  # pexpect does not answer cursor-position requests
     child = pexpect.spawn(
         sys.executable,
-        ["-c", "from cli.main import main; main()", "chat", "--model", f"script:{script}"],
+        ["-m", "cli.main", "chat", "--model", f"script:{script}"],
         cwd=str(REPO), env=env, encoding="utf-8", timeout=20, dimensions=(50, 200),
     )  # fmt: skip
     child.expect_exact(PROMPT)
@@ -383,7 +389,8 @@ def test_pty_failing_program_then_save_and_catalog(_watt_home: Path) -> None:
         child.expect_exact("failed: Trap")
         child.expect_exact("that trapped")
         child.expect_exact(PROMPT)
-        child.send("upper hello\r")
+        child.send("upper\x1b\r")  # Esc+Enter (Alt+Enter) adds a line
+        child.send("hello\r")
         child.expect_exact("[0] HELLO")
         child.expect_exact(PROMPT)
         child.send("/save shout\r")
@@ -398,4 +405,6 @@ def test_pty_failing_program_then_save_and_catalog(_watt_home: Path) -> None:
         assert child.exitstatus == 0
     finally:
         child.close(force=True)
-    assert load_file(_watt_home / "catalog" / "shout.wat").examples[0].results == ("HELLO",)
+    saved = load_file(_watt_home / "catalog" / "shout.wat")
+    assert saved.description == "upper hello"  # the two-line task, on one line
+    assert saved.examples[0].results == ("HELLO",)
