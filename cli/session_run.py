@@ -66,11 +66,11 @@ def load_program(settings: Any, name_or_path: str) -> tuple[str, int, Any]:
             return program.body, program.body_line - 1, program
         return body, body_line - 1, None
     catalog, _errors = Catalog.load(catalog_dirs(settings.home, settings.catalog))
-    program = catalog.get(name_or_path)
-    if program is None:
+    found = catalog.get(name_or_path)
+    if found is None:
         names = ", ".join(catalog.names())
         raise CatalogError(f"no catalog program or file named {name_or_path!r}; programs: {names}")
-    return program.body, program.body_line - 1, program
+    return found.body, found.body_line - 1, found
 
 
 def run_program(settings: Any, name_or_path: str, args: list[str], *, json_out: bool, model_spec: str | None) -> int:
