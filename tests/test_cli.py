@@ -202,3 +202,64 @@ def test_json_rendering_golden() -> None:
         "thinking", "tool_start", "tool_result", "retry", "tool_start", "tool_result", "response", "error",
     ]
     assert_golden("render_json.txt", out.getvalue())
+
+
+@pytest.fixture
+def fake_openai():
+    """A tiny OpenAI-compatible server on 127.0.0.1 that lists one model."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802
+            body = json.dumps({"data": [{"id": "tiny"}]}).encode()
+            self.send_response(200 if self.path == "/v1/models" else 404)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/v1"
+    server.shutdown()
+    server.server_close()
+
+
+def test_doctor_all_ok_against_a_local_endpoint(fake_openai: str, monkeypatch) -> None:
+    monkeypatch.setenv("WATT_BASE_URL", fake_openai)
+    monkeypatch.setenv("WATT_MODEL", "tiny")
+    result = invoke("doctor")
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.strip().splitlines()
+    assert all(line.startswith("ok") for line in lines)
+    assert any("model tiny listed" in line for line in lines)
+
+
+def test_doctor_names_the_fix(monkeypatch) -> None:
+    result = invoke("doctor")
+    assert result.exit_code == 1
+    assert any(line.startswith("FIX") and "WATT_BASE_URL" in line for line in result.stdout.splitlines())
+    monkeypatch.setenv("WATT_BASE_URL", "http://127.0.0.1:9/v1")
+    monkeypatch.setenv("WATT_MODEL", "tiny")
+    result = invoke("doctor")
+    assert result.exit_code == 1 and "cannot reach" in result.stdout
+
+
+def test_unreachable_endpoint_is_exit_2(monkeypatch) -> None:
+    monkeypatch.setenv("WATT_BASE_URL", "http://127.0.0.1:9/v1")
+    monkeypatch.setenv("WATT_MODEL", "tiny")
+    result = invoke("ask", "hello", "--quiet")
+    assert result.exit_code == 2
+    assert "cannot reach" in result.stderr and "Traceback" not in result.output
+
+
+def test_missing_key_for_remote_endpoint_is_exit_2(monkeypatch) -> None:
+    monkeypatch.setenv("WATT_BASE_URL", "https://api.example.com/v1")
+    monkeypatch.setenv("WATT_MODEL", "gpt")
+    result = invoke("ask", "hello")
+    assert result.exit_code == 2 and "WATT_API_KEY" in result.stderr
