@@ -5,11 +5,12 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
 from cli.common import EXIT_FAILED, EXIT_OK, EXIT_USAGE, fail, handle_errors, settings_from
+from cli.model_cmd import model_app
 
 app = typer.Typer(
     name="watt",
@@ -26,18 +27,19 @@ config_app = typer.Typer(help="Show the effective configuration.", no_args_is_he
 app.add_typer(catalog_app, name="catalog")
 app.add_typer(sessions_app, name="sessions")
 app.add_typer(config_app, name="config")
+app.add_typer(model_app, name="model")
 
 # ---- shared options ---------------------------------------------------------------------------
-Session = Annotated[Optional[str], typer.Option("--session", "-s", metavar="NAME", help="Session name (default: 'default').")]
-ModelOpt = Annotated[Optional[str], typer.Option("--model", "-m", metavar="MODEL", help="Model name, script:FILE.jsonl or local:PATH.gguf.")]
-BaseUrl = Annotated[Optional[str], typer.Option("--base-url", metavar="URL", help="OpenAI-compatible endpoint ending in /v1.")]
-FsRoot = Annotated[Optional[Path], typer.Option("--fs-root", metavar="DIR", help="Directory the fs capability may use (none by default).")]
-AllowDomain = Annotated[Optional[list[str]], typer.Option("--allow-domain", metavar="HOST", help="Host (or host:port) http may reach; repeatable.")]
+Session = Annotated[str | None, typer.Option("--session", "-s", metavar="NAME", help="Session name (default: 'default').")]
+ModelOpt = Annotated[str | None, typer.Option("--model", "-m", metavar="MODEL", help="Model name, script:FILE.jsonl or local:PATH.gguf.")]
+BaseUrl = Annotated[str | None, typer.Option("--base-url", metavar="URL", help="OpenAI-compatible endpoint ending in /v1.")]
+FsRoot = Annotated[Path | None, typer.Option("--fs-root", metavar="DIR", help="Directory the fs capability may use (none by default).")]
+AllowDomain = Annotated[list[str] | None, typer.Option("--allow-domain", metavar="HOST", help="Host (or host:port) http may reach; repeatable.")]
 NoAi = Annotated[bool, typer.Option("--no-ai", help="Do not grant the ai capability.")]
-CatalogDir = Annotated[Optional[list[Path]], typer.Option("--catalog", metavar="DIR", help="Extra catalog directory; repeatable.")]
-Fuel = Annotated[Optional[int], typer.Option("--fuel", metavar="N", help="Fuel (CPU budget) per run.")]
-Memory = Annotated[Optional[int], typer.Option("--memory", metavar="BYTES", help="Memory limit per run, in bytes.")]
-TimeoutOpt = Annotated[Optional[float], typer.Option("--timeout", metavar="SECONDS", help="Wall-clock limit per run, in seconds.")]
+CatalogDir = Annotated[list[Path] | None, typer.Option("--catalog", metavar="DIR", help="Extra catalog directory; repeatable.")]
+Fuel = Annotated[int | None, typer.Option("--fuel", metavar="N", help="Fuel (CPU budget) per run.")]
+Memory = Annotated[int | None, typer.Option("--memory", metavar="BYTES", help="Memory limit per run, in bytes.")]
+TimeoutOpt = Annotated[float | None, typer.Option("--timeout", metavar="SECONDS", help="Wall-clock limit per run, in seconds.")]
 JsonOut = Annotated[bool, typer.Option("--json", help="Machine-readable JSON output.")]
 
 
@@ -54,16 +56,16 @@ def _grants(fs_root: Path | None, allow_domain: list[str] | None, no_ai: bool, c
 @app.command()
 @handle_errors
 def ask(
-    task: Annotated[Optional[str], typer.Argument(metavar="TASK", help="The task; '-' or nothing reads it from stdin.")] = None,
+    task: Annotated[str | None, typer.Argument(metavar="TASK", help="The task; '-' or nothing reads it from stdin.")] = None,
     session: Session = None,
     model: ModelOpt = None,
     base_url: BaseUrl = None,
-    max_steps: Annotated[Optional[int], typer.Option("--max-steps", metavar="N", help="Steps before the model must answer (default 10).")] = None,
+    max_steps: Annotated[int | None, typer.Option("--max-steps", metavar="N", help="Steps before the model must answer (default 10).")] = None,
     fs_root: FsRoot = None,
     allow_domain: AllowDomain = None,
     no_ai: NoAi = False,
     catalog: CatalogDir = None,
-    max_tokens_total: Annotated[Optional[int], typer.Option("--max-tokens-total", metavar="N", help="Stop when this many tokens are spent.")] = None,
+    max_tokens_total: Annotated[int | None, typer.Option("--max-tokens-total", metavar="N", help="Stop when this many tokens are spent.")] = None,
     json_out: JsonOut = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress on stderr.")] = False,
 ) -> None:
@@ -106,7 +108,7 @@ def chat(
 @handle_errors
 def run(
     program: Annotated[str, typer.Argument(metavar="NAME|PATH", help="A catalog program name or a .wat file (front matter allowed).")],
-    args: Annotated[Optional[list[str]], typer.Argument(metavar="ARGS...", help="Arguments, as strings.")] = None,
+    args: Annotated[list[str] | None, typer.Argument(metavar="ARGS...", help="Arguments, as strings.")] = None,
     fuel: Fuel = None,
     memory: Memory = None,
     timeout: TimeoutOpt = None,
@@ -191,7 +193,7 @@ def catalog_show(name: Annotated[str, typer.Argument(metavar="NAME")], catalog: 
 
 @catalog_app.command("check")
 @handle_errors
-def catalog_check(paths: Annotated[Optional[list[Path]], typer.Argument(metavar="PATHS...")] = None, catalog: CatalogDir = None) -> None:
+def catalog_check(paths: Annotated[list[Path] | None, typer.Argument(metavar="PATHS...")] = None, catalog: CatalogDir = None) -> None:
     """Report front-matter and compile errors with file:line (every program when no PATHS)."""
     from cli.views import check_catalog
 
@@ -202,7 +204,7 @@ def catalog_check(paths: Annotated[Optional[list[Path]], typer.Argument(metavar=
 @handle_errors
 def catalog_new(
     name: Annotated[str, typer.Argument(metavar="NAME")],
-    directory: Annotated[Optional[Path], typer.Option("--dir", metavar="DIR", help="Where to write it (default: $WATT_HOME/catalog).")] = None,
+    directory: Annotated[Path | None, typer.Option("--dir", metavar="DIR", help="Where to write it (default: $WATT_HOME/catalog).")] = None,
 ) -> None:
     """Scaffold a program with front matter and an example."""
     from cli.views import new_program
@@ -212,7 +214,7 @@ def catalog_new(
 
 @catalog_app.command("test")
 @handle_errors
-def catalog_test(name: Annotated[Optional[str], typer.Argument(metavar="NAME")] = None, catalog: CatalogDir = None) -> None:
+def catalog_test(name: Annotated[str | None, typer.Argument(metavar="NAME")] = None, catalog: CatalogDir = None) -> None:
     """Run the programs' [[examples]] offline (canned http and ai)."""
     from cli.views import test_catalog
 

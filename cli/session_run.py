@@ -13,8 +13,8 @@ from cli.common import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, err_console, fail
 
 def run_ask(settings: Any, task: str, *, model_spec: str | None, json_out: bool, quiet: bool) -> int:
     from agent.app import ask, open_parts, prewarm
-    from cli.render import JsonRenderer, RichRenderer
     from agent.events import ErrorEvent, ResponseEvent
+    from cli.render import JsonRenderer, RichRenderer
     from rt.errors import Interrupted
 
     with open_parts(settings, model_spec=model_spec) as parts:

@@ -184,8 +184,9 @@ def run_doctor(settings: Any) -> int:
     checks.append((True, f"config: {settings.config_file} ({'present' if settings.config_file.exists() else 'absent, using defaults'})"))
     if settings.base_url:
         checks.append((True, f"endpoint configured: {settings.base_url}"))
-        from agent.app import LOCAL_HOSTS
         from urllib.parse import urlparse
+
+        from agent.app import LOCAL_HOSTS
 
         local = (urlparse(settings.base_url).hostname or "") in LOCAL_HOSTS
         key_ok = bool(settings.api_key) or local
