@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import urlparse
 
-from agent.catalog import Catalog, catalog_dirs
+from agent.catalog import Catalog, catalog_dirs, shipped_dir
 from agent.config import Settings
 from agent.events import Event
 from agent.loop import LoopSettings, run_task
@@ -151,7 +151,7 @@ def open_parts(
         registry = standard_registry(
             kv=opened.kv if opened is not None else None,
             fs_root=settings.fs_root,
-            protected=settings.protected_paths(),
+            protected=[*settings.protected_paths(), shipped_dir()],
             allow_domains=settings.allow_domains,
             assistant=LazyAssistant(shared_model) if settings.ai else None,
             http_transport=http_transport,
