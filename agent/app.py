@@ -182,17 +182,18 @@ def prewarm(parts: Parts) -> list[WattError]:
     return errors
 
 
-def compact_history(session: Session) -> list[Message]:
-    """Earlier turns as the model sees them: each task and its final answer only."""
-    by_turn: dict[int, list[tuple[str, str]]] = {}
-    for m in session.history():
-        by_turn.setdefault(m.turn, []).append((m.role, m.content))
+HISTORY_TURNS = 8
+
+
+def compact_history(session: Session, turns: int = HISTORY_TURNS) -> list[Message]:
+    """Earlier turns as the model sees them: the last ``turns`` answered tasks, each as its
+    task and the reply that answered it. Turns that never answered (stopped by a guard or a
+    budget) are left out, so the model never takes a failed program for an answer."""
     out: list[Message] = []
-    for msgs in by_turn.values():
-        users = [c for r, c in msgs if r == "user"]
-        answers = [c for r, c in msgs if r == "assistant"]
-        if users and answers:
-            out += [Message.user(users[0]), Message.assistant(answers[-1])]
+    for info in session.turns()[-turns:]:
+        answers = [s.reply for s in session.steps(turn=info.id) if s.action.value == "response"]
+        if answers:
+            out += [Message.user(info.task), Message.assistant(answers[-1])]
     return out
 
 

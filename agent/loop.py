@@ -3,6 +3,15 @@
 ``run_task`` yields typed events (agent.events) and ends after a ResponseEvent, or an
 ErrorEvent when it gives up (loop guard, token budget). Interrupted and ModelAPIError
 propagate to the caller after an ErrorEvent, so the CLI can choose the exit code.
+
+- A compile or link error of a Wat call is sent back for repair up to ``max_retries`` times
+  within the same step (Retry events); then it is an ordinary failed observation.
+- After ``max_steps`` the model is told FORCE_ANSWER; its reply is the answer (forced=True),
+  the Response's text if it wrote one, else its whole text. Nothing more is run.
+- The loop guard stops the task when one failing action (the same program or catalog call,
+  arguments and failure) has failed GUARD_REPEATS times within it, consecutively or not.
+- The token budget (``max_tokens_total``, the CLI's --max-tokens-total) is checked before
+  each model call against the usage reported (or estimated) so far in this task.
 """
 
 from __future__ import annotations
@@ -25,9 +34,9 @@ from agent.events import (
     ToolResult,
     ToolStart,
 )
-from agent.model import ChatModel, Completion, Message, Usage
+from agent.messages import ChatModel, Completion, Message, Usage
 from agent.parser import Action, CatalogCall, Response, WatCall, parse_reply
-from rt.engine import Runtime, RunResult
+from rt.engine import RunResult, Runtime
 from rt.errors import CatalogError, CompileError, Interrupted, LinkError, ModelAPIError, RunError
 
 FORCE_ANSWER = (
@@ -97,14 +106,23 @@ def run_task(
     cancel: threading.Event | None = None,
     on_text: Callable[[str], None] | None = None,
 ) -> Iterator[Event]:
+    """Answer ``task``: yield the events of every step, ending with a response or an error.
+
+    Steps recorded through ``recorder`` are numbered 1, 2, ... in order within the task
+    (a compile-repair attempt is a record of its own, so record numbers can run ahead of
+    event step numbers); every message the model saw after the system prompt and the
+    history is recorded too, observations included.
+    """
     rec = recorder or NullRecorder()
     messages = [Message.system(system_prompt), *history, Message.user(task)]
     rec.add_message("user", task)
     budget = _Budget(settings.max_tokens_total)
     started = time.perf_counter()
     failures: dict[tuple[object, ...], int] = {}
+    step = 0  # the step in progress, for the events of a stop
+    records = 0
 
-    def ask(step: int) -> tuple[Completion, float]:
+    def ask() -> tuple[Completion, Action, Thinking]:
         if budget.exhausted:
             raise _BudgetOut
         t0 = time.perf_counter()
@@ -115,17 +133,23 @@ def run_task(
         budget.add(reply.usage)
         messages.append(Message.assistant(reply.text))
         rec.add_message("assistant", reply.text)
-        return reply, (time.perf_counter() - t0) * 1000
+        action = parse_reply(reply.text)
+        ms = (time.perf_counter() - t0) * 1000
+        return reply, action, Thinking(step, action.reasoning, _tokens(reply.usage), ms, action.notes)
 
     def tell(text: str) -> None:
         messages.append(Message.user(text))
         rec.add_message("user", text)
 
+    def record(**fields: object) -> None:
+        nonlocal records
+        records += 1
+        rec.add_step(step=records, **fields)
+
     try:
         for step in range(1, settings.max_steps + 1):
-            reply, ms = ask(step)
-            action = parse_reply(reply.text)
-            yield Thinking(step, action.reasoning, _tokens(reply.usage), ms, action.notes)
+            reply, action, thinking = ask()
+            yield thinking
             attempt = 0
             while not isinstance(action, Response):
                 yield _start(step, action)
@@ -133,14 +157,16 @@ def run_task(
                 if outcome.compile_error is not None and attempt < settings.max_retries:
                     attempt += 1
                     yield Retry(step, attempt, outcome.compile_error)
-                    _record(rec, step, reply.text, action, outcome.event, reply.usage)
-                    tell(observation.compile_failure(step, outcome.compile_error, attempt, settings.max_retries))
-                    reply, ms = ask(step)
-                    action = parse_reply(reply.text)
-                    yield Thinking(step, action.reasoning, _tokens(reply.usage), ms, action.notes)
+                    told = observation.compile_failure(
+                        step, outcome.compile_error, attempt, settings.max_retries
+                    )
+                    record(**_fields(reply.text, action, outcome.event, reply.usage, told))
+                    tell(told)
+                    reply, action, thinking = ask()
+                    yield thinking
                     continue
                 yield outcome.event
-                _record(rec, step, reply.text, action, outcome.event, reply.usage)
+                record(**_fields(reply.text, action, outcome.event, reply.usage))
                 tell(outcome.event.observation)
                 if not outcome.event.ok:
                     key = _signature(action, outcome.event)
@@ -155,33 +181,29 @@ def run_task(
                         return
                 break
             else:
-                rec.add_step(action="response", reply=reply.text, step=step,
-                             prompt_tokens=reply.usage.prompt_tokens,
-                             completion_tokens=reply.usage.completion_tokens)  # fmt: skip
+                record(**_response_fields(reply))
                 yield _answer(step, action.text, False, budget, started)
                 return
         step = settings.max_steps + 1
         tell(FORCE_ANSWER.format(steps=settings.max_steps))
-        reply, ms = ask(step)
-        action = parse_reply(reply.text)
+        reply, action, thinking = ask()
+        yield thinking
         text = action.text if isinstance(action, Response) else reply.text.strip()
-        rec.add_step(action="response", reply=reply.text, step=step,
-                     prompt_tokens=reply.usage.prompt_tokens,
-                     completion_tokens=reply.usage.completion_tokens)  # fmt: skip
+        record(**_response_fields(reply))
         yield _answer(step, text, True, budget, started)
     except _BudgetOut:
         yield ErrorEvent(
-            len([m for m in messages if m.role == "assistant"]),
+            step,
             f"stopped: the token budget of {settings.max_tokens_total} tokens is spent "
             f"({budget.usage.total_tokens} used); raise --max-tokens-total to allow more",
             "BudgetExceeded",
         )
     except _Fatal as fatal:
         exc = fatal.error
-        yield ErrorEvent(0, exc.one_line(), type(exc).__name__)
-        raise exc from None
+        yield ErrorEvent(step, exc.one_line(), type(exc).__name__)
+        raise exc from exc.__cause__
     except Interrupted as exc:
-        yield ErrorEvent(0, exc.one_line(), "Interrupted")
+        yield ErrorEvent(step, exc.one_line(), "Interrupted")
         raise
 
 
@@ -217,22 +239,32 @@ def _signature(action: Action, event: ToolResult) -> tuple[object, ...]:
     return (what, event.status, event.error)
 
 
-def _record(rec: Recorder, step: int, reply: str, action: Action, event: ToolResult, usage: Usage) -> None:
-    program = action.body if isinstance(action, WatCall) else None
-    rec.add_step(
-        action="catalog" if isinstance(action, CatalogCall) else "wat",
-        reply=reply,
-        program=program if program is not None else getattr(action, "name", None),
-        args=tuple(getattr(action, "args", ())),
-        observation=event.observation,
-        status=event.status,
-        fuel=event.fuel_used,
-        timings=event.timings,
-        prompt_tokens=usage.prompt_tokens,
-        completion_tokens=usage.completion_tokens,
-        step=step,
-        program_hash=event.module_hash or None,
-    )
+def _fields(
+    reply: str, action: Action, event: ToolResult, usage: Usage, told: str | None = None
+) -> dict[str, object]:
+    """A tool step as the recorder stores it; ``told`` is the observation when it differs."""
+    return {
+        "action": "catalog" if isinstance(action, CatalogCall) else "wat",
+        "reply": reply,
+        "program": action.body if isinstance(action, WatCall) else getattr(action, "name", None),
+        "args": tuple(getattr(action, "args", ())),
+        "observation": told if told is not None else event.observation,
+        "status": event.status,
+        "fuel": event.fuel_used,
+        "timings": event.timings,
+        "prompt_tokens": usage.prompt_tokens,
+        "completion_tokens": usage.completion_tokens,
+        "program_hash": event.module_hash or None,
+    }
+
+
+def _response_fields(reply: Completion) -> dict[str, object]:
+    return {
+        "action": "response",
+        "reply": reply.text,
+        "prompt_tokens": reply.usage.prompt_tokens,
+        "completion_tokens": reply.usage.completion_tokens,
+    }
 
 
 def _execute(

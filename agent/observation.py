@@ -1,12 +1,24 @@
-"""What the model is told after each action: delimited, truncated data (SECURITY.md rule 12)."""
+"""What the model is told after each action: delimited, truncated data (SECURITY.md rule 12).
+
+Everything a program produced goes between ``<data>`` and ``</data>``. A ``<data>`` or
+``</data>`` tag inside it is written ``&lt;data>`` / ``&lt;/data>``, so text a program
+fetched cannot close the block early and pose as an instruction.
+"""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 
 from rt.engine import RunResult
 
 TRUNCATED = "[... truncated: {dropped} more characters not shown; print less or slice the text]"
+_TAG = re.compile(r"<(?=\s*/?\s*data\s*>)", re.IGNORECASE)
+
+
+def fence(text: str) -> str:
+    """``text`` between data delimiters, with any delimiter inside it defused."""
+    return f"<data>\n{_TAG.sub('&lt;', text)}\n</data>"
 
 
 def truncate(text: str, limit: int) -> str:
@@ -30,7 +42,7 @@ def success(step: int, result: RunResult, limit: int) -> str:
     )
     label = "Execution result" if result.ok else "Execution FAILED"
     note = "" if result.ok else "\nThe program returned a non-zero status: see the error-code table."
-    return f"[Observation (step {step})] {label}:\n<data>\n{truncate(body, limit)}\n</data>{note}"
+    return f"[Observation (step {step})] {label}:\n{fence(truncate(body, limit))}{note}"
 
 
 def failure(step: int, error: str, limit: int, partial: RunResult | None = None, hint: str = "") -> str:
@@ -39,13 +51,13 @@ def failure(step: int, error: str, limit: int, partial: RunResult | None = None,
         body += "\n" + _block("results before the stop", partial.results)
         if partial.debug:
             body += "\n" + _block("debug", partial.debug)
-    text = f"[Observation (step {step})] Execution FAILED:\n<data>\n{truncate(body, limit)}\n</data>"
+    text = f"[Observation (step {step})] Execution FAILED:\n{fence(truncate(body, limit))}"
     return text + (f"\n{hint}" if hint else "")
 
 
 def compile_failure(step: int, error: str, attempt: int, retries: int) -> str:
     return (
         f"[Observation (step {step})] Execution FAILED: the program did not compile "
-        f"(repair {attempt} of {retries}):\n<data>\n{error}\n</data>\n"
+        f"(repair {attempt} of {retries}):\n{fence(error)}\n"
         "Reply with the corrected ToolCall."
     )

@@ -254,7 +254,7 @@ class Runtime:
         except CompileError as exc:
             raise _shift(exc, line_offset) from None
         for qual, pos in called_functions(pre.body):
-            self._check_import(qual, grants, source, pos, line_offset)
+            self._check_import(qual, grants, pre.body, pos, line_offset)
         imports = [f for ns in grants for f in self.namespaces[ns]]
         return assemble(pre, imports)
 
