@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import contextlib
 import enum
-import fcntl
 import hashlib
 import json
 import os
@@ -41,6 +40,8 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, Literal
 
+from agent.session_lock import SessionLock
+from agent.session_schema import MIGRATIONS, Migration, migrate
 from rt.errors import ConfigError, SessionError, SessionInUse
 
 BUSY_TIMEOUT_MS = 5000
@@ -51,7 +52,6 @@ _SIDE_FILES = ("-wal", "-shm", "-journal")
 Role = Literal["system", "user", "assistant"]
 _ROLES = ("system", "user", "assistant")
 Clock = Callable[[], float]
-Migration = Callable[[sqlite3.Connection], None]
 
 
 class ActionKind(str, enum.Enum):
@@ -136,129 +136,6 @@ def _one_line(exc: BaseException) -> str:
     return " ".join(str(exc).split()) or type(exc).__name__
 
 
-# --- schema -------------------------------------------------------------------------------
-
-_SCHEMA_V1 = (
-    "CREATE TABLE meta (key TEXT PRIMARY KEY, value REAL NOT NULL)",
-    "CREATE TABLE turns (id INTEGER PRIMARY KEY, task TEXT NOT NULL,"
-    " started REAL NOT NULL, finished REAL)",
-    "CREATE TABLE messages (seq INTEGER PRIMARY KEY,"
-    " turn INTEGER NOT NULL REFERENCES turns(id) ON DELETE CASCADE,"
-    " role TEXT NOT NULL, content TEXT NOT NULL)",
-    "CREATE INDEX messages_turn ON messages(turn)",
-    "CREATE TABLE steps (turn INTEGER NOT NULL REFERENCES turns(id) ON DELETE CASCADE,"
-    " step INTEGER NOT NULL, action TEXT NOT NULL, reply TEXT NOT NULL, program TEXT,"
-    " program_hash TEXT, args TEXT NOT NULL, observation TEXT NOT NULL, status INTEGER,"
-    " fuel INTEGER, timings TEXT NOT NULL, prompt_tokens INTEGER, completion_tokens INTEGER,"
-    " created REAL NOT NULL, PRIMARY KEY (turn, step))",
-    "CREATE TABLE kv (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
-)
-
-
-def _schema_v1(conn: sqlite3.Connection) -> None:
-    for statement in _SCHEMA_V1:
-        conn.execute(statement)
-
-
-# MIGRATIONS[i] takes a database from schema version i to i + 1. Append, never edit.
-MIGRATIONS: tuple[Migration, ...] = (_schema_v1,)
-
-
-def migrate(conn: sqlite3.Connection, migrations: Sequence[Migration], now: float) -> int:
-    """Bring the database to ``len(migrations)`` in one transaction; return that version."""
-    conn.execute("BEGIN IMMEDIATE")
-    try:
-        conn.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
-        row = conn.execute("SELECT version FROM schema_version").fetchone()
-        version = 0 if row is None else int(row[0])
-        if row is None:
-            conn.execute("INSERT INTO schema_version VALUES (0)")
-        if version > len(migrations):
-            raise SessionError(
-                f"session schema version {version} is newer than this watt knows "
-                f"({len(migrations)}); upgrade watt"
-            )
-        for step in migrations[version:]:
-            step(conn)
-        conn.execute("UPDATE schema_version SET version = ?", (len(migrations),))
-        conn.execute("INSERT OR IGNORE INTO meta VALUES ('created', ?)", (now,))
-        conn.execute("INSERT OR IGNORE INTO meta VALUES ('updated', ?)", (now,))
-        conn.execute("COMMIT")
-    except BaseException:
-        if conn.in_transaction:
-            conn.rollback()
-        raise
-    return len(migrations)
-
-
-# --- the lock -----------------------------------------------------------------------------
-
-
-class _Lock:
-    """An exclusive, non-blocking ``flock`` on ``<name>.lock`` holding our pid."""
-
-    def __init__(self, fd: int, path: Path) -> None:
-        self._fd = fd
-        self.path = path
-
-    @classmethod
-    def acquire(cls, path: Path, name: str) -> _Lock:
-        while True:
-            try:
-                fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
-            except OSError as exc:
-                raise SessionError(f"cannot lock session {name!r}: {exc.strerror}") from exc
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                pid = _read_pid(fd)
-                os.close(fd)
-                holder = f" (pid {pid})" if pid else ""
-                raise SessionInUse(
-                    f"session {name!r} is in use by another watt process{holder}"
-                ) from None
-            except OSError as exc:
-                os.close(fd)
-                raise SessionError(f"cannot lock session {name!r}: {exc.strerror}") from exc
-            # remove() may have unlinked the file between our open and our flock: retry.
-            try:
-                same = os.path.samestat(os.stat(path), os.fstat(fd))
-            except FileNotFoundError:
-                same = False
-            if not same:
-                os.close(fd)
-                continue
-            try:
-                os.ftruncate(fd, 0)
-                os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
-            except OSError as exc:
-                os.close(fd)
-                raise SessionError(f"cannot lock session {name!r}: {exc.strerror}") from exc
-            return cls(fd, path)
-
-    def release(self, *, unlink: bool = False) -> None:
-        if self._fd < 0:
-            return
-        fd, self._fd = self._fd, -1
-        try:
-            if unlink:
-                os.unlink(self.path)
-            else:
-                os.ftruncate(fd, 0)
-        except OSError:
-            pass  # the lock itself goes with the fd; a leftover pid is harmless
-        finally:
-            os.close(fd)
-
-
-def _read_pid(fd: int) -> int | None:
-    try:
-        text = os.pread(fd, 32, 0).decode("ascii", "replace").strip()
-    except OSError:
-        return None
-    return int(text) if text.isdigit() else None
-
-
 # --- sessions -----------------------------------------------------------------------------
 
 
@@ -324,7 +201,7 @@ class SessionStore:
             self.root.mkdir(mode=0o700, parents=True, exist_ok=True)
         except OSError as exc:
             raise SessionError(f"cannot create {self.root}: {exc.strerror}") from exc
-        lock = _Lock.acquire(self.root / f"{name}.lock", name)
+        lock = SessionLock.acquire(self.root / f"{name}.lock", name)
         try:
             conn = self._open_db(name, db, create)
         except BaseException:
@@ -385,7 +262,7 @@ class SessionStore:
         if not db.is_file():
             raise SessionError(f"no session named {name!r}")
         try:
-            lock = _Lock.acquire(self.root / f"{name}.lock", name)
+            lock = SessionLock.acquire(self.root / f"{name}.lock", name)
         except SessionInUse as exc:
             raise SessionInUse(f"cannot remove: {exc}") from None
         try:
@@ -402,7 +279,7 @@ class Session:
     """An open session; a context manager that closes it (and releases the lock)."""
 
     def __init__(
-        self, name: str, path: Path, conn: sqlite3.Connection, lock: _Lock, clock: Clock
+        self, name: str, path: Path, conn: sqlite3.Connection, lock: SessionLock, clock: Clock
     ) -> None:
         self.name = name
         self.path = path

@@ -1,0 +1,64 @@
+"""The session database's schema and its migrations (see ``agent.sessions``)."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable, Sequence
+
+from rt.errors import SessionError
+
+Migration = Callable[[sqlite3.Connection], None]
+
+# --- schema -------------------------------------------------------------------------------
+
+_SCHEMA_V1 = (
+    "CREATE TABLE meta (key TEXT PRIMARY KEY, value REAL NOT NULL)",
+    "CREATE TABLE turns (id INTEGER PRIMARY KEY, task TEXT NOT NULL,"
+    " started REAL NOT NULL, finished REAL)",
+    "CREATE TABLE messages (seq INTEGER PRIMARY KEY,"
+    " turn INTEGER NOT NULL REFERENCES turns(id) ON DELETE CASCADE,"
+    " role TEXT NOT NULL, content TEXT NOT NULL)",
+    "CREATE INDEX messages_turn ON messages(turn)",
+    "CREATE TABLE steps (turn INTEGER NOT NULL REFERENCES turns(id) ON DELETE CASCADE,"
+    " step INTEGER NOT NULL, action TEXT NOT NULL, reply TEXT NOT NULL, program TEXT,"
+    " program_hash TEXT, args TEXT NOT NULL, observation TEXT NOT NULL, status INTEGER,"
+    " fuel INTEGER, timings TEXT NOT NULL, prompt_tokens INTEGER, completion_tokens INTEGER,"
+    " created REAL NOT NULL, PRIMARY KEY (turn, step))",
+    "CREATE TABLE kv (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
+)
+
+
+def _schema_v1(conn: sqlite3.Connection) -> None:
+    for statement in _SCHEMA_V1:
+        conn.execute(statement)
+
+
+# MIGRATIONS[i] takes a database from schema version i to i + 1. Append, never edit.
+MIGRATIONS: tuple[Migration, ...] = (_schema_v1,)
+
+
+def migrate(conn: sqlite3.Connection, migrations: Sequence[Migration], now: float) -> int:
+    """Bring the database to ``len(migrations)`` in one transaction; return that version."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        conn.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
+        row = conn.execute("SELECT version FROM schema_version").fetchone()
+        version = 0 if row is None else int(row[0])
+        if row is None:
+            conn.execute("INSERT INTO schema_version VALUES (0)")
+        if version > len(migrations):
+            raise SessionError(
+                f"session schema version {version} is newer than this watt knows "
+                f"({len(migrations)}); upgrade watt"
+            )
+        for step in migrations[version:]:
+            step(conn)
+        conn.execute("UPDATE schema_version SET version = ?", (len(migrations),))
+        conn.execute("INSERT OR IGNORE INTO meta VALUES ('created', ?)", (now,))
+        conn.execute("INSERT OR IGNORE INTO meta VALUES ('updated', ?)", (now,))
+        conn.execute("COMMIT")
+    except BaseException:
+        if conn.in_transaction:
+            conn.rollback()
+        raise
+    return len(migrations)
