@@ -225,7 +225,7 @@ class Runtime:
         memo_key = (source, tuple(grant_list), line_offset)
         hit = self._prepared.get(memo_key)
         if hit is not None:
-            return replace(hit, cache="memory", preprocess_ms=0.0, compile_ms=0.0)
+            return hit
         size = len(source.encode("utf-8", errors="replace"))
         if size > self.limits.max_source_bytes:
             raise SourceTooLarge(
@@ -242,7 +242,7 @@ class Runtime:
             raise LinkError(_first_line(str(exc))) from exc
         t2 = time.perf_counter()
         prepared = Prepared(assembled, key, pre, where, (t1 - t0) * 1000, (t2 - t1) * 1000, line_offset)
-        self._prepared.put(memo_key, prepared)
+        self._prepared.put(memo_key, replace(prepared, cache="memory", preprocess_ms=0.0, compile_ms=0.0))
         return prepared
 
     def _assemble(self, source: str, grants: list[str], line_offset: int) -> Assembled:
