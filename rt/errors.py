@@ -20,6 +20,7 @@ Each error's ``str()`` is one line, fit to show a user or to send the model as a
     │   └── MemoryExhausted      the memory limit stopped the program
     ├── CapabilityError          a capability could not be set up (bad grant, bad jail root)
     ├── CatalogError             a catalog program's file is malformed (file:line)
+    ├── WeightsError             local model weights could not be obtained or verified
     └── SessionError             session storage failed
         └── SessionInUse         another process holds the session
 """
@@ -126,6 +127,10 @@ class CapabilityError(WattError):
 
 class CatalogError(WattError):
     """A catalog file is malformed; the message starts with file:line."""
+
+
+class WeightsError(WattError):
+    """Local model weights could not be downloaded, reassembled or verified."""
 
 
 class SessionError(WattError):

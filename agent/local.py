@@ -1,0 +1,235 @@
+"""A ``ChatModel`` that runs a GGUF model in-process with llama-cpp-python (``watt-agent[local]``).
+
+``LocalModel(path)`` loads the weights on its first call (the caller holds the object; there
+is no module-level cache) with ``n_ctx=8192``, one thread per CPU and llama.cpp's own output
+silenced, then answers through ``Llama.create_chat_completion(stream=True)``:
+
+- every text chunk goes to ``on_text`` as it arrives; ``cancel`` is checked before the call and
+  between chunks (a set event stops generation and raises ``Interrupted``);
+- usage comes from llama's counts: one streamed chunk per generated token, and the context's
+  token count after the call for the prompt; without them it is estimated;
+- when ``grammar`` is on (the default) and the conversation asks for ToolCalls (a system
+  message mentions ``ToolCall::``), sampling is constrained by the reply grammar
+  (``agent.grammar.REPLY_GBNF``), so every reply parses without a fallback. Other calls (the
+  ai capability's plain-text requests) are sampled freely;
+- ``max_tokens`` defaults to ``DEFAULT_MAX_TOKENS`` so that a looping small model stops.
+
+``default_local_model(home)`` is what ``watt`` uses when no endpoint is configured: the best
+model installed under ``home/models`` (see ``agent.weights``), or None.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.util
+import os
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+from agent.grammar import REPLY_GBNF
+from agent.model import ChatModel, Completion, Message, Usage, check_cancel, estimate_usage
+from agent.weights import best_installed
+from rt.errors import ConfigError, ModelAPIError
+
+N_CTX = 8192
+DEFAULT_MAX_TOKENS = 1024
+GRAMMAR_TRIGGER = "ToolCall::"
+INSTALL_HINT = "pip install 'watt-agent[local]'"
+
+LlamaFactory = Callable[..., Any]
+"""``factory(model_path=..., n_ctx=..., n_threads=..., verbose=False)`` -> a ``llama_cpp.Llama``."""
+GrammarFactory = Callable[[str], Any]
+"""``grammar_factory(gbnf_text)`` -> a ``llama_cpp.LlamaGrammar``."""
+
+
+def llama_available() -> bool:
+    """Whether llama-cpp-python can be imported (without importing it)."""
+    try:
+        return importlib.util.find_spec("llama_cpp") is not None
+    except (ImportError, ValueError):
+        return False
+
+
+def default_local_model(home: Path) -> ChatModel | None:
+    """A ``LocalModel`` for the best model installed under ``home/models``, or None."""
+    best = best_installed(home)
+    if best is None or not llama_available():
+        return None
+    return LocalModel(best.path)
+
+
+def _import_llama() -> Any:
+    try:
+        import llama_cpp
+    except ImportError as exc:
+        raise ConfigError(f"local models need llama-cpp-python: {INSTALL_HINT}") from exc
+    except (OSError, RuntimeError) as exc:  # installed, but its native library does not load
+        raise ConfigError(f"llama-cpp-python is installed but does not load: {exc}") from exc
+    return llama_cpp
+
+
+class LocalModel:
+    """A ``ChatModel`` over a ``llama_cpp.Llama`` loaded from a GGUF file."""
+
+    def __init__(
+        self,
+        path: Path,
+        *,
+        grammar: bool = True,
+        n_ctx: int = N_CTX,
+        n_threads: int | None = None,
+        temperature: float = 0.2,
+        max_tokens: int = DEFAULT_MAX_TOKENS,
+        llama_factory: LlamaFactory | None = None,
+        grammar_factory: GrammarFactory | None = None,
+    ) -> None:
+        self.path = Path(path)
+        self.grammar = grammar
+        self.n_ctx = n_ctx
+        self.n_threads = n_threads or os.cpu_count() or 1
+        self.temperature = temperature
+        self.max_tokens = max_tokens
+        self.total_usage = Usage()
+        if llama_factory is None or (grammar and grammar_factory is None):
+            module = _import_llama()
+            llama_factory = llama_factory or module.Llama
+            grammar_factory = grammar_factory or (
+                lambda text: module.LlamaGrammar.from_string(text, verbose=False)
+            )
+        if not self.path.is_file():
+            raise ConfigError(
+                f"local model file not found: {self.path} (run `watt model pull` or pass "
+                "--model local:PATH.gguf)"
+            )
+        self._llama_factory = llama_factory
+        self._grammar_factory = grammar_factory
+        self._llama: Any = None
+        self._grammar: Any = None
+        self._lock = threading.Lock()
+
+    @property
+    def name(self) -> str:
+        return f"local:{self.path.name}"
+
+    def __repr__(self) -> str:
+        return f"LocalModel({str(self.path)!r}, grammar={self.grammar})"
+
+    def load(self) -> None:
+        """Load the weights now (the first ``complete`` does it otherwise)."""
+        with self._lock:
+            self._ensure_loaded()
+
+    def close(self) -> None:
+        """Free the weights; a later call loads them again."""
+        with self._lock:
+            llama, self._llama, self._grammar = self._llama, None, None
+            if llama is not None and hasattr(llama, "close"):
+                with contextlib.suppress(Exception):
+                    llama.close()
+
+    def __enter__(self) -> LocalModel:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def complete(
+        self,
+        messages: Sequence[Message],
+        *,
+        on_text: Callable[[str], None] | None = None,
+        cancel: threading.Event | None = None,
+        max_tokens: int | None = None,
+        stop: Sequence[str] | None = None,
+    ) -> Completion:
+        check_cancel(cancel)
+        with self._lock:
+            llama = self._ensure_loaded()
+            kwargs: dict[str, Any] = {
+                "messages": [m.to_dict() for m in messages],
+                "stream": True,
+                "temperature": self.temperature,
+                "max_tokens": max_tokens if max_tokens is not None else self.max_tokens,
+            }
+            if stop:
+                kwargs["stop"] = list(stop)
+            if self.grammar and wants_grammar(messages):
+                kwargs["grammar"] = self._reply_grammar()
+            text, finish, chunks = self._stream(llama, kwargs, on_text, cancel)
+            usage = self._usage(llama, messages, text, chunks)
+            self.total_usage = self.total_usage + usage
+        return Completion(text, usage, finish)
+
+    # -- internals ------------------------------------------------------------------------
+
+    def _ensure_loaded(self) -> Any:
+        if self._llama is None:
+            try:
+                self._llama = self._llama_factory(
+                    model_path=str(self.path),
+                    n_ctx=self.n_ctx,
+                    n_threads=self.n_threads,
+                    verbose=False,
+                )
+            except (ValueError, OSError, RuntimeError) as exc:
+                raise ConfigError(f"cannot load local model {self.path}: {exc}") from exc
+        return self._llama
+
+    def _reply_grammar(self) -> Any:
+        if self._grammar is None:
+            assert self._grammar_factory is not None
+            self._grammar = self._grammar_factory(REPLY_GBNF)
+        return self._grammar
+
+    def _stream(
+        self,
+        llama: Any,
+        kwargs: dict[str, Any],
+        on_text: Callable[[str], None] | None,
+        cancel: threading.Event | None,
+    ) -> tuple[str, str | None, int]:
+        """Run one streamed completion; return (text, finish reason, content chunks)."""
+        parts: list[str] = []
+        finish: str | None = None
+        try:
+            stream: Iterator[dict[str, Any]] = iter(llama.create_chat_completion(**kwargs))
+            try:
+                for chunk in stream:
+                    content, reason = _delta(chunk)
+                    if content:
+                        parts.append(content)
+                        if on_text is not None:
+                            on_text(content)
+                    finish = reason or finish
+                    check_cancel(cancel)  # before asking llama for the next token
+            finally:
+                close = getattr(stream, "close", None)
+                if callable(close):
+                    close()  # stops llama's generator at once on cancel or error
+        except (ValueError, RuntimeError, OSError) as exc:
+            raise ModelAPIError(f"local model {self.path.name} failed: {exc}") from exc
+        return "".join(parts), finish, len(parts)
+
+    def _usage(self, llama: Any, messages: Sequence[Message], text: str, chunks: int) -> Usage:
+        n_tokens = getattr(llama, "n_tokens", None)
+        if type(n_tokens) is not int or n_tokens < chunks:
+            return estimate_usage(messages, text)
+        return Usage(n_tokens - chunks, chunks, estimated=False)
+
+
+def wants_grammar(messages: Sequence[Message]) -> bool:
+    """Whether the conversation asks for replies in the ToolCall grammar."""
+    return any(m.role == "system" and GRAMMAR_TRIGGER in m.content for m in messages)
+
+
+def _delta(chunk: Any) -> tuple[str, str | None]:
+    """The text and finish reason of one ``chat.completion.chunk``."""
+    choices = chunk.get("choices") if isinstance(chunk, dict) else None
+    if not isinstance(choices, list) or not choices or not isinstance(choices[0], dict):
+        return "", None
+    delta = choices[0].get("delta")
+    content = delta.get("content") if isinstance(delta, dict) else None
+    reason = choices[0].get("finish_reason")
+    return (content if isinstance(content, str) else ""), (str(reason) if reason else None)

@@ -1,0 +1,372 @@
+"""agent.local (LocalModel over a fake llama) and agent.grammar (the reply grammar as GBNF)."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+import threading
+import types
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from agent import local
+from agent.grammar import GRAMMAR_ROOT, REPLY_GBNF
+from agent.local import DEFAULT_MAX_TOKENS, LocalModel, default_local_model, wants_grammar
+from agent.model import Message, Usage
+from agent.parser import CatalogCall, Response, WatCall, format_action, parse_reply
+from agent.weights import MODELS, marker_path
+from rt.errors import ConfigError, Interrupted, ModelAPIError
+
+AGENT = [Message.system("Reply with exactly ONE ToolCall::Wat or ToolCall::Response."), Message.user("hi")]
+PLAIN = [Message.system("You transform text exactly as instructed."), Message.user("upper: abc")]
+
+
+class FakeLlama:
+    """Stands in for ``llama_cpp.Llama``: streams scripted pieces, one chunk per token."""
+
+    def __init__(self, pieces: list[str], prompt_tokens: int = 40, finish: str = "stop", **kwargs: Any) -> None:
+        self.kwargs = kwargs
+        self.pieces = pieces
+        self.prompt_tokens = prompt_tokens
+        self.finish = finish
+        self.calls: list[dict[str, Any]] = []
+        self.n_tokens = 0
+        self.closed_streams = 0
+        self.produced = 0
+
+    def create_chat_completion(self, **kwargs: Any) -> Iterator[dict[str, Any]]:
+        self.calls.append(kwargs)
+        return self._chunks()
+
+    def _chunks(self) -> Iterator[dict[str, Any]]:
+        self.produced = 0
+        try:
+            yield {"choices": [{"index": 0, "delta": {"role": "assistant"}, "finish_reason": None}]}
+            for piece in self.pieces:
+                self.produced += 1
+                self.n_tokens = self.prompt_tokens + self.produced
+                yield {"choices": [{"index": 0, "delta": {"content": piece}, "finish_reason": None}]}
+            yield {"choices": [{"index": 0, "delta": {}, "finish_reason": self.finish}]}
+        finally:
+            self.closed_streams += 1
+
+
+class Factory:
+    def __init__(self, pieces: list[str], **kwargs: Any) -> None:
+        self.pieces, self.kwargs = pieces, kwargs
+        self.made: list[FakeLlama] = []
+
+    def __call__(self, **kwargs: Any) -> FakeLlama:
+        llama = FakeLlama(self.pieces, **self.kwargs, **kwargs)
+        self.made.append(llama)
+        return llama
+
+
+@pytest.fixture
+def gguf(tmp_path: Path) -> Path:
+    path = tmp_path / "m.gguf"
+    path.write_bytes(b"GGUF")
+    return path
+
+
+def make(gguf: Path, pieces: list[str], **kwargs: Any) -> tuple[LocalModel, Factory]:
+    factory = Factory(pieces, **kwargs.pop("llama", {}))
+    model = LocalModel(gguf, llama_factory=factory, grammar_factory=lambda text: ("GRAMMAR", text), **kwargs)
+    return model, factory
+
+
+def test_streams_text_to_on_text_and_counts_usage(gguf: Path) -> None:
+    model, factory = make(gguf, ["Tool", "Call::", "Response", '("""hi""")'])
+    seen: list[str] = []
+    reply = model.complete(AGENT, on_text=seen.append)
+    assert seen == ["Tool", "Call::", "Response", '("""hi""")']
+    assert reply.text == 'ToolCall::Response("""hi""")' and reply.finish_reason == "stop"
+    assert reply.usage == Usage(40, 4, estimated=False)
+    assert model.total_usage == Usage(40, 4)
+    model.complete(AGENT)
+    assert model.total_usage == Usage(80, 8)
+    assert model.name == "local:m.gguf"
+
+
+def test_loads_once_with_the_documented_settings(gguf: Path) -> None:
+    model, factory = make(gguf, ["x"])
+    assert factory.made == []  # lazy: nothing is loaded before the first call
+    model.complete(PLAIN)
+    model.complete(PLAIN)
+    assert len(factory.made) == 1
+    assert factory.made[0].kwargs == {
+        "model_path": str(gguf), "n_ctx": 8192, "n_threads": os.cpu_count() or 1, "verbose": False,
+    }  # fmt: skip
+    model.close()
+    model.load()
+    assert len(factory.made) == 2
+
+
+def test_grammar_is_passed_for_agent_turns_only(gguf: Path) -> None:
+    model, factory = make(gguf, ["x"])
+    model.complete(AGENT, max_tokens=50, stop=["\n\n"])
+    model.complete(PLAIN)
+    first, second = factory.made[0].calls
+    assert first["grammar"] == ("GRAMMAR", REPLY_GBNF)
+    assert first["stream"] is True and first["max_tokens"] == 50 and first["stop"] == ["\n\n"]
+    assert first["messages"][0] == {"role": "system", "content": AGENT[0].content}
+    assert "grammar" not in second and "stop" not in second
+    assert second["max_tokens"] == DEFAULT_MAX_TOKENS and second["temperature"] == 0.2
+    assert wants_grammar(AGENT) and not wants_grammar(PLAIN)
+    assert not wants_grammar([Message.user("ToolCall::Wat in a user message")])
+
+
+def test_grammar_can_be_turned_off(gguf: Path) -> None:
+    model, factory = make(gguf, ["x"], grammar=False)
+    model.complete(AGENT)
+    assert "grammar" not in factory.made[0].calls[0]
+
+
+def test_cancel_between_chunks_stops_generation(gguf: Path) -> None:
+    model, factory = make(gguf, ["a", "b", "c", "d"])
+    cancel = threading.Event()
+    seen: list[str] = []
+
+    def on_text(piece: str) -> None:
+        seen.append(piece)
+        cancel.set()
+
+    with pytest.raises(Interrupted):
+        model.complete(AGENT, on_text=on_text, cancel=cancel)
+    llama = factory.made[0]
+    assert seen == ["a"] and llama.produced == 1 and llama.closed_streams == 1
+    assert model.total_usage == Usage()
+    cancel.clear()
+    assert model.complete(AGENT).text == "abcd"  # the model is still usable
+
+
+def test_cancel_before_the_call_loads_nothing(gguf: Path) -> None:
+    model, factory = make(gguf, ["a"])
+    cancel = threading.Event()
+    cancel.set()
+    with pytest.raises(Interrupted):
+        model.complete(AGENT, cancel=cancel)
+    assert factory.made == []
+
+
+def test_usage_is_estimated_without_llama_counts(gguf: Path) -> None:
+    class NoCounts(FakeLlama):
+        n_tokens = None  # type: ignore[assignment]
+
+        def _chunks(self) -> Iterator[dict[str, Any]]:
+            yield {"choices": [{"delta": {"content": "four"}, "finish_reason": "length"}]}
+
+    model = LocalModel(gguf, grammar=False, llama_factory=lambda **kw: NoCounts([]))
+    reply = model.complete(PLAIN)
+    assert reply.text == "four" and reply.finish_reason == "length"
+    assert reply.usage.estimated and reply.usage.completion_tokens == 1
+
+
+def test_llama_failures_become_watt_errors(gguf: Path) -> None:
+    def broken(**kwargs: Any) -> Any:
+        raise ValueError("Failed to load model from file")
+
+    with pytest.raises(ConfigError, match="cannot load local model .*m.gguf: Failed to load"):
+        LocalModel(gguf, grammar=False, llama_factory=broken).complete(PLAIN)
+
+    class Overflow(FakeLlama):
+        def create_chat_completion(self, **kwargs: Any) -> Iterator[dict[str, Any]]:
+            raise ValueError("Requested tokens (9000) exceed context window of 8192")
+
+    model = LocalModel(gguf, grammar=False, llama_factory=lambda **kw: Overflow([]))
+    with pytest.raises(ModelAPIError, match=r"local model m.gguf failed: Requested tokens \(9000\)"):
+        model.complete(PLAIN)
+
+
+def test_missing_file_and_missing_llama_cpp(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, gguf: Path) -> None:
+    with pytest.raises(ConfigError, match="local model file not found: .*nope.gguf .*watt model pull"):
+        LocalModel(tmp_path / "nope.gguf", llama_factory=Factory([]), grammar_factory=str)
+    monkeypatch.setitem(sys.modules, "llama_cpp", None)  # makes `import llama_cpp` fail
+    with pytest.raises(ConfigError, match=r"pip install 'watt-agent\[local\]'"):
+        LocalModel(gguf)
+
+
+def _fake_llama_cpp(monkeypatch: pytest.MonkeyPatch) -> types.SimpleNamespace:
+    grammar = types.SimpleNamespace(from_string=lambda text, verbose=True: ("G", text, verbose))
+    module = types.SimpleNamespace(Llama=Factory(["x"]), LlamaGrammar=grammar)
+    monkeypatch.setattr(local, "_import_llama", lambda: module)
+    monkeypatch.setattr(local, "llama_available", lambda: True)
+    return module
+
+
+def _install(home: Path, size: str) -> Path:
+    path = home / "models" / MODELS[size].file
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(b"GGUF")
+    marker_path(path).write_text(f"{MODELS[size].sha256}  {path.name}\n")
+    return path
+
+
+def test_default_local_model(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    assert default_local_model(tmp_path) is None  # no models
+    _install(tmp_path, "0.5b")
+    big = _install(tmp_path, "1.5b")
+    monkeypatch.setattr(local, "llama_available", lambda: False)
+    assert default_local_model(tmp_path) is None  # no llama_cpp
+    module = _fake_llama_cpp(monkeypatch)
+    model = default_local_model(tmp_path)
+    assert isinstance(model, LocalModel) and model.path == big
+    model.complete(AGENT)
+    assert module.Llama.made[0].calls[0]["grammar"] == ("G", REPLY_GBNF, False)
+
+
+def test_make_model_uses_local_models(monkeypatch: pytest.MonkeyPatch, _watt_home: Path, gguf: Path) -> None:
+    from agent.app import make_model
+    from agent.config import load_settings
+
+    _fake_llama_cpp(monkeypatch)
+    settings = load_settings()
+    model = make_model(settings, f"local:{gguf}")
+    assert isinstance(model, LocalModel) and model.path == gguf
+    with pytest.raises(ConfigError, match="no model endpoint configured"):
+        make_model(settings)
+    _install(_watt_home, "1.5b")
+    assert isinstance(make_model(settings), LocalModel)
+
+
+# ---- the reply grammar ---------------------------------------------------------------------------
+
+_TOKEN = re.compile(
+    r'\s+|#[^\n]*|(?P<rule>[a-zA-Z][a-zA-Z0-9-]*)\s*::=|(?P<str>"(?:[^"\\]|\\.)*")'
+    r"|(?P<cls>\[(?:[^\]\\]|\\.)*\])|(?P<ref>[a-zA-Z][a-zA-Z0-9-]*)|(?P<op>[()|*+?])"
+)
+_ESC = {"n": "\n", "t": "\t", "r": "\r", "\\": "\\", '"': '"', "[": "[", "]": "]", "-": "-", "^": "^"}
+
+
+def _unescape(text: str) -> list[str]:
+    chars, i = [], 0
+    while i < len(text):
+        if text[i] == "\\":
+            chars.append(_ESC[text[i + 1]])
+            i += 2
+        else:
+            chars.append(text[i])
+            i += 1
+    return chars
+
+
+def _char_class(text: str) -> str:
+    body = text[1:-1]
+    negate = body.startswith("^")
+    chars = _unescape(body[1:] if negate else body)
+    out, i = [], 0
+    while i < len(chars):
+        if i + 2 < len(chars) and chars[i + 1] == "-":
+            out.append(f"{re.escape(chars[i])}-{re.escape(chars[i + 2])}")
+            i += 3
+        else:
+            out.append(re.escape(chars[i]))
+            i += 1
+    return "[" + ("^" if negate else "") + "".join(out) + "]"
+
+
+def gbnf_to_regex(gbnf: str, root: str = GRAMMAR_ROOT) -> str:
+    """A Python regex equivalent to a non-recursive GBNF grammar (the subset REPLY_GBNF uses)."""
+    rules: dict[str, list[tuple[str, str]]] = {}
+    current: list[tuple[str, str]] = []
+    pos = 0
+    while pos < len(gbnf):
+        m = _TOKEN.match(gbnf, pos)
+        assert m is not None, f"cannot tokenize GBNF at {gbnf[pos:pos + 30]!r}"
+        pos = m.end()
+        kind = m.lastgroup
+        if kind == "rule":
+            assert m.group("rule") not in rules, f"rule {m.group('rule')} defined twice"
+            current = rules[m.group("rule")] = []
+        elif kind is not None:
+            current.append((kind, m.group(kind)))
+
+    def expand(name: str, stack: tuple[str, ...]) -> str:
+        assert name in rules, f"undefined rule {name}"
+        assert name not in stack, f"recursive rule {name}"
+        out = []
+        for kind, text in rules[name]:
+            if kind == "str":
+                out.append(re.escape("".join(_unescape(text[1:-1]))))
+            elif kind == "cls":
+                out.append(_char_class(text))
+            elif kind == "ref":
+                out.append(f"(?:{expand(text, (*stack, name))})")
+            else:
+                out.append({"(": "(?:"}.get(text, text))
+        return "".join(out)
+
+    return expand(root, ())
+
+
+REPLY = re.compile(gbnf_to_regex(REPLY_GBNF), re.DOTALL)
+
+CANONICAL = [
+    WatCall("(argv 0 $text)\n(resv $text)\n(i32.const 0)", ("hello",), "Echo it."),
+    WatCall('(resv "a \\"quoted\\" `tick`")\n(i32.const 0)', ('say "hi"', "tab\there", "two\nlines", "back\\slash")),
+    WatCall("(i32.const 0)"),
+    CatalogCall("word_count", ("the quick brown fox",), "A catalog program fits."),
+    CatalogCall("http_get"),
+    Response("HELLO", "The result is in."),
+    Response('multi-line\nanswer with "quotes" and ``ticks``'),
+]
+
+
+@pytest.mark.parametrize("action", CANONICAL, ids=lambda a: type(a).__name__)
+def test_canonical_replies_match_the_grammar_and_parse_cleanly(action: Any) -> None:
+    text = format_action(action)
+    assert REPLY.fullmatch(text), text
+    parsed = parse_reply(text)
+    assert parsed.notes == () and parsed.kind == action.kind
+    assert parsed == action
+
+
+def test_prompt_examples_match_the_grammar() -> None:
+    for text in [
+        '<reasoning>Upper-case it.</reasoning>\nToolCall::Wat(```wat\n(argv 0 $text)\n(i32.const 0)\n```, "hello")',
+        'ToolCall::Catalog("word_count", "the quick brown fox")',
+        'ToolCall::Response("""HELLO""")',
+        '<reasoning>x</reasoning>ToolCall::Response("""\n4\n""")',
+    ]:
+        assert REPLY.fullmatch(text), text
+        assert parse_reply(text).notes == ()
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "The answer is 4.",  # no ToolCall
+        'ToolCall::Response("4")',  # one-quote Response
+        'ToolCall::Response("""4""") and more',  # trailing text
+        'ToolCall::Response("""a""")ToolCall::Response("""b""")',  # two calls
+        "ToolCall::Wat(```wat\n(i32.const 0)\n````)",  # four-backtick fence
+        "ToolCall::Wat(```\n(i32.const 0)\n```)",  # no fence tag
+        "ToolCall::Wat(```wat\n(i32.const 0)\n```, hello)",  # unquoted arg
+        'ToolCall::Catalog("a b")',  # not a program name
+        "<reasoning>unclosed ToolCall::Response(\"\"\"x\"\"\")",
+        'tool_call: Response("""x""")',
+    ],
+)
+def test_deviations_are_outside_the_grammar(text: str) -> None:
+    assert not REPLY.fullmatch(text)
+
+
+def test_the_grammar_parses_with_llama_cpp() -> None:
+    pytest.importorskip("llama_cpp")
+    # llama.cpp parses GBNF in C (LlamaGrammar.from_string only stores the text) and a bad
+    # grammar may crash the sampler, so parse it in a child process without a model.
+    code = (
+        "import sys, llama_cpp\n"
+        "from agent.grammar import REPLY_GBNF, GRAMMAR_ROOT\n"
+        "llama_cpp.LlamaGrammar.from_string(REPLY_GBNF, verbose=False)\n"
+        "p = llama_cpp.llama_sampler_init_grammar(None, REPLY_GBNF.encode(), GRAMMAR_ROOT.encode())\n"
+        "sys.exit(0 if p else 3)\n"
+    )
+    root = Path(__file__).resolve().parent.parent
+    proc = subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True, text=True, check=False)
+    assert proc.returncode == 0, proc.stderr[-2000:]
