@@ -43,6 +43,7 @@ def script(tmp_path: Path, *replies: str) -> str:
         [], ["ask"], ["chat"], ["run"], ["caps"], ["log"], ["doctor"], ["catalog"], ["catalog", "list"],
         ["catalog", "show"], ["catalog", "check"], ["catalog", "new"], ["catalog", "test"], ["sessions"],
         ["sessions", "list"], ["sessions", "show"], ["sessions", "rm"], ["config", "show"],
+        ["model"], ["model", "pull"], ["model", "list"],
     ],
 )
 def test_help_golden(command: list[str]) -> None:
