@@ -42,6 +42,7 @@ else:  # pragma: no cover - exercised on 3.10 only
     import tomli as tomllib
 
 NAME_RE = re.compile(r"[a-z][a-z0-9_]{0,63}")
+_SEPARATORS_RE = re.compile(r"[.\- ]")
 ARG_NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")
 TOP_KEYS = ("name", "description", "args", "examples")
 ARG_KEYS = ("name", "type_hint", "description", "default")
@@ -436,7 +437,12 @@ class Catalog:
         return cls(programs, overrides), errors
 
     def get(self, name: str) -> Program | None:
-        return self._programs.get(name)
+        """The program called ``name``, forgiving case and ``.``/``-``/space for ``_``
+        (models write ``Http.Get``); names are ``[a-z0-9_]`` so this is unambiguous."""
+        program = self._programs.get(name)
+        if program is None:
+            program = self._programs.get(_SEPARATORS_RE.sub("_", name.strip().lower()))
+        return program
 
     def names(self) -> list[str]:
         return sorted(self._programs)

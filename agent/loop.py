@@ -44,6 +44,8 @@ FORCE_ANSWER = (
     'ToolCall::Response("""...""") giving your best final answer from the observations so far.'
 )
 GUARD_REPEATS = 3
+# Small models go on to invent the observation their call would get; cut the reply there.
+OBSERVATION_STOPS = ("[Observation", "\nObservation:", "\nObservation (")
 
 
 class Recorder(Protocol):
@@ -127,7 +129,7 @@ def run_task(
             raise _BudgetOut
         t0 = time.perf_counter()
         try:
-            reply = model.complete(messages, on_text=on_text, cancel=cancel)
+            reply = model.complete(messages, on_text=on_text, cancel=cancel, stop=OBSERVATION_STOPS)
         except (ModelAPIError, Interrupted) as exc:
             raise _Fatal(exc) from exc
         budget.add(reply.usage)

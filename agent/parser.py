@@ -80,7 +80,7 @@ Action = WatCall | CatalogCall | Response
 
 NO_TOOLCALL = "no ToolCall: whole text taken as the answer"
 
-_CALL = re.compile(r"tool[ \t]*_?call[ \t]*(::?|\.)[ \t]*([a-z]+)[ \t]*(\(?)", re.IGNORECASE)
+_CALL = re.compile(r"tool[ \t]*_?call[ \t]*(::?|\.)[ \t]*([a-z][a-z0-9_]*)[ \t]*(\(?)", re.IGNORECASE)
 _CANONICAL = frozenset({"ToolCall::Wat(", "ToolCall::Catalog(", "ToolCall::Response("})
 _NAMES = {
     "wat": ActionKind.WAT,
@@ -169,11 +169,15 @@ def _parse(text: str) -> Action:
         notes.append(NO_TOOLCALL)
         return Response(visible.strip(), reasoning, tuple(dict.fromkeys(notes)))
     reasoning = reasoning or visible[: call.start()].strip()
-    if call.group() not in _CANONICAL:
+    kind = _NAMES.get(call.group(2).lower())
+    if kind is not None and call.group() not in _CANONICAL:
         notes.append("nonstandard ToolCall spelling")
-    kind = _NAMES[call.group(2).lower()]
     action: Action
-    if kind is ActionKind.WAT:
+    if kind is None:  # ToolCall::upper("hi"): a catalog program called by its own name
+        notes.append(f"ToolCall::{call.group(2)}(...) read as a catalog call")
+        values, end = _parse_args(visible, call.end(), notes)
+        action = CatalogCall(call.group(2), tuple(values), reasoning)
+    elif kind is ActionKind.WAT:
         body, args, end = _parse_wat(visible, call.end(), notes)
         is_module = _MODULE.match(body) is not None
         action = WatCall(body, args, reasoning, is_module)
@@ -192,10 +196,13 @@ def _parse(text: str) -> Action:
 
 
 def _find_call(text: str, pos: int, end: int, need_paren: bool = True) -> re.Match[str] | None:
-    """The first ToolCall head in text[pos:end]; a paren-less one only for Response."""
+    """The first ToolCall head in text[pos:end]; a paren-less one only for Response.
+
+    An unknown name with a paren (``ToolCall::upper(``) counts: it is read as a catalog call.
+    """
     while (m := _CALL.search(text, pos, end)) is not None:
         kind = _NAMES.get(m.group(2).lower())
-        if kind is not None and (m.group(3) if need_paren else kind is ActionKind.RESPONSE):
+        if m.group(3) if need_paren else kind is ActionKind.RESPONSE:
             return m
         pos = m.end()
     return None

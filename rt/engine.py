@@ -410,12 +410,19 @@ def _find_memory(exports: Any) -> Any:
     return None
 
 
+_CAUSE_LINE = re.compile(r"\d+: ")
+_BINARY_OFFSET = re.compile(r"^Invalid input WebAssembly code at offset \d+: ")
+
+
 def _first_line(text: str) -> str:
     lines = [ln.strip() for ln in text.strip().splitlines() if ln.strip()]
     if not lines:
         return "unknown error"
-    caused = [ln for ln in lines if ln[:2].rstrip(":").isdigit() or ln.startswith("wasm trap:")]
-    return caused[-1].split(": ", 1)[-1] if caused else lines[0]
+    # wasmtime's "Caused by" chain is numbered "0: ...", "1: ..."; its source echo is "46 | ...".
+    caused = [ln for ln in lines if _CAUSE_LINE.match(ln) or ln.startswith("wasm trap:")]
+    message = caused[-1].split(": ", 1)[1] if caused else lines[0]
+    # Offsets point into the assembled binary, which the author never sees.
+    return _BINARY_OFFSET.sub("", message)
 
 
 def _shift(exc: CompileError, line_offset: int) -> CompileError:

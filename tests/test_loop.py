@@ -603,3 +603,17 @@ def test_openai_malformed_json_is_a_model_api_error(harness: Harness) -> None:
         ):  # fmt: skip
             events.append(event)
     assert kinds(events) == ["thinking", "tool_start", "tool_result", "error"]
+
+
+def test_catalog_names_are_forgiven_case_and_dots(harness: Harness) -> None:
+    events, _ = harness.run([catalog_call("Upper", "hi"), respond("HI")])
+    assert only(events, ToolResult)[0].results == ("HI",)
+
+
+def test_an_invented_observation_is_cut_from_the_reply(harness: Harness) -> None:
+    invented = catalog_call("upper", "hi") + '\n[Observation (step 1)] Execution result:\nBYE\nToolCall::Response("BYE")'
+    events, model = harness.run([invented, respond("HI")])
+    assert only(events, ToolResult)[0].results == ("HI",)
+    assert isinstance(model, ScriptedModel)
+    assert "BYE" not in model.requests[1][-2].content  # the assistant message kept in history
+    assert only(events, ResponseEvent)[0].text == "HI"
