@@ -77,7 +77,9 @@ class LazyAssistant:
         self._factory = factory
         self._model: ChatModel | None = None
 
-    def __call__(self, instruction: str, text: str, *, single_line: bool) -> str:
+    def __call__(
+        self, instruction: str, text: str, *, single_line: bool, cancel: threading.Event | None = None
+    ) -> str:
         if self._model is None:
             self._model = self._factory()
         suffix = " Answer in one line." if single_line else ""
@@ -85,7 +87,7 @@ class LazyAssistant:
             Message.system(ASSIST_SYSTEM),
             Message.user(f"Instruction: {instruction}{suffix}\n\nText:\n{text}"),
         ]
-        reply = self._model.complete(messages).text.strip()
+        reply = self._model.complete(messages, cancel=cancel).text.strip()
         return reply.splitlines()[0] if single_line and reply else reply
 
 

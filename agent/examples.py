@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import tempfile
+import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -60,7 +61,9 @@ class _CannedAssistant:
     def __init__(self, answers: Mapping[str, str]) -> None:
         self.answers = answers
 
-    def __call__(self, instruction: str, text: str, *, single_line: bool) -> str:
+    def __call__(
+        self, instruction: str, text: str, *, single_line: bool, cancel: threading.Event | None = None
+    ) -> str:
         if instruction not in self.answers:
             raise ModelAPIError(f"no canned ai answer for instruction {instruction!r}")
         return self.answers[instruction]

@@ -5,7 +5,7 @@ session's client); the guest never sees the key or the endpoint. The guest's tex
 it goes to the assistant as ``text``, separate from the ``instruction`` (SECURITY.md rule 12).
 
 Codes: EACCESS when no assistant was granted; ENOMEM for the quotas (calls per run, calls per
-session, input bytes); EBOUND for unknown flag bits; EREMOTE when the assistant fails (a
+session, seconds per session spent waiting for the model, input bytes); EBOUND for unknown flag bits; EREMOTE when the assistant fails (a
 ``WattError``, or any other exception it did not translate) or the run has no time left. The debug detail of a failure is the error's class
 and first line with anything that looks like a credential scrubbed. The answer is cut to
 ``max_output_bytes`` (at a character boundary, with a debug line saying so).
@@ -14,6 +14,8 @@ and first line with anything that looks like a credential scrubbed. The answer i
 from __future__ import annotations
 
 import re
+import threading
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Protocol
@@ -35,9 +37,15 @@ _SECRET_PATTERNS = [
 
 
 class Assistant(Protocol):
-    """Applies ``instruction`` to ``text``; raises a ``WattError`` subclass on failure."""
+    """Applies ``instruction`` to ``text``; raises a ``WattError`` subclass on failure.
 
-    def __call__(self, instruction: str, text: str, *, single_line: bool) -> str: ...
+    ``cancel`` is the run's stop event: it is set at the run's wall-clock deadline and on
+    Ctrl-C, and the assistant gives up (raising ``Interrupted``) when it is.
+    """
+
+    def __call__(
+        self, instruction: str, text: str, *, single_line: bool, cancel: threading.Event | None = None
+    ) -> str: ...
 
 
 def scrub(text: str, secrets: Iterable[str] = ()) -> str:
@@ -98,6 +106,7 @@ class AiCapability:
         max_calls_per_session: int = 50,
         max_input_bytes: int = 32_000,
         max_output_bytes: int = 16_000,
+        max_seconds_per_session: float = 600.0,
         secrets: Iterable[str] = (),
     ) -> None:
         self.assistant = assistant
@@ -105,8 +114,10 @@ class AiCapability:
         self.max_calls_per_session = max_calls_per_session
         self.max_input_bytes = max_input_bytes
         self.max_output_bytes = max_output_bytes
+        self.max_seconds_per_session = max_seconds_per_session
         self.secrets = tuple(s for s in secrets if s)
         self.session_calls = 0
+        self.session_seconds = 0.0
 
     def assist(self, ctx: RunContext, input_ptr: int, instruction_ptr: int, flags: int) -> tuple[int, int]:
         assistant = self.assistant
@@ -128,22 +139,30 @@ class AiCapability:
             raise GuestError(
                 Err.ENOMEM, f"the session's {self.max_calls_per_session} ai calls are used up"
             )
+        if self.session_seconds >= self.max_seconds_per_session:
+            raise GuestError(
+                Err.ENOMEM, f"the session's {self.max_seconds_per_session:g} s of ai time are used up"
+            )
         if ctx.cancel.is_set() or ctx.remaining() <= 0:
             raise GuestError(Err.EREMOTE, "no time left in this run for an ai call")
         calls.n += 1
         self.session_calls += 1
         single = bool(flags & FLAG_SINGLE_LINE)
+        started = time.monotonic()
         try:
             answer = assistant(
                 instruction.decode("utf-8", errors="replace"),
                 text.decode("utf-8", errors="replace"),
                 single_line=single,
+                cancel=ctx.cancel,
             )
         except WattError as exc:
             # from None: the original may carry the key; keep it out of any traceback
             raise GuestError(Err.EREMOTE, failure_detail(exc, self.secrets)) from None
         except Exception as exc:  # a foreign error the assistant failed to translate
             raise GuestError(Err.EREMOTE, failure_detail(exc, self.secrets)) from None
+        finally:
+            self.session_seconds += time.monotonic() - started
         if not isinstance(answer, str):
             raise GuestError(Err.EREMOTE, "ai.assist failed: the assistant returned no text")
         if single:

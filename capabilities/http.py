@@ -7,17 +7,18 @@
 - The default transport resolves and vets the address at connect time and dials that address
   (``netguard.PinnedTransport``); ``transport=`` replaces the network entirely (tests).
 - One deadline covers the whole request (every hop, connect, headers, body):
-  ``min(request_timeout_s, ctx.remaining())``.
+  ``min(request_timeout_s, ctx.remaining(), what is left of max_seconds_per_session)``.
 - The body is decoded here (gzip/deflate, bounded by ``zlib``'s ``max_length``), so a
   compression bomb stops at ``max_body_bytes`` of DECODED data.
 - Error codes: EPARSE bad URL or content type; EACCESS not granted; EREMOTE network error,
   timeout, HTTP status >= 400, too many redirects; ENOMEM any limit reached (response size,
-  request body size, calls per run, calls per session).
+  request body size, calls per run, calls per session, seconds per session).
 - Bodies are returned as the raw bytes received (decoded from gzip/deflate, never re-encoded).
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -69,6 +70,7 @@ class HttpCapability:
         max_calls_per_run: int = 20,
         max_calls_per_session: int = 200,
         max_request_bytes: int = 1_000_000,
+        max_seconds_per_session: float = 120.0,
     ) -> None:
         allow = list(allow)
         self.grants: Grants | None = None
@@ -84,7 +86,9 @@ class HttpCapability:
         self.max_calls_per_run = max_calls_per_run
         self.max_calls_per_session = max_calls_per_session
         self.max_request_bytes = max_request_bytes
+        self.max_seconds_per_session = max_seconds_per_session
         self.session_calls = 0
+        self.session_seconds = 0.0
         self._tls: ssl.SSLContext | None = None
 
     # ---- host functions ----------------------------------------------------------------------
@@ -111,11 +115,15 @@ class HttpCapability:
             raise GuestError(Err.ENOMEM, f"http call limit reached ({self.max_calls_per_run} per run)")
         if self.session_calls >= self.max_calls_per_session:
             raise GuestError(Err.ENOMEM, f"http call limit reached ({self.max_calls_per_session} per session)")
+        time_left = self.max_seconds_per_session - self.session_seconds
+        if time_left <= 0:
+            raise GuestError(Err.ENOMEM, f"http time limit reached ({self.max_seconds_per_session:g} s per session)")
         state.calls += 1
         self.session_calls += 1
         from capabilities.netguard import Deadline
 
-        deadline = Deadline.after(min(self.request_timeout_s, ctx.remaining()), ctx.cancel)
+        started = time.monotonic()
+        deadline = Deadline.after(min(self.request_timeout_s, ctx.remaining(), time_left), ctx.cancel)
         headers = {"User-Agent": USER_AGENT, "Accept-Encoding": ACCEPT_ENCODING}
         if content_type:
             headers["Content-Type"] = content_type
@@ -129,7 +137,10 @@ class HttpCapability:
             self._tls = httpx.create_ssl_context(trust_env=False)
         fetcher = Fetcher(grants, self._resolver or netguard.system_resolver, self._transport, self.max_body_bytes,
                           self.max_redirects, ctx.log, self._tls)
-        data = fetcher.fetch(method, url, body, headers, deadline)
+        try:
+            data = fetcher.fetch(method, url, body, headers, deadline)
+        finally:
+            self.session_seconds += time.monotonic() - started
         if not _is_utf8(data):
             ctx.log(f"http: {method} body is not UTF-8 ({len(data)} bytes returned as raw bytes)")
         return data

@@ -12,7 +12,7 @@ from capabilities.ai import AiCapability, cap_utf8, failure_detail, first_line, 
 from capabilities.sys import SysCapability
 from rt.codes import Err
 from rt.engine import Limits, RunResult, Runtime
-from rt.errors import BudgetExceeded, ModelAPIError
+from rt.errors import BudgetExceeded, Interrupted, ModelAPIError
 from rt.host import GuestError, RunContext
 
 KEY = "sk-proj-Abc123SECRETkey456"
@@ -46,9 +46,13 @@ class FakeAssistant:
     answer: str = "ANSWER"
     error: Exception | None = None
     calls: list[tuple[str, str, bool]] = field(default_factory=list)
+    cancels: list[threading.Event | None] = field(default_factory=list)
 
-    def __call__(self, instruction: str, text: str, *, single_line: bool) -> str:
+    def __call__(
+        self, instruction: str, text: str, *, single_line: bool, cancel: threading.Event | None = None
+    ) -> str:
         self.calls.append((instruction, text, single_line))
+        self.cancels.append(cancel)
         if self.error is not None:
             raise self.error
         return self.answer
@@ -175,6 +179,40 @@ def test_calls_per_session_quota() -> None:
     assert "session's 3 ai calls are used up" in result.debug[0]
     assert run(runtime(cap), assist_body(0), "t", "i").status == Err.ENOMEM
     assert cap.session_calls == 3
+
+
+def test_session_time_quota() -> None:
+    fake = FakeAssistant()
+    cap = AiCapability(fake, max_seconds_per_session=0.0)
+    result = run(runtime(cap), assist_body(0), "t", "i")
+    assert result.status == Err.ENOMEM
+    assert "0 s of ai time are used up" in result.debug[0]
+    assert fake.calls == []
+
+
+def test_time_spent_waiting_for_the_model_is_counted() -> None:
+    def slow(instruction: str, text: str, *, single_line: bool, cancel: threading.Event | None = None) -> str:
+        time.sleep(0.02)
+        return "ok"
+
+    cap = AiCapability(slow)
+    assert run(runtime(cap), assist_body(0), "t", "i").status == 0
+    assert cap.session_seconds >= 0.02
+
+
+def test_the_run_deadline_reaches_the_assistant_through_cancel() -> None:
+    woken: list[bool] = []
+
+    def waits(instruction: str, text: str, *, single_line: bool, cancel: threading.Event | None = None) -> str:
+        assert cancel is not None
+        woken.append(cancel.wait(30))  # set by the run's wall clock, long before 30 s
+        raise Interrupted("the run was stopped")
+
+    rt = Runtime(functions=[*SysCapability().functions(), *AiCapability(waits).functions()],
+                 limits=Limits(timeout_s=0.3))
+    result = rt.run(assist_body(0), args=["t", "i"])
+    assert woken == [True]
+    assert result.status == Err.EREMOTE and "Interrupted" in result.debug[0]
 
 
 @pytest.mark.parametrize(

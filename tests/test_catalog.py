@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -392,7 +393,9 @@ def _run_example(program_name: str, index: int, root: Path) -> None:
     assert program is not None
     ex = program.examples[index]
 
-    def assistant(instruction: str, text: str, *, single_line: bool) -> str:
+    def assistant(
+        instruction: str, text: str, *, single_line: bool, cancel: threading.Event | None = None
+    ) -> str:
         if instruction not in ex.ai:
             raise ModelAPIError(f"no canned answer for {instruction!r}")
         return ex.ai[instruction]

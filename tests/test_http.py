@@ -350,6 +350,21 @@ def test_trickling_body_is_bounded_by_the_runs_remaining_time() -> None:
         listener.close()
 
 
+def test_session_time_quota_bounds_each_request_then_refuses(port: int) -> None:
+    stop = threading.Event()
+    tport, thread, listener = _trickle_server(stop, trickle_head=False)
+    try:
+        cap = HttpCapability([f"127.0.0.1:{tport}", f"127.0.0.1:{port}"], request_timeout_s=60.0,
+                             max_seconds_per_session=0.5)
+        refused(get(cap, f"http://127.0.0.1:{tport}/"), Err.EREMOTE, "deadline")
+        assert cap.session_seconds >= 0.5
+        refused(get(cap, f"http://127.0.0.1:{port}/hello"), Err.ENOMEM, "0.5 s per session")
+    finally:
+        stop.set()
+        thread.join()
+        listener.close()
+
+
 def test_gzip_bomb_stops_at_the_decoded_cap(port: int) -> None:
     result = get(HttpCapability([f"127.0.0.1:{port}"]), f"http://127.0.0.1:{port}/bomb")
     refused(result, Err.ENOMEM, "after decoding")
