@@ -98,6 +98,8 @@ _LANGS = frozenset({"wat", "wasm", "wast", "lisp", "scheme", "webassembly"})
 _QUOTE_RUN = {'"': re.compile(r'"+'), "'": re.compile(r"'+")}
 _UNESCAPES = (("\\n", "\n"), ("\\t", "\t"), ("\\r", "\r"), ('\\"', '"'), ("\\'", "'"))
 _QUOTE_TABLE = str.maketrans({"\\": "\\\\", '"': '\\"', "\n": "\\n", "\t": "\\t", "\r": "\\r"})
+# ToolCall::Catalog("replace" "abc" "b" "x"): a quoted name, then a blank, then a quote.
+_NAME_THEN_BLANK = re.compile(r"""\s*(["'])([A-Za-z_][\w.-]*)\1[ \t]+(?=\1)""")
 _BARE_END = re.compile(r"[,)\]\n]")
 _PARENS = re.compile(r"\(+|\)+")
 # Strings and comments are single tokens, so parens inside them do not count.
@@ -182,7 +184,7 @@ def _parse(text: str) -> Action:
         is_module = _MODULE.match(body) is not None
         action = WatCall(body, args, reasoning, is_module)
     elif kind is ActionKind.CATALOG:
-        values, end = _parse_args(visible, call.end(), notes)
+        values, end = _parse_catalog_args(visible, call.end(), notes)
         if not values:
             notes.append("missing catalog name")
         name = values[0].strip() if values else ""
@@ -399,6 +401,18 @@ def _parse_args(text: str, i: int, notes: list[str]) -> tuple[list[str], int]:
         if j < len(text) and text[j] not in ",)]":
             notes.append("missing ')'")
             return values, i
+
+
+def _parse_catalog_args(text: str, i: int, notes: list[str]) -> tuple[list[str], int]:
+    """Catalog args, forgiving missing commas when the name is followed by a blank, not a comma."""
+    m = _NAME_THEN_BLANK.match(text, i)
+    if m is None:
+        return _parse_args(text, i, notes)
+    notes.append("args without commas")
+    rest, end = _parse_args(text, m.end(), notes)
+    quote = m.group(1)
+    split = re.split(rf"{quote}\s+{quote}", rest[0]) if rest else []
+    return [m.group(2), *split, *rest[1:]], end
 
 
 def _parse_response(text: str, i: int, has_paren: bool, notes: list[str]) -> tuple[str, int]:
