@@ -9,7 +9,9 @@ propagate to the caller after an ErrorEvent, so the CLI can choose the exit code
 - After ``max_steps`` the model is told FORCE_ANSWER; its reply is the answer (forced=True),
   the Response's text if it wrote one, else its whole text. Nothing more is run.
 - The loop guard stops the task when one failing action (the same program or catalog call,
-  arguments and failure) has failed GUARD_REPEATS times within it, consecutively or not.
+  arguments and failure) has failed GUARD_REPEATS times within it, consecutively or not;
+  compile-repair attempts count, since a small model often resends the program unchanged.
+- Compile and link errors carry a one-line hint when one applies (agent.hints).
 - The token budget (``max_tokens_total``, the CLI's --max-tokens-total) is checked before
   each model call against the usage reported (or estimated) so far in this task.
 """
@@ -34,6 +36,7 @@ from agent.events import (
     ToolResult,
     ToolStart,
 )
+from agent.hints import repair_hint
 from agent.messages import ChatModel, Completion, Message, Usage
 from agent.parser import Action, CatalogCall, Response, WatCall, parse_reply
 from rt.engine import RunResult, Runtime
@@ -156,11 +159,20 @@ def run_task(
             while not isinstance(action, Response):
                 yield _start(step, action)
                 outcome = _execute(step, action, runtime, catalog, settings, cancel)
-                if outcome.compile_error is not None and attempt < settings.max_retries:
+                repeats = 0
+                if not outcome.event.ok:  # repair attempts count too: a model may resend one program
+                    key = _signature(action, outcome.event)
+                    repeats = failures[key] = failures.get(key, 0) + 1
+                if (
+                    outcome.compile_error is not None
+                    and attempt < settings.max_retries
+                    and repeats < GUARD_REPEATS
+                ):
                     attempt += 1
                     yield Retry(step, attempt, outcome.compile_error)
                     told = observation.compile_failure(
-                        step, outcome.compile_error, attempt, settings.max_retries
+                        step, outcome.compile_error, attempt, settings.max_retries,
+                        repair_hint(outcome.compile_error), repeated=repeats > 1,
                     )
                     record(**_fields(reply.text, action, outcome.event, reply.usage, told))
                     tell(told)
@@ -171,9 +183,7 @@ def run_task(
                 record(**_fields(reply.text, action, outcome.event, reply.usage))
                 tell(outcome.event.observation)
                 if not outcome.event.ok:
-                    key = _signature(action, outcome.event)
-                    failures[key] = failures.get(key, 0) + 1
-                    if failures[key] >= GUARD_REPEATS:
+                    if repeats >= GUARD_REPEATS:
                         yield ErrorEvent(
                             step,
                             f"stopped: the same failing action was repeated {GUARD_REPEATS} times "
@@ -296,7 +306,8 @@ def _execute(
         result = runtime.run(source, args, granted=settings.granted, cancel=cancel, line_offset=offset)
     except (CompileError, LinkError) as exc:
         text = exc.one_line()
-        event = _failed(step, observation.failure(step, text, limit), text, type(exc).__name__)
+        told = observation.failure(step, text, limit, hint=repair_hint(text))
+        event = _failed(step, told, text, type(exc).__name__)
         return _Outcome(event, compile_error=text if isinstance(action, WatCall) else None)
     except Interrupted:
         raise

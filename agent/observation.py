@@ -55,9 +55,14 @@ def failure(step: int, error: str, limit: int, partial: RunResult | None = None,
     return text + (f"\n{hint}" if hint else "")
 
 
-def compile_failure(step: int, error: str, attempt: int, retries: int) -> str:
+def compile_failure(
+    step: int, error: str, attempt: int, retries: int, hint: str = "", *, repeated: bool = False
+) -> str:
+    """A repair request: the error, a hint when one applies, and a warning on a resent program."""
+    again = "You sent a program that already failed this way: change it. " if repeated else ""
     return (
         f"[Observation (step {step})] Execution FAILED: the program did not compile "
         f"(repair {attempt} of {retries}):\n{fence(error)}\n"
-        "Reply with the corrected ToolCall."
+        + (f"{hint}\n" if hint else "")
+        + f"{again}Reply with the corrected ToolCall."
     )

@@ -617,3 +617,28 @@ def test_an_invented_observation_is_cut_from_the_reply(harness: Harness) -> None
     assert isinstance(model, ScriptedModel)
     assert "BYE" not in model.requests[1][-2].content  # the assistant message kept in history
     assert only(events, ResponseEvent)[0].text == "HI"
+
+
+def test_a_resent_broken_program_is_warned_then_stopped_by_the_guard(harness: Harness) -> None:
+    replies = [wat(BROKEN, "a")] * GUARD_REPEATS + [respond("never read")]
+    events, model = harness.run(replies, max_retries=5)
+    assert [r.attempt for r in only(events, Retry)] == [1, 2]
+    assert isinstance(model, ScriptedModel)
+    assert "already failed" not in told(model, 1)
+    assert "You sent a program that already failed this way: change it." in told(model, 2)
+    stop = events[-1]
+    assert isinstance(stop, ErrorEvent) and stop.error_type == "LoopGuard" and stop.step == 1
+    assert model.remaining == 1
+
+
+def test_a_repair_request_carries_a_hint(harness: Harness) -> None:
+    bare = UPPER.replace("(local.get $text)", "($text)")
+    events, model = harness.run([wat(bare, "hi"), wat(UPPER, "hi"), respond("HI")])
+    assert only(events, ToolResult)[0].results == ("HI",)
+    assert isinstance(model, ScriptedModel)
+    assert "Hint: read a local with (local.get $text), not ($text)." in told(model, 1)
+
+
+def test_a_host_function_name_reaches_the_catalog_program(harness: Harness) -> None:
+    events, _ = harness.run(["ToolCall::kv.incr('visits')", respond("1")])  # kv_incr
+    assert only(events, ToolResult)[0].results == ("1",)

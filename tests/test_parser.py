@@ -161,6 +161,8 @@ CASES: list[tuple[str, str, Action]] = [
      C("upper", ("hi",), "I will shout.", notes=("ToolCall::upper(...) read as a catalog call",))),
     ("program-name-with-digits", "ToolCall::kv_incr('n')",
      C("kv_incr", ("n",), notes=("ToolCall::kv_incr(...) read as a catalog call",))),
+    ("host-function-name-is-a-catalog-call", "ToolCall::kv.get('city')",
+     C("kv.get", ("city",), notes=("ToolCall::kv.get(...) read as a catalog call",))),
     ("unknown-tool-without-paren-is-prose", "ToolCall::Python is not a thing",
      R("ToolCall::Python is not a thing", notes=(NO_TOOLCALL,))),
     ("no-toolcall-fenced-kept", "```\n42\n```", R("```\n42\n```", notes=(NO_TOOLCALL,))),

@@ -1,0 +1,56 @@
+"""One-line fixes for the compile and link errors a small model makes most.
+
+The real model (qwen2.5-coder-1.5b, bench/eval_real_model.py) answered a bare compile error by
+sending the same program again, every time. What moves it is a concrete instruction naming
+its own mistake, so ``repair_hint`` matches the error (and the line it quotes) against the
+mistakes seen in those runs and says what to write instead. No match: no hint.
+"""
+
+from __future__ import annotations
+
+import re
+
+NAMESPACES = ("sys", "str", "arr", "kv", "fs", "http", "ai", "debug", "json")
+
+_DOLLAR_HEAD = re.compile(r"\(\s*\$([A-Za-z_][\w.]*)")  # ($url) or ($argv 0 ...) or ($str.len ...)
+_UNCALLED = re.compile(rf"\(\s*((?:{'|'.join(NAMESPACES)})\.[a-z_0-9]+)\b")  # (json.get ...)
+_UNKNOWN_NS = re.compile(r"unknown import \$([A-Za-z_]\w*)\.\w+; capabilities granted")
+_UNKNOWN_NAME = re.compile(r"unknown local: failed to find name `(\$[^`]+)`")
+_MACROS = ("argv", "check", "resv")
+_ARITHMETIC = ("math", "i32", "int", "num", "number", "calc")
+
+
+def repair_hint(error: str) -> str:
+    """A one-line suggestion for ``error`` (a CompileError/LinkError one-liner), or ""."""
+    shown = error.split(" | ", 1)[1] if " | " in error else ""
+    if "argv expects" in error:
+        return (
+            'Hint: argv takes a local name, as in (argv 0 $text); put the value itself after the '
+            'fence: ```, "the value")'
+        )
+    if m := _UNKNOWN_NS.search(error):
+        hint = f"Hint: there is no {m.group(1)} namespace; call only the host functions listed."
+        if m.group(1).lower() in _ARITHMETIC:
+            hint += (
+                " For arithmetic: str.to_i32 turns text into a number, then i32.add/i32.sub/"
+                "i32.mul/i32.div_s, then str.from_i32 for resv."
+            )
+        return hint
+    if m := _UNKNOWN_NAME.search(error):
+        return f"Hint: declare {m.group(1)} before using it: (local {m.group(1)} i32)."
+    if "expected an instruction" in error or "unknown operator" in error:
+        if m := _DOLLAR_HEAD.search(shown):
+            name = m.group(1)
+            if name in _MACROS:
+                return f"Hint: macros have no $: write ({name} ...), as in (argv 0 $text)."
+            if "." in name:
+                return f"Hint: call a host function with call: (call ${name} ...)."
+            return f"Hint: read a local with (local.get ${name}), not (${name})."
+        if m := _UNCALLED.search(shown):
+            return f"Hint: call a host function with call and $: (call ${m.group(1)} ...)."
+    if "type mismatch" in error:
+        return (
+            "Hint: store a call's results right after it, err first: (local.set $err) "
+            "(local.set $out); never nest calls; end the body with (i32.const 0)."
+        )
+    return ""

@@ -1,0 +1,70 @@
+"""Repair hints, fed the real errors the runtime gives for mistakes the real model made."""
+
+from __future__ import annotations
+
+import pytest
+
+from agent.hints import repair_hint
+from capabilities import standard_registry
+from rt.engine import Runtime
+from rt.errors import CompileError, LinkError
+
+TAIL = "\n(check $err)\n(resv $out)\n(i32.const 0)"
+
+
+@pytest.fixture(scope="module")
+def runtime() -> Runtime:
+    return Runtime(standard_registry().functions())
+
+
+def error_of(runtime: Runtime, body: str) -> str:
+    with pytest.raises((CompileError, LinkError)) as info:
+        runtime.run(body, granted={"sys", "str", "json", "http"})
+    return info.value.one_line()
+
+
+@pytest.mark.parametrize(
+    ("body", "hint"),
+    [
+        # each body is what qwen2.5-coder-1.5b sent in bench/eval_real_model.py, trimmed
+        ('(argv 0 "the quick brown fox")\n(i32.const 0)', 'put the value itself after the fence'),
+        ("(argv 0 $url)\n(local $out i32) (local $err i32)\n"
+         "(call $http.get ($url)) (local.set $err) (local.set $out)" + TAIL,
+         "read a local with (local.get $url), not ($url)"),
+        ('(argv 0 $json)\n(local $out i32) (local $err i32)\n'
+         '(call $json.get ($argv 0 "items")) (local.set $err) (local.set $out)' + TAIL,
+         "macros have no $: write (argv ...)"),
+        ('(local $out i32) (local $err i32)\n(json.get "{}" "a") (local.set $err) (local.set $out)' + TAIL,
+         "call a host function with call and $: (call $json.get ...)"),
+        ("(argv 0 $a)\n(local $out i32) (local $err i32)\n"
+         "(call $math.mul (local.get $a)) (local.set $err) (local.set $out)" + TAIL,
+         "there is no math namespace"),
+        ("(local.set $err (i32.const 1))\n(i32.const 0)", "declare $err before using it: (local $err i32)"),
+        ("(call $str.upper (i32.const 0))\n(i32.const 0)", "store a call's results right after it"),
+    ],
+)
+def test_hint_for_a_real_mistake(runtime: Runtime, body: str, hint: str) -> None:
+    assert hint in repair_hint(error_of(runtime, body))
+
+
+def test_arithmetic_namespaces_get_the_i32_recipe(runtime: Runtime) -> None:
+    text = repair_hint(error_of(runtime, "(call $math.add (i32.const 1))\n(i32.const 0)"))
+    assert "str.to_i32" in text and "i32.add" in text and "str.from_i32" in text
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        "(i32.const 0",  # never closed: the error says it all
+        "(call $str.nope (i32.const 0))\n(i32.const 0)",  # the error lists what str offers
+        "(call $kv.get (i32.const 0))\n(i32.const 0)",  # not granted: the error names the grant
+    ],
+)
+def test_no_hint_where_the_error_says_enough(runtime: Runtime, body: str) -> None:
+    assert repair_hint(error_of(runtime, body)) == ""
+
+
+def test_hints_are_one_line() -> None:
+    for error in ["argv expects (argv <int> $name)", "line 1: type mismatch", "unknown local: failed to find name `$x`"]:
+        hint = repair_hint(error)
+        assert hint.startswith("Hint: ") and "\n" not in hint
