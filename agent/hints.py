@@ -20,8 +20,37 @@ _MACROS = ("argv", "check", "resv")
 _ARITHMETIC = ("math", "i32", "int", "num", "number", "calc")
 
 
+# Rewrites of the quoted source line, applied in order; shown as the line to write instead.
+_REWRITES = (
+    (re.compile(r"\(\s*\$(argv|check|resv)\b"), r"(\1"),
+    (re.compile(r"\(\s*\$([A-Za-z_]\w*\.[\w.]+)"), r"(call $\1"),
+    (re.compile(r"\(\s*\$([A-Za-z_]\w*)\s*\)"), r"(local.get $\1)"),
+    (_UNCALLED, r"(call $\1"),
+)
+_ARGV_LITERAL = re.compile(r'\(argv\s+(\d+)\s+"(?:[^"\\]|\\.)*"\s*\)')
+_LINE = re.compile(r"^line (\d+)")
+
+
 def repair_hint(error: str) -> str:
-    """A one-line suggestion for ``error`` (a CompileError/LinkError one-liner), or ""."""
+    """A one-line suggestion for ``error`` (a CompileError/LinkError one-liner), or "".
+
+    When the mistake is in the quoted source line, the hint ends with that line corrected:
+    a small model that copies its last program copies the correction too.
+    """
+    hint = _advice(error)
+    shown = error.split(" | ", 1)[1] if " | " in error else ""
+    fixed = shown
+    for pattern, replacement in _REWRITES:
+        fixed = pattern.sub(replacement, fixed)
+    if "argv expects" in error:
+        fixed = _ARGV_LITERAL.sub(r"(argv \1 $text)", fixed)
+    line = _LINE.match(error)
+    if hint and fixed != shown and line:
+        hint += f" Write line {line.group(1)} as: {fixed.strip()}"
+    return hint
+
+
+def _advice(error: str) -> str:
     shown = error.split(" | ", 1)[1] if " | " in error else ""
     if "argv expects" in error:
         return (

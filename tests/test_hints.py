@@ -68,3 +68,22 @@ def test_hints_are_one_line() -> None:
     for error in ["argv expects (argv <int> $name)", "line 1: type mismatch", "unknown local: failed to find name `$x`"]:
         hint = repair_hint(error)
         assert hint.startswith("Hint: ") and "\n" not in hint
+
+
+@pytest.mark.parametrize(
+    ("body", "line"),
+    [
+        ("(argv 0 $url)\n(local $out i32) (local $err i32)\n"
+         "(call $http.get ($url)) (local.set $err) (local.set $out)" + TAIL,
+         "Write line 3 as: (call $http.get (local.get $url)) (local.set $err) (local.set $out)"),
+        ('(argv 0 "the quick brown fox")\n(i32.const 0)', "Write line 1 as: (argv 0 $text)"),
+        ('(local $out i32) (local $err i32)\n(json.get "{}" "a") (local.set $err) (local.set $out)' + TAIL,
+         'Write line 2 as: (call $json.get "{}" "a") (local.set $err) (local.set $out)'),
+    ],
+)
+def test_the_hint_shows_the_line_corrected(runtime: Runtime, body: str, line: str) -> None:
+    assert repair_hint(error_of(runtime, body)).endswith(line)
+
+
+def test_no_corrected_line_when_nothing_on_it_changes(runtime: Runtime) -> None:
+    assert "Write line" not in repair_hint(error_of(runtime, "(call $math.add (i32.const 1))\n(i32.const 0)"))
