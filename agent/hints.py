@@ -29,6 +29,26 @@ _REWRITES = (
 )
 _ARGV_LITERAL = re.compile(r'\(argv\s+(\d+)\s+"(?:[^"\\]|\\.)*"\s*\)')
 _LINE = re.compile(r"^line (\d+)")
+_NAME = re.compile(r"\$[A-Za-z_]\w*(?![\w.])")
+_NAME_TAKERS = frozenset(
+    {"local.get", "local.set", "local.tee", "local", "call", "check", "resv", "br", "br_if",
+     "loop", "block", "if", "func", "param", "result"}
+)
+
+
+def _wrap_bare_operands(line: str) -> str:
+    """``(i32.mul $a $b)`` -> ``(i32.mul (local.get $a) (local.get $b))``: a $name is an
+    operand only after an instruction that does not take a name."""
+    out, last = [], 0
+    for m in _NAME.finditer(line):
+        before = line[: m.start()].rstrip()
+        words = re.findall(r"[\w.]+|\(", before)
+        taker = next((w for w in reversed(words) if w != "(" and not w.isdigit()), "")
+        if before.endswith("(") or taker in _NAME_TAKERS or re.search(r"argv\s+\d+$", before):
+            continue
+        out += [line[last : m.start()], f"(local.get {m.group()})"]
+        last = m.end()
+    return "".join(out) + line[last:]
 
 
 def repair_hint(error: str) -> str:
@@ -42,6 +62,7 @@ def repair_hint(error: str) -> str:
     fixed = shown
     for pattern, replacement in _REWRITES:
         fixed = pattern.sub(replacement, fixed)
+    fixed = _wrap_bare_operands(fixed)
     if "argv expects" in error:
         fixed = _ARGV_LITERAL.sub(r"(argv \1 $text)", fixed)
     line = _LINE.match(error)
@@ -77,6 +98,8 @@ def _advice(error: str) -> str:
             return f"Hint: read a local with (local.get ${name}), not (${name})."
         if m := _UNCALLED.search(shown):
             return f"Hint: call a host function with call and $: (call ${m.group(1)} ...)."
+        if _wrap_bare_operands(shown) != shown:
+            return "Hint: an operand must be an instruction: read a local with (local.get $x)."
     if "type mismatch" in error:
         return (
             "Hint: store a call's results right after it, err first: (local.set $err) "

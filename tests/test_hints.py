@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from agent.hints import repair_hint
+from agent.hints import _wrap_bare_operands, repair_hint
 from capabilities import standard_registry
 from rt.engine import Runtime
 from rt.errors import CompileError, LinkError
@@ -77,12 +77,19 @@ def test_hints_are_one_line() -> None:
          "(call $http.get ($url)) (local.set $err) (local.set $out)" + TAIL,
          "Write line 3 as: (call $http.get (local.get $url)) (local.set $err) (local.set $out)"),
         ('(argv 0 "the quick brown fox")\n(i32.const 0)', "Write line 1 as: (argv 0 $text)"),
+        ("(local $a i32) (local $b i32) (local $out i32)\n(i32.mul $a $b) (local.set $out)\n(i32.const 0)",
+         "Write line 2 as: (i32.mul (local.get $a) (local.get $b)) (local.set $out)"),
         ('(local $out i32) (local $err i32)\n(json.get "{}" "a") (local.set $err) (local.set $out)' + TAIL,
          'Write line 2 as: (call $json.get "{}" "a") (local.set $err) (local.set $out)'),
     ],
 )
 def test_the_hint_shows_the_line_corrected(runtime: Runtime, body: str, line: str) -> None:
     assert repair_hint(error_of(runtime, body)).endswith(line)
+
+
+def test_names_after_name_taking_instructions_are_left_alone() -> None:
+    line = "(call $str.upper (local.get $t)) (local.set $o) (check $err) (argv 0 $x) (br_if $l (i32.eqz $n))"
+    assert _wrap_bare_operands(line) == line.replace("(i32.eqz $n)", "(i32.eqz (local.get $n))")
 
 
 def test_no_corrected_line_when_nothing_on_it_changes(runtime: Runtime) -> None:
