@@ -29,26 +29,39 @@ _REWRITES = (
 )
 _ARGV_LITERAL = re.compile(r'\(argv\s+(\d+)\s+"(?:[^"\\]|\\.)*"\s*\)')
 _LINE = re.compile(r"^line (\d+)")
-_NAME = re.compile(r"\$[A-Za-z_]\w*(?![\w.])")
+_NAME = re.compile(r"\$[A-Za-z_]\w*(?![\w.])|(?<=[\s(])-?\d+(?=[\s)])")  # a $name or a bare integer
 _NAME_TAKERS = frozenset(
-    {"local.get", "local.set", "local.tee", "local", "call", "check", "resv", "br", "br_if",
-     "loop", "block", "if", "func", "param", "result"}
+    {"local.get", "local.set", "local.tee", "local", "check", "resv", "br", "br_if",
+     "loop", "block", "if", "func", "param", "result", "memory", "table"}
 )
 
 
 def _wrap_bare_operands(line: str) -> str:
-    """``(i32.mul $a $b)`` -> ``(i32.mul (local.get $a) (local.get $b))``: a $name is an
-    operand only after an instruction that does not take a name."""
+    """``(i32.add $a 17)`` -> ``(i32.add (local.get $a) (i32.const 17))``: a $name or an
+    integer is an operand unless the instruction around it takes a name or an immediate."""
     out, last = [], 0
     for m in _NAME.finditer(line):
-        before = line[: m.start()].rstrip()
-        words = re.findall(r"[\w.]+|\(", before)
-        taker = next((w for w in reversed(words) if w != "(" and not w.isdigit()), "")
-        if before.endswith("(") or taker in _NAME_TAKERS or re.search(r"argv\s+\d+$", before):
+        owner = _owner(line[: m.start()])
+        if owner in _NAME_TAKERS or owner in ("", "argv") or owner.endswith(".const"):
             continue
-        out += [line[last : m.start()], f"(local.get {m.group()})"]
+        wrapped = f"(local.get {m.group()})" if m.group()[0] == "$" else f"(i32.const {m.group()})"
+        out += [line[last : m.start()], wrapped]
         last = m.end()
     return "".join(out) + line[last:]
+
+
+def _owner(before: str) -> str:
+    """The first word after the innermost unclosed ``(`` of ``before`` ("" if it has none)."""
+    depth = 0
+    for i in range(len(before) - 1, -1, -1):
+        if before[i] == ")":
+            depth += 1
+        elif before[i] == "(":
+            if depth == 0:
+                word = re.match(r"\s*([\w.$]*)", before[i + 1 :])
+                return word.group(1) if word else ""
+            depth -= 1
+    return ""
 
 
 def repair_hint(error: str) -> str:

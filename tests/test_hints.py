@@ -87,6 +87,19 @@ def test_the_hint_shows_the_line_corrected(runtime: Runtime, body: str, line: st
     assert repair_hint(error_of(runtime, body)).endswith(line)
 
 
+@pytest.mark.parametrize(
+    ("line", "fixed"),
+    [
+        ("(i32.add $out 17) (local.set $err)", "(i32.add (local.get $out) (i32.const 17)) (local.set $err)"),
+        ("(call $json.get (local.get $d) 1)", "(call $json.get (local.get $d) (i32.const 1))"),
+        ("(call $str.len $s)", "(call $str.len (local.get $s))"),
+        ("(i32.const 17) (local.get 0) (br 1) (argv 1 $b)", "(i32.const 17) (local.get 0) (br 1) (argv 1 $b)"),
+    ],
+)
+def test_bare_operands_are_wrapped(line: str, fixed: str) -> None:
+    assert _wrap_bare_operands(line) == fixed
+
+
 def test_names_after_name_taking_instructions_are_left_alone() -> None:
     line = "(call $str.upper (local.get $t)) (local.set $o) (check $err) (argv 0 $x) (br_if $l (i32.eqz $n))"
     assert _wrap_bare_operands(line) == line.replace("(i32.eqz $n)", "(i32.eqz (local.get $n))")
