@@ -5,10 +5,12 @@ session's client); the guest never sees the key or the endpoint. The guest's tex
 it goes to the assistant as ``text``, separate from the ``instruction`` (SECURITY.md rule 12).
 
 Codes: EACCESS when no assistant was granted; ENOMEM for the quotas (calls per run, calls per
-session, seconds per session spent waiting for the model, input bytes); EBOUND for unknown flag bits; EREMOTE when the assistant fails (a
-``WattError``, or any other exception it did not translate) or the run has no time left. The debug detail of a failure is the error's class
-and first line with anything that looks like a credential scrubbed. The answer is cut to
-``max_output_bytes`` (at a character boundary, with a debug line saying so).
+session, seconds per session spent waiting for the model, input bytes); EBOUND for unknown
+flag bits; EREMOTE when the assistant fails (a ``WattError``, or any other exception it did
+not translate) or the run has no time left. The assistant gets the run's cancel event, so the
+run's wall clock and Ctrl-C end a call in flight. The debug detail of a failure is the
+error's class and first line with anything that looks like a credential scrubbed. The
+answer is cut to ``max_output_bytes`` (at a character boundary, with a debug line saying so).
 """
 
 from __future__ import annotations
