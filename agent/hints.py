@@ -9,6 +9,9 @@ mistakes seen in those runs and says what to write instead. No match: no hint.
 from __future__ import annotations
 
 import re
+from collections.abc import Collection, Sequence
+
+from agent.parser import CatalogCall, format_action
 
 NAMESPACES = ("sys", "str", "arr", "kv", "fs", "http", "ai", "debug", "json")
 
@@ -118,4 +121,27 @@ def _advice(error: str) -> str:
             "Hint: store a call's results right after it, err first: (local.set $err) "
             "(local.set $out); never nest calls; end the body with (i32.const 0)."
         )
+    return ""
+
+
+_CALLED = re.compile(r"\(\s*call\s+\$([A-Za-z_]\w*)\.([A-Za-z_]\w*)")
+
+
+def catalog_hint(body: str, args: Sequence[str], known: Collection[str], programs: Collection[str]) -> str:
+    """When ``body`` calls a host function that does not exist but a catalog program of that
+    name does (``$str.word_count`` -> ``word_count``), the exact catalog call to send instead.
+
+    The real model imitates the prompt's WAT example (``$str.upper``) for tasks the catalog
+    already does; told the ToolCall to copy, it copies it.
+    """
+    for ns, name in _CALLED.findall(body):
+        if f"{ns}.{name}" in known:
+            continue
+        for candidate in (name.lower(), f"{ns}_{name}".lower()):
+            if candidate in programs:
+                call = format_action(CatalogCall(candidate, tuple(args)))
+                return (
+                    f"Hint: there is no ${ns}.{name}, but the catalog program {candidate} does "
+                    f"this: reply {call}"
+                )
     return ""

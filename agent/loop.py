@@ -36,7 +36,7 @@ from agent.events import (
     ToolResult,
     ToolStart,
 )
-from agent.hints import repair_hint
+from agent.hints import catalog_hint, repair_hint
 from agent.messages import ChatModel, Completion, Message, Usage
 from agent.parser import Action, CatalogCall, Response, WatCall, parse_reply
 from rt.engine import RunResult, Runtime
@@ -80,6 +80,7 @@ class LoopSettings:
 class _Outcome:
     event: ToolResult
     compile_error: str | None = None  # set when the failure is repairable
+    hint: str = ""  # a one-line fix for the compile error, when one is known
 
 
 class _Budget:
@@ -172,7 +173,7 @@ def run_task(
                     yield Retry(step, attempt, outcome.compile_error)
                     told = observation.compile_failure(
                         step, outcome.compile_error, attempt, settings.max_retries,
-                        repair_hint(outcome.compile_error), repeated=repeats > 1,
+                        outcome.hint, repeated=repeats > 1,
                     )
                     record(**_fields(reply.text, action, outcome.event, reply.usage, told))
                     tell(told)
@@ -306,9 +307,11 @@ def _execute(
         result = runtime.run(source, args, granted=settings.granted, cancel=cancel, line_offset=offset)
     except (CompileError, LinkError) as exc:
         text = exc.one_line()
-        told = observation.failure(step, text, limit, hint=repair_hint(text))
-        event = _failed(step, told, text, type(exc).__name__)
-        return _Outcome(event, compile_error=text if isinstance(action, WatCall) else None)
+        hint = repair_hint(text)
+        if isinstance(action, WatCall):
+            hint = catalog_hint(action.body, action.args, runtime.functions, catalog.names()) or hint
+        event = _failed(step, observation.failure(step, text, limit, hint=hint), text, type(exc).__name__)
+        return _Outcome(event, compile_error=text if isinstance(action, WatCall) else None, hint=hint)
     except Interrupted:
         raise
     except RunError as exc:

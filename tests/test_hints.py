@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from agent.hints import _wrap_bare_operands, repair_hint
+from agent.hints import _wrap_bare_operands, catalog_hint, repair_hint
 from capabilities import standard_registry
 from rt.engine import Runtime
 from rt.errors import CompileError, LinkError
@@ -107,3 +107,25 @@ def test_names_after_name_taking_instructions_are_left_alone() -> None:
 
 def test_no_corrected_line_when_nothing_on_it_changes(runtime: Runtime) -> None:
     assert "Write line" not in repair_hint(error_of(runtime, "(call $math.add (i32.const 1))\n(i32.const 0)"))
+
+
+def test_catalog_hint_names_the_program_to_call_instead() -> None:
+    body = "(argv 0 $t)\n(call $str.word_count (local.get $t)) (local.set $err) (local.set $out)"
+    hint = catalog_hint(body, ["the quick brown fox"], {"str.upper"}, ["word_count", "upper"])
+    assert hint == (
+        "Hint: there is no $str.word_count, but the catalog program word_count does this: "
+        'reply ToolCall::Catalog("word_count", "the quick brown fox")'
+    )
+
+
+@pytest.mark.parametrize(
+    ("body", "expected"),
+    [
+        ("(call $kv.get (local.get $k))", "kv_get"),  # namespace and name joined
+        ("(call $str.upper (local.get $t))", ""),  # a real host function: no hint
+        ("(call $math.mul (local.get $a))", ""),  # no such program either
+    ],
+)
+def test_catalog_hint_matching(body: str, expected: str) -> None:
+    hint = catalog_hint(body, [], {"str.upper"}, ["kv_get", "upper"])
+    assert (f"ToolCall::Catalog(\"{expected}\")" in hint) if expected else hint == ""

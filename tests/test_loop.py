@@ -642,3 +642,11 @@ def test_a_repair_request_carries_a_hint(harness: Harness) -> None:
 def test_a_host_function_name_reaches_the_catalog_program(harness: Harness) -> None:
     events, _ = harness.run(["ToolCall::kv.incr('visits')", respond("1")])  # kv_incr
     assert only(events, ToolResult)[0].results == ("1",)
+
+
+def test_an_invented_host_function_points_at_the_catalog_program(harness: Harness) -> None:
+    invented = UPPER.replace("$str.upper", "$str.word_count")
+    events, model = harness.run([wat(invented, "a b c"), catalog_call("word_count", "a b c"), respond("3")])
+    assert only(events, ToolResult)[0].results == ("3",)
+    assert isinstance(model, ScriptedModel)
+    assert 'reply ToolCall::Catalog("word_count", "a b c")' in told(model, 1)
