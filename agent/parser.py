@@ -335,7 +335,11 @@ def _read_string(
         if k >= 0:
             run = _QUOTE_RUN[quote].match(text, k)
             k = run.end() - 3 if run else k  # a run of quotes closes at its last three
-            return text[i + 3 : k], k + 3
+            value = text[i + 3 : k]
+            if value.startswith(quote) and value.count(quote) % 2:  # """"4""": a stray quote
+                notes.append("stray quote after the opening triple quote")
+                value = value[1:]
+            return value, k + 3
         before = len(notes)
         value, end = _read_single(text, i + 3, quote, ending, notes, False)
         if len(notes) == before:
