@@ -18,9 +18,9 @@ Deliberate narrowings of what the parser accepts (each keeps the reply canonical
   on lines of their own;
 - arguments are one-line double-quoted strings with the escapes ``\\" \\\\ \\n \\t \\r \\' \\/``;
 - a catalog name is ``[A-Za-z0-9_.-]+``;
-- a Response is triple-quoted, holds no ``\"\"\"``, does not start with ``\"`` and has no
-  ``\"`` right before a ``)``: the 1.5B model wrote ``\"\"\"\"4\"\"\"`` (a one-quote answer
-  inside the triple quotes) until these two were ruled out.
+- a Response is triple-quoted, not empty, holds no ``\"\"\"``, does not start with ``\"``
+  and has no ``\"`` right before a ``)``: the 1.5B model wrote ``\"\"\"\"4\"\"\"`` (a one-quote
+  answer inside the triple quotes), then, with that ruled out, an empty answer.
 
 Nothing bounds the length: the caller caps tokens (``LocalModel`` does by default).
 Rule names use ``-`` (llama.cpp rejects ``_`` in rule names).
@@ -42,7 +42,7 @@ body-char     ::= [^`] | "`" [^`] | "``" [^`]
 catalog-call  ::= "ToolCall::Catalog(" name args ")"
 name          ::= "\"" [A-Za-z0-9_.-]+ "\""
 
-response-call ::= "ToolCall::Response(\"\"\"" (answer-start answer-char*)? "\"\"\")"
+response-call ::= "ToolCall::Response(\"\"\"" answer-start answer-char* "\"\"\")"
 answer-start  ::= [^"]
 answer-char   ::= [^"] | "\"" [^")] | "\"\"" [^")]
 

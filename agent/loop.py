@@ -12,6 +12,7 @@ propagate to the caller after an ErrorEvent, so the CLI can choose the exit code
   arguments and failure) has failed GUARD_REPEATS times within it, consecutively or not;
   compile-repair attempts count, since a small model often resends the program unchanged.
 - Compile and link errors carry a one-line hint when one applies (agent.hints).
+- An empty final answer is asked for once more (EMPTY_ANSWER); a second empty one stands.
 - The token budget (``max_tokens_total``, the CLI's --max-tokens-total) is checked before
   each model call against the usage reported (or estimated) so far in this task.
 """
@@ -45,6 +46,10 @@ from rt.errors import CatalogError, CompileError, Interrupted, LinkError, ModelA
 FORCE_ANSWER = (
     "[Step limit reached] You have used all {steps} steps. Reply now with "
     'ToolCall::Response("""...""") giving your best final answer from the observations so far.'
+)
+EMPTY_ANSWER = (
+    "[Empty answer] Your reply held no answer. Reply with "
+    'ToolCall::Response("""...""") with the answer written out.'
 )
 GUARD_REPEATS = 3
 # Small models go on to invent the observation their call would get; cut the reply there.
@@ -126,6 +131,7 @@ def run_task(
     started = time.perf_counter()
     failures: dict[tuple[object, ...], int] = {}
     step = 0  # the step in progress, for the events of a stop
+    asked_again = False
     records = 0
 
     def ask() -> tuple[Completion, Action, Thinking]:
@@ -156,6 +162,10 @@ def run_task(
         for step in range(1, settings.max_steps + 1):
             reply, action, thinking = ask()
             yield thinking
+            if isinstance(action, Response) and not action.text.strip() and not asked_again:
+                asked_again = True  # an empty answer is asked for once more, at the cost of a step
+                tell(EMPTY_ANSWER)
+                continue
             attempt = 0
             while not isinstance(action, Response):
                 yield _start(step, action)

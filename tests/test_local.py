@@ -344,6 +344,7 @@ def test_prompt_examples_match_the_grammar() -> None:
         'ToolCall::Response("4")',  # one-quote Response
         'ToolCall::Response(""""4""")',  # a one-quote answer inside the triple quotes (seen)
         'ToolCall::Response("""4")""")',  # a quote closing the call early, inside the answer
+        'ToolCall::Response("""""")',  # an empty answer (seen, once the stray quote was ruled out)
         'ToolCall::Response("""4""") and more',  # trailing text
         'ToolCall::Response("""a""")ToolCall::Response("""b""")',  # two calls
         "ToolCall::Wat(```wat\n(i32.const 0)\n````)",  # four-backtick fence

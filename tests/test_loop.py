@@ -30,7 +30,7 @@ from agent.events import (
     ToolResult,
     ToolStart,
 )
-from agent.loop import FORCE_ANSWER, GUARD_REPEATS, LoopSettings, run_task
+from agent.loop import EMPTY_ANSWER, FORCE_ANSWER, GUARD_REPEATS, LoopSettings, run_task
 from agent.messages import ChatModel, Message
 from agent.model import OpenAIChatModel
 from agent.scripted import ScriptedModel, ScriptItem
@@ -650,3 +650,16 @@ def test_an_invented_host_function_points_at_the_catalog_program(harness: Harnes
     assert only(events, ToolResult)[0].results == ("3",)
     assert isinstance(model, ScriptedModel)
     assert 'reply ToolCall::Catalog("word_count", "a b c")' in told(model, 1)
+
+
+def test_an_empty_answer_is_asked_for_once_more(harness: Harness) -> None:
+    events, model = harness.run([catalog_call("upper", "hi"), respond(""), respond("HI")])
+    assert only(events, ResponseEvent)[0].text == "HI"
+    assert isinstance(model, ScriptedModel)
+    assert told(model, 2) == EMPTY_ANSWER
+
+
+def test_a_second_empty_answer_stands(harness: Harness) -> None:
+    events, model = harness.run([respond(""), respond(" ")])
+    assert only(events, ResponseEvent)[0].text.strip() == ""
+    assert isinstance(model, ScriptedModel) and model.remaining == 0
