@@ -23,6 +23,7 @@ from __future__ import annotations
 import contextlib
 import importlib.util
 import os
+import sys
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
@@ -108,6 +109,8 @@ class LocalModel:
         self._llama: Any = None
         self._grammar: Any = None
         self._lock = threading.Lock()
+        self._cancel: threading.Event | None = None  # the call in flight's, for the abort callback
+        self._abort_callback: Any = None  # kept referenced while llama.cpp holds it
 
     @property
     def name(self) -> str:
@@ -147,6 +150,7 @@ class LocalModel:
         check_cancel(cancel)
         with self._lock:
             llama = self._ensure_loaded()
+            self._cancel = cancel
             kwargs: dict[str, Any] = {
                 "messages": [m.to_dict() for m in messages],
                 "stream": True,
@@ -157,7 +161,10 @@ class LocalModel:
                 kwargs["stop"] = list(stop)
             if self.grammar and wants_grammar(messages):
                 kwargs["grammar"] = self._reply_grammar()
-            text, finish, chunks = self._stream(llama, kwargs, on_text, cancel)
+            try:
+                text, finish, chunks = self._stream(llama, kwargs, on_text, cancel)
+            finally:
+                self._cancel = None
             usage = self._usage(llama, messages, text, chunks)
             self.total_usage = self.total_usage + usage
         return Completion(text, usage, finish)
@@ -175,7 +182,30 @@ class LocalModel:
                 )
             except (ValueError, OSError, RuntimeError) as exc:
                 raise ConfigError(f"cannot load local model {self.path}: {exc}") from exc
+            self._install_abort(self._llama)
         return self._llama
+
+    def _install_abort(self, llama: Any) -> None:
+        """Let a set cancel event abort llama.cpp mid-computation.
+
+        A first prompt of ~2,400 tokens takes tens of seconds to evaluate on 2 cores, and no
+        text streams until it is done. llama.cpp polls the abort callback during each decode;
+        a true answer makes ``llama_decode`` fail, which ``_stream`` reports as ``Interrupted``.
+        Skipped for a stand-in llama (tests) or a llama-cpp-python without the hook.
+        """
+        module = sys.modules.get("llama_cpp")
+        ctx = getattr(getattr(llama, "_ctx", None), "ctx", None)
+        set_abort = getattr(module, "llama_set_abort_callback", None)
+        callback_type = getattr(module, "ggml_abort_callback", None)
+        if ctx is None or set_abort is None or callback_type is None:
+            return
+
+        def abort(_data: Any) -> bool:
+            cancel = self._cancel
+            return cancel is not None and cancel.is_set()
+
+        self._abort_callback = callback_type(abort)
+        set_abort(ctx, self._abort_callback, None)
 
     def _reply_grammar(self) -> Any:
         if self._grammar is None:
@@ -209,6 +239,7 @@ class LocalModel:
                 if callable(close):
                     close()  # stops llama's generator at once on cancel or error
         except (ValueError, RuntimeError, OSError) as exc:
+            check_cancel(cancel)  # an abort through the callback: an interruption, not a failure
             raise ModelAPIError(f"local model {self.path.name} failed: {exc}") from exc
         return "".join(parts), finish, len(parts)
 

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import signal
 import sys
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
 
 import typer
@@ -68,3 +71,31 @@ def settings_from(**flags: Any) -> Any:
     from agent.config import load_settings
 
     return load_settings(flags)
+
+
+@contextlib.contextmanager
+def cancel_on_sigint(cancel: threading.Event) -> Iterator[None]:
+    """While a task runs, Ctrl-C also sets ``cancel``, then raises KeyboardInterrupt as usual.
+
+    A KeyboardInterrupt raised while native code is calling back into Python (llama.cpp's log
+    and progress callbacks, through ctypes) is printed and dropped by ctypes: a Ctrl-C during
+    a local model's load was lost that way and the task ran on. The event survives: the model
+    and the runtime check it and stop the task at their next check.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.getsignal(signal.SIGINT)
+
+    def handler(signum: int, frame: Any) -> None:
+        cancel.set()
+        if callable(previous) and previous is not handler:
+            previous(signum, frame)
+        else:
+            raise KeyboardInterrupt
+
+    signal.signal(signal.SIGINT, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)

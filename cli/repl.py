@@ -21,7 +21,7 @@ from rich.text import Text
 
 from agent.app import Parts
 from agent.events import ErrorEvent, Event, ResponseEvent
-from cli.common import EXIT_OK
+from cli.common import EXIT_OK, cancel_on_sigint
 from cli.render import RichRenderer
 from cli.slash import INPUT_HELP, command_list, find_command
 from rt.errors import Interrupted, WattError
@@ -94,13 +94,14 @@ class Repl:
         gave_up: ErrorEvent | None = None
         answer: str | None = None
         try:
-            for event in events:
-                if isinstance(event, ErrorEvent):
-                    gave_up = event  # shown once, below, or as the exception that follows
-                    continue
-                self.render(event)
-                if isinstance(event, ResponseEvent):
-                    answer = event.text
+            with cancel_on_sigint(cancel):
+                for event in events:
+                    if isinstance(event, ErrorEvent):
+                        gave_up = event  # shown once, below, or as the exception that follows
+                        continue
+                    self.render(event)
+                    if isinstance(event, ResponseEvent):
+                        answer = event.text
         except BaseException:
             cancel.set()
             raise

@@ -8,7 +8,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from cli.common import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, err_console, fail
+from cli.common import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, cancel_on_sigint, err_console, fail
 
 
 def run_ask(settings: Any, task: str, *, model_spec: str | None, json_out: bool, quiet: bool) -> int:
@@ -31,15 +31,16 @@ def run_ask(settings: Any, task: str, *, model_spec: str | None, json_out: bool,
         failed = False
         cancel = threading.Event()
         try:
-            for event in ask(parts, task, cancel=cancel):
-                if render is not None:
-                    render(event)
-                if isinstance(event, ResponseEvent):
-                    answer = event.text
-                elif isinstance(event, ErrorEvent):
-                    failed = True
-                    if render is None:
-                        print(f"watt: {event.message}", file=sys.stderr)
+            with cancel_on_sigint(cancel):
+                for event in ask(parts, task, cancel=cancel):
+                    if render is not None:
+                        render(event)
+                    if isinstance(event, ResponseEvent):
+                        answer = event.text
+                    elif isinstance(event, ErrorEvent):
+                        failed = True
+                        if render is None:
+                            print(f"watt: {event.message}", file=sys.stderr)
         except (Interrupted, KeyboardInterrupt):
             print("watt: interrupted", file=sys.stderr)
             return EXIT_INTERRUPTED

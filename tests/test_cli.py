@@ -2,6 +2,10 @@ from __future__ import annotations
 
 import io
 import json
+import os
+import sys
+import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -264,3 +268,39 @@ def test_missing_key_for_remote_endpoint_is_exit_2(monkeypatch) -> None:
     monkeypatch.setenv("WATT_MODEL", "gpt")
     result = invoke("ask", "hello")
     assert result.exit_code == 2 and "WATT_API_KEY" in result.stderr
+
+
+def test_ctrl_c_sets_the_cancel_event_even_when_native_code_drops_the_exception(monkeypatch) -> None:
+    import ctypes
+    import signal as sig
+
+    from cli.common import cancel_on_sigint
+
+    dropped: list[BaseException | None] = []
+    monkeypatch.setattr(sys, "unraisablehook", lambda u: dropped.append(u.exc_value))
+    compare = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_void_p, ctypes.c_void_p)
+
+    def ctrl_c_inside_a_callback(a: object, b: object) -> int:
+        os.kill(os.getpid(), sig.SIGINT)  # the handler runs here, inside the ctypes callback
+        return 0
+
+    items = (ctypes.c_int * 2)(2, 1)
+    cancel = threading.Event()
+    before = sig.getsignal(sig.SIGINT)
+    with cancel_on_sigint(cancel):
+        ctypes.CDLL(None).qsort(items, 2, ctypes.sizeof(ctypes.c_int), compare(ctrl_c_inside_a_callback))
+    assert any(isinstance(e, KeyboardInterrupt) for e in dropped)  # ctypes dropped it...
+    assert cancel.is_set()  # ...but the task still learns of the Ctrl-C
+    assert sig.getsignal(sig.SIGINT) is before
+
+
+def test_ctrl_c_still_raises_keyboard_interrupt() -> None:
+    import signal as sig
+
+    from cli.common import cancel_on_sigint
+
+    cancel = threading.Event()
+    with pytest.raises(KeyboardInterrupt), cancel_on_sigint(cancel):
+        os.kill(os.getpid(), sig.SIGINT)
+        time.sleep(1)
+    assert cancel.is_set()

@@ -373,3 +373,68 @@ def test_the_grammar_parses_with_llama_cpp() -> None:
     root = Path(__file__).resolve().parent.parent
     proc = subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True, text=True, check=False)
     assert proc.returncode == 0, proc.stderr[-2000:]
+
+
+class AbortingLlama(FakeLlama):
+    """A llama whose prompt evaluation polls the abort callback, as llama_decode does."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._ctx = types.SimpleNamespace(ctx="CTX")
+        self.abort: Any = None
+        self.polls = 0
+
+    def create_chat_completion(self, **kwargs: Any) -> Iterator[dict[str, Any]]:
+        self.calls.append(kwargs)
+        for _ in range(1000):  # the prompt, a batch at a time
+            self.polls += 1
+            if self.abort(None):
+                raise RuntimeError("llama_decode returned 2")
+            kwargs.get("tick", lambda: None)()
+        return self._chunks()
+
+
+def test_a_cancel_during_prompt_evaluation_aborts_it(gguf: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    made: list[AbortingLlama] = []
+
+    def set_abort(ctx: str, callback: Any, data: Any) -> None:
+        assert ctx == "CTX"
+        made[-1].abort = callback
+
+    fake_module = types.SimpleNamespace(llama_set_abort_callback=set_abort, ggml_abort_callback=lambda f: f)
+    monkeypatch.setitem(sys.modules, "llama_cpp", fake_module)
+
+    def factory(**kwargs: Any) -> AbortingLlama:
+        made.append(AbortingLlama(["ok"], **kwargs))
+        return made[-1]
+
+    model = LocalModel(gguf, llama_factory=factory, grammar_factory=lambda text: text)
+    cancel = threading.Event()
+    assert model.complete(AGENT, cancel=cancel).text == "ok"  # not set: the callback says go on
+    assert made[0].polls == 1000
+    made[0].polls = 0
+    made[0].create_chat_completion = _cancel_midway(made[0], cancel)  # type: ignore[method-assign]
+    with pytest.raises(Interrupted):
+        model.complete(AGENT, cancel=cancel)
+    assert made[0].polls == 11  # stopped at the first poll after the cancel, not at the end
+    assert model._cancel is None  # no call in flight any more
+
+
+def test_a_real_decode_failure_is_still_a_model_error(gguf: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    class Broken(FakeLlama):
+        def create_chat_completion(self, **kwargs: Any) -> Iterator[dict[str, Any]]:
+            raise RuntimeError("llama_decode returned -1")
+
+    model = LocalModel(gguf, llama_factory=lambda **kw: Broken([], **kw), grammar_factory=lambda text: text)
+    with pytest.raises(ModelAPIError, match="returned -1"):
+        model.complete(AGENT, cancel=threading.Event())
+
+
+def _cancel_midway(llama: AbortingLlama, cancel: threading.Event) -> Any:
+    original = AbortingLlama.create_chat_completion
+
+    def create(**kwargs: Any) -> Iterator[dict[str, Any]]:
+        kwargs["tick"] = lambda: cancel.set() if llama.polls == 10 else None
+        return original(llama, **kwargs)
+
+    return create
