@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import contextlib
 import importlib.util
+import logging
 import os
 import sys
 import threading
@@ -183,6 +184,8 @@ class LocalModel:
             except (ValueError, OSError, RuntimeError) as exc:
                 raise ConfigError(f"cannot load local model {self.path}: {exc}") from exc
             self._install_abort(self._llama)
+            # llama.cpp logs an aborted decode at error level; failures reach us as exceptions
+            logging.getLogger("llama-cpp-python").setLevel(logging.CRITICAL)
         return self._llama
 
     def _install_abort(self, llama: Any) -> None:
