@@ -173,6 +173,38 @@ def show_log(settings: Any, *, json_out: bool, limit: int) -> int:
     return EXIT_OK
 
 
+def _model_file_checks(spec: str) -> list[tuple[bool, str]]:
+    """``--model local:PATH.gguf`` or ``script:FILE.jsonl``: the file, and for local the library."""
+    from agent.local import INSTALL_HINT, llama_available
+
+    kind, _, name = spec.partition(":")
+    path = Path(name).expanduser()
+    checks = [(path.is_file(), f"{kind} model file: {path}" + ("" if path.is_file() else " (not found)"))]
+    if kind == "local":
+        checks.append((llama_available(), "llama-cpp-python installed" if llama_available() else
+                       f"llama-cpp-python missing: {INSTALL_HINT}"))
+    return checks
+
+
+def _default_local_checks(home: Path) -> list[tuple[bool, str]]:
+    """No endpoint configured: the embedded local model is the default when it is installed."""
+    from agent.local import INSTALL_HINT, llama_available
+    from agent.weights import best_installed
+
+    best, library = best_installed(home), llama_available()
+    endpoint = "set WATT_BASE_URL (OpenAI-compatible /v1) and WATT_API_KEY"
+    if best is not None and library:
+        state = "sha256 verified" if best.verified else "not verified: run `watt model pull` again"
+        return [(True, "no endpoint configured: using the local model"),
+                (best.verified, f"local model {best.path.name} ({state})")]
+    if best is not None:
+        return [(False, f"local model {best.path.name} is installed but llama-cpp-python is missing: "
+                        f"{INSTALL_HINT}, or {endpoint}")]
+    if library:
+        return [(False, f"no model: run `watt model pull` for the local model, or {endpoint}")]
+    return [(False, f"no model: {endpoint}, or {INSTALL_HINT} && watt model pull")]
+
+
 def run_doctor(settings: Any) -> int:
     """One line per check: ok, or what to do."""
     from importlib.metadata import version
@@ -182,7 +214,10 @@ def run_doctor(settings: Any) -> int:
 
     checks: list[tuple[bool, str]] = []
     checks.append((True, f"config: {settings.config_file} ({'present' if settings.config_file.exists() else 'absent, using defaults'})"))
-    if settings.base_url:
+    spec = settings.model or ""
+    if spec.startswith(("local:", "script:")):
+        checks += _model_file_checks(spec)
+    elif settings.base_url:
         checks.append((True, f"endpoint configured: {settings.base_url}"))
         from urllib.parse import urlparse
 
@@ -206,7 +241,7 @@ def run_doctor(settings: Any) -> int:
         except WattError as exc:
             checks.append((False, f"endpoint: {exc.one_line()}"))
     else:
-        checks.append((False, "no endpoint: set WATT_BASE_URL (OpenAI-compatible /v1) and WATT_API_KEY, or use --model script:FILE"))
+        checks += _default_local_checks(settings.home)
     checks.append((True, f"wasmtime {version('wasmtime')}"))
     for label, path in (("state", settings.home), ("cache", settings.cache_dir)):
         try:

@@ -304,3 +304,29 @@ def test_ctrl_c_still_raises_keyboard_interrupt() -> None:
         os.kill(os.getpid(), sig.SIGINT)
         time.sleep(1)
     assert cancel.is_set()
+
+
+def test_doctor_knows_the_default_local_model(_watt_home: Path, monkeypatch) -> None:
+    from agent import local
+    from agent.weights import MODELS, marker_path
+
+    monkeypatch.setattr(local, "llama_available", lambda: True)
+    result = invoke("doctor")
+    assert result.exit_code == 1 and "FIX  no model: run `watt model pull`" in result.stdout
+    path = _watt_home / "models" / MODELS["1.5b"].file
+    path.parent.mkdir(parents=True)
+    path.write_bytes(b"GGUF")
+    marker_path(path).write_text(f"{MODELS['1.5b'].sha256}  {path.name}\n")
+    result = invoke("doctor")
+    assert result.exit_code == 0, result.stdout
+    assert f"ok   local model {path.name} (sha256 verified)" in result.stdout
+    monkeypatch.setattr(local, "llama_available", lambda: False)
+    result = invoke("doctor")
+    assert result.exit_code == 1 and "llama-cpp-python is missing: pip install 'watt-agent[local]'" in result.stdout
+
+
+def test_doctor_checks_a_model_file_given_with_model(tmp_path: Path) -> None:
+    result = invoke("doctor", "--model", script(tmp_path, "hi"))
+    assert result.exit_code == 0 and "ok   script model file:" in result.stdout
+    result = invoke("doctor", "--model", f"script:{tmp_path / 'missing.jsonl'}")
+    assert result.exit_code == 1 and "(not found)" in result.stdout
