@@ -13,10 +13,11 @@ from collections.abc import Collection, Sequence
 
 from agent.parser import CatalogCall, format_action
 
-NAMESPACES = ("sys", "str", "arr", "kv", "fs", "http", "ai", "debug", "json")
+# WAT's own dotted instruction families; any other `(ns.fn` is a host function missing its call.
+_WAT_FAMILIES = ("i32", "i64", "f32", "f64", "v128", "local", "global", "memory", "table", "ref", "elem", "data")
 
 _DOLLAR_HEAD = re.compile(r"\(\s*\$([A-Za-z_][\w.]*)")  # ($url) or ($argv 0 ...) or ($str.len ...)
-_UNCALLED = re.compile(rf"\(\s*((?:{'|'.join(NAMESPACES)})\.[a-z_0-9]+)\b")  # (json.get ...)
+_UNCALLED = re.compile(rf"\(\s*((?!(?:{'|'.join(_WAT_FAMILIES)})\.)[a-z_]\w*\.[a-z_0-9]+)\b")  # (json.get ...)
 _UNKNOWN_NS = re.compile(r"unknown import \$([A-Za-z_]\w*)\.\w+; capabilities granted")
 _UNKNOWN_NAME = re.compile(r"unknown local: failed to find name `(\$[^`]+)`")
 _MACROS = ("argv", "check", "resv")
@@ -73,8 +74,8 @@ def repair_hint(error: str) -> str:
     When the mistake is in the quoted source line, the hint ends with that line corrected:
     a small model that copies its last program copies the correction too.
     """
-    hint = _advice(error)
     shown = error.split(" | ", 1)[1] if " | " in error else ""
+    hint = _advice(error, shown)
     fixed = shown
     for pattern, replacement in _REWRITES:
         fixed = pattern.sub(replacement, fixed)
@@ -87,8 +88,8 @@ def repair_hint(error: str) -> str:
     return hint
 
 
-def _advice(error: str) -> str:
-    shown = error.split(" | ", 1)[1] if " | " in error else ""
+def _advice(error: str, shown: str) -> str:
+    """The hint's advice for ``error``, whose quoted source line is ``shown``."""
     if "argv expects" in error:
         return (
             'Hint: argv takes a local name, as in (argv 0 $text); put the value itself after the '

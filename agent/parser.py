@@ -142,15 +142,16 @@ def format_action(action: Action) -> str:
     """Render ``action`` in the canonical reply grammar (for few-shot examples and history)."""
     head = f"<reasoning>{action.reasoning}</reasoning>\n" if action.reasoning else ""
     if isinstance(action, WatCall):
-        tail = "".join(f", {_quote(arg)}" for arg in action.args)
+        tail = "".join(f", {quote_arg(arg)}" for arg in action.args)
         return f"{head}ToolCall::Wat(```wat\n{action.body}\n```{tail})"
     if isinstance(action, CatalogCall):
-        args = ", ".join(_quote(arg) for arg in (action.name, *action.args))
+        args = ", ".join(quote_arg(arg) for arg in (action.name, *action.args))
         return f"{head}ToolCall::Catalog({args})"
     return f"{head}ToolCall::Response({_quote_block(action.text)})"
 
 
-def _quote(value: str) -> str:
+def quote_arg(value: str) -> str:
+    """``value`` as a one-line double-quoted argument of the reply grammar."""
     return '"' + value.translate(_QUOTE_TABLE) + '"'
 
 
@@ -158,7 +159,7 @@ def _quote_block(text: str) -> str:
     for quotes in ('"""', "'''"):
         if quotes not in text:
             return f"{quotes}\n{text}\n{quotes}"
-    return _quote(text)
+    return quote_arg(text)
 
 
 def _parse(text: str) -> Action:

@@ -15,6 +15,7 @@ from __future__ import annotations
 from collections.abc import Collection, Mapping, Sequence
 
 from agent.catalog import Catalog, Program
+from agent.parser import CatalogCall, WatCall, format_action, quote_arg
 from capabilities.base import Registry, describe
 from rt.codes import Err
 
@@ -66,10 +67,6 @@ CATALOG_EXAMPLES = ("replace", "contains", "word_count", "reverse", "lower")
 WAT_EXAMPLES = ("upper", "lower", "reverse", "char_count")
 
 
-def _quote(value: str) -> str:
-    return '"' + value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") + '"'
-
-
 def _body(program: Program) -> str:
     """The program's body without its comment lines."""
     return "\n".join(
@@ -88,7 +85,7 @@ def _pick(programs: Mapping[str, Program], names: Sequence[str], skip: str = "")
 def _example(program: Program, call: str) -> str:
     """A reply to a task taken from ``program``'s first [[examples]]. No observation and no
     answer follow it: a small model copies whatever comes after its call into its replies."""
-    args = ", ".join(_quote(a) for a in program.examples[0].args)
+    args = ", ".join(quote_arg(a) for a in program.examples[0].args)
     return f"Task: {program.description.rstrip('.')}, with {args}. A good first reply:\n{call}"
 
 
@@ -98,12 +95,9 @@ def _examples(programs: Mapping[str, Program]) -> str:
     wat = _pick(programs, WAT_EXAMPLES, skip=cat.name if cat else "")
     out = []
     if cat is not None:
-        args = (cat.name, *cat.examples[0].args)
-        call = f"ToolCall::Catalog({', '.join(_quote(a) for a in args)})"
-        out.append(_example(cat, call))
+        out.append(_example(cat, format_action(CatalogCall(cat.name, tuple(cat.examples[0].args)))))
     if wat is not None:
-        tail = "".join(", " + _quote(a) for a in wat.examples[0].args)
-        out.append(_example(wat, f"ToolCall::Wat(```wat\n{_body(wat)}\n```{tail})"))
+        out.append(_example(wat, format_action(WatCall(_body(wat), tuple(wat.examples[0].args)))))
     return ("Examples:\n" + "\n\n".join(out)) if out else ""
 
 

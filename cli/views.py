@@ -181,8 +181,8 @@ def _model_file_checks(spec: str) -> list[tuple[bool, str]]:
     path = Path(name).expanduser()
     checks = [(path.is_file(), f"{kind} model file: {path}" + ("" if path.is_file() else " (not found)"))]
     if kind == "local":
-        checks.append((llama_available(), "llama-cpp-python installed" if llama_available() else
-                       f"llama-cpp-python missing: {INSTALL_HINT}"))
+        library = llama_available()
+        checks.append((library, "llama-cpp-python installed" if library else f"llama-cpp-python missing: {INSTALL_HINT}"))
     return checks
 
 
