@@ -14,6 +14,7 @@ from capabilities.fs import FsCapability
 from capabilities.http import HttpCapability
 from capabilities.jsonpath import JsonCapability
 from capabilities.kv import KvBackend, KvCapability, MemoryKv
+from capabilities.math import MathCapability
 from capabilities.strings import StrCapability
 from capabilities.sys import SysCapability
 
@@ -38,6 +39,7 @@ def standard_registry(
         [
             SysCapability(),
             StrCapability(),
+            MathCapability(),
             ArrCapability(),
             JsonCapability(),
             DebugCapability(),

@@ -35,7 +35,7 @@ from rt.codes import status_name
 from rt.errors import CatalogError, ConfigError, Interrupted, RunError, SessionError
 
 # Capabilities without side effects: /save may re-run such a program to record its results.
-PURE_NAMESPACES = frozenset({"sys", "str", "arr", "json", "debug"})
+PURE_NAMESPACES = frozenset({"sys", "str", "math", "arr", "json", "debug"})
 DESCRIPTION_CHARS = 200
 VALUE_CHARS = 60
 SNIPPET_CHARS = 72

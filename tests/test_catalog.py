@@ -29,6 +29,7 @@ from capabilities.fs import FsCapability
 from capabilities.http import HttpCapability
 from capabilities.jsonpath import JsonCapability
 from capabilities.kv import KvCapability, MemoryKv
+from capabilities.math import MathCapability
 from capabilities.strings import StrCapability
 from capabilities.sys import SysCapability
 from rt.engine import Runtime
@@ -414,7 +415,7 @@ def _run_example(program_name: str, index: int, root: Path) -> None:
     functions = [
         *SysCapability().functions(), *StrCapability().functions(), *ArrCapability().functions(),
         *KvCapability(kv).functions(), *FsCapability(root).functions(),
-        *JsonCapability().functions(), *DebugCapability().functions(),
+        *JsonCapability().functions(), *DebugCapability().functions(), *MathCapability().functions(),
         *AiCapability(assistant).functions(),
         *HttpCapability(hosts, transport=httpx.MockTransport(handler)).functions(),
     ]
