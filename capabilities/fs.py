@@ -2,10 +2,16 @@
 
 Every path is relative to the jail root and is walked one component at a time from a
 directory file descriptor opened with ``O_NOFOLLOW`` (SECURITY.md rule 11). Refused with
-EACCESS: ``..``, absolute paths, NUL, backslashes, drive letters (``C:``), empty components
-(``a//b``), and a symlink anywhere on the path, even one pointing back inside the jail.
-``.`` components are dropped; ``list`` and ``exists`` also accept ``""``/``"."`` (the root),
-and they and ``del`` accept one trailing ``/`` (as ``list`` prints directory names).
+EACCESS: ``..``, NUL, backslashes, drive letters (``C:``), empty components (``a//b``), and a
+symlink anywhere on the path, even one pointing back inside the jail. ``.`` components are
+dropped; ``list`` and ``exists`` also accept ``""``/``"."`` (the root), and they and ``del``
+accept one trailing ``/`` (as ``list`` prints directory names).
+
+An absolute path (as a task names a file) is accepted when it lies under the jail root, as
+the user gave it or as its realpath: the check is lexical (repeated ``/`` and ``.`` are
+dropped, ``..`` anywhere is EACCESS), the prefix is stripped and the remainder is walked as
+above; a symlink on the way to the root is the user's, none below it is followed. Any other
+absolute path is EACCESS, and the message names the jail root.
 
 Types: ``read`` and ``append`` need a regular file; a directory, FIFO, socket or device is
 EACCESS (a FIFO is never opened, so it cannot block the run). A path through something that
@@ -27,7 +33,7 @@ import os
 import re
 import secrets
 import stat
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from functools import partial
@@ -55,11 +61,19 @@ def _show(path: str) -> str:
     return repr(path if len(path) <= 80 else path[:77] + "...")
 
 
-def split_path(path: str, *, allow_root: bool = False, dir_slash: bool = False) -> list[str]:
+def split_path(
+    path: str,
+    *,
+    allow_root: bool = False,
+    dir_slash: bool = False,
+    roots: Sequence[str] = (),
+) -> list[str]:
     """The components of a jail-relative path; ``GuestError(EACCESS)`` for anything unsafe.
 
     ``allow_root``: ``""``/``"."`` mean the root (``[]``); ``dir_slash``: one trailing ``/``
-    is accepted (as ``list`` prints directory names)."""
+    is accepted (as ``list`` prints directory names). ``roots``: the absolute spellings of the
+    jail root (the first is named in messages); an absolute path under one of them stands for
+    the relative remainder, any other absolute path is refused."""
     shown = _show(path)
     if "\x00" in path:
         raise GuestError(Err.EACCESS, f"path {shown} contains NUL")
@@ -68,9 +82,13 @@ def split_path(path: str, *, allow_root: bool = False, dir_slash: bool = False) 
     if len(path.encode("utf-8")) > MAX_PATH_BYTES:
         raise GuestError(Err.EBOUND, f"path longer than {MAX_PATH_BYTES} bytes")
     if path.startswith("/"):
-        raise GuestError(Err.EACCESS, f"absolute path {shown}; paths are relative to the jail root")
+        return _split_absolute(path, shown, allow_root=allow_root, dir_slash=dir_slash, roots=roots)
     if _DRIVE.match(path):
         raise GuestError(Err.EACCESS, f"drive letter in path {shown}")
+    return _split_relative(path, shown, allow_root=allow_root, dir_slash=dir_slash)
+
+
+def _split_relative(path: str, shown: str, *, allow_root: bool, dir_slash: bool) -> list[str]:
     if dir_slash and path.endswith("/"):
         path = path[:-1]
     if path == "":
@@ -90,6 +108,42 @@ def split_path(path: str, *, allow_root: bool = False, dir_slash: bool = False) 
     return parts
 
 
+def lexical_parts(path: str) -> list[str] | None:
+    """The components of an absolute path without empty and ``.`` ones; ``None`` if it has
+    a ``..`` (which only the file system could resolve, through symlinks)."""
+    parts = [p for p in path.split("/") if p not in ("", ".")]
+    return None if ".." in parts else parts
+
+
+def _split_absolute(
+    path: str, shown: str, *, allow_root: bool, dir_slash: bool, roots: Sequence[str]
+) -> list[str]:
+    parts = lexical_parts(path)
+    if parts is None:
+        raise GuestError(Err.EACCESS, f"'..' in path {shown} is not allowed")
+    if not roots:
+        raise GuestError(Err.EACCESS, f"absolute path {shown}; paths are relative to the jail root")
+    for root in roots:
+        prefix = lexical_parts(root)
+        if prefix is None or parts[: len(prefix)] != prefix:
+            continue
+        rest = parts[len(prefix) :]
+        if not rest:
+            if allow_root:
+                return []
+            raise GuestError(Err.EACCESS, f"path {shown} names the jail root, not a file")
+        # the remainder goes through the relative rules; a trailing "/" keeps its meaning
+        relative = "/".join(rest) + ("/" if path.endswith("/") else "")
+        if _DRIVE.match(relative):
+            raise GuestError(Err.EACCESS, f"drive letter in path {shown}")
+        return _split_relative(relative, shown, allow_root=allow_root, dir_slash=dir_slash)
+    raise GuestError(
+        Err.EACCESS,
+        f"absolute path {shown} is outside the fs jail {_show(roots[0])}; "
+        "use a path relative to it",
+    )
+
+
 def validate_root(root: Path | str, protected: Iterable[Path | str] = ()) -> Path:
     """The resolved jail root; ``CapabilityError`` if it is missing or overlaps a protected path."""
     try:
@@ -105,6 +159,15 @@ def validate_root(root: Path | str, protected: Iterable[Path | str] = ()) -> Pat
                 f"fs root {real} overlaps Watt's own files at {prot}; choose a separate directory"
             )
     return real
+
+
+def _given_root(root: Path | str | None, real: Path | None) -> Path | None:
+    """The jail root as the user wrote it, made absolute and lexically normalised (tasks name
+    files that way); the realpath when that spelling has a ``..`` or there is no root."""
+    if root is None or real is None:
+        return real
+    parts = lexical_parts(os.path.join(os.getcwd(), os.path.expanduser(str(root))))
+    return real if parts is None else Path("/", *parts)
 
 
 def os_error(exc: OSError, shown: str) -> GuestError:
@@ -185,7 +248,10 @@ class FsCapability:
     """Host functions of the ``fs`` namespace, jailed under ``root`` (one object per session)."""
 
     namespace = "fs"
-    summary = "files under the user's jail dir; relative paths, no .. or symlinks (EACCESS)"
+    summary = (
+        "files under the user's jail dir; paths relative to it or absolute under it; "
+        "no .. or symlinks (EACCESS)"
+    )
 
     def __init__(
         self,
@@ -200,6 +266,9 @@ class FsCapability:
         if root is not None and not _NEEDS_DIR_FD <= os.supports_dir_fd:
             raise CapabilityError("the fs capability needs dir_fd support (a POSIX system)")
         self.root = validate_root(root, protected) if root is not None else None
+        self.given_root = _given_root(root, self.root)
+        # the spellings an absolute guest path may start with; the first is named in messages
+        self._roots = tuple(dict.fromkeys(str(r) for r in (self.given_root, self.root) if r))
         self.max_file_bytes = max_file_bytes
         self.max_total_write_bytes = max_total_write_bytes_per_session
         self.max_files = max_files
@@ -220,7 +289,8 @@ class FsCapability:
             path = ctx.read_bytes(path_ptr).decode("utf-8")
         except UnicodeDecodeError:
             raise GuestError(Err.ETRFM, "path is not valid UTF-8") from None
-        return split_path(path, allow_root=allow_root, dir_slash=dir_slash), _show(path)
+        parts = split_path(path, allow_root=allow_root, dir_slash=dir_slash, roots=self._roots)
+        return parts, _show(path)
 
     def _charge_entry(self) -> None:
         if self.files_created >= self.max_files:

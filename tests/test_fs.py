@@ -447,3 +447,169 @@ def test_del(jail: Path) -> None:
     assert run(rt, DELETE, ".").status == Err.EACCESS
     assert run(rt, DELETE, "../outside").status == Err.EACCESS
     assert run(rt, EXISTS, "sub/b.txt").results == ["yes"]
+
+
+# ---- absolute paths under the jail root ------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("path", "allow_root", "dir_slash", "expected"),
+    [
+        ("/r/a.txt", False, False, ["a.txt"]),
+        ("/r/sub/b.txt", False, False, ["sub", "b.txt"]),
+        ("//r//sub/./b.txt", False, False, ["sub", "b.txt"]),
+        ("/./r/sub/.", False, False, ["sub"]),
+        ("/r/sub/", False, True, ["sub"]),
+        ("/r", True, False, []),
+        ("/r/", True, True, []),
+        ("/r/.", True, False, []),
+        ("/real/x/a.txt", False, False, ["a.txt"]),  # the second spelling of the root
+        ("/r/..foo", False, False, ["..foo"]),
+    ],
+)
+def test_split_path_accepts_absolute_under_root(
+    path: str, allow_root: bool, dir_slash: bool, expected: list[str]
+) -> None:
+    roots = ["/r", "/real/x"]
+    assert split_path(path, allow_root=allow_root, dir_slash=dir_slash, roots=roots) == expected
+
+
+@pytest.mark.parametrize(
+    ("path", "message"),
+    [
+        ("/r/../etc/passwd", "'..' in path"),
+        ("/r/sub/../a.txt", "'..' in path"),
+        ("/r/..", "'..' in path"),
+        ("/etc/passwd", "outside the fs jail '/r'; use a path relative to it"),
+        ("/r2/x", "outside the fs jail '/r'"),  # a prefix of the name is not the directory
+        ("/", "outside the fs jail"),
+        ("/real/a.txt", "outside the fs jail"),
+        ("/r", "names the jail root"),
+        ("/r/", "names the jail root"),
+        ("/r/a.txt/", "empty component"),  # a trailing / still needs dir_slash
+        ("/r/C:x", "drive letter"),
+        ("/r/a\\b", "backslash"),
+        ("/r/a\x00b", "NUL"),
+    ],
+)
+def test_split_path_refuses_absolute(path: str, message: str) -> None:
+    with pytest.raises(GuestError) as info:
+        split_path(path, roots=["/r", "/real/x"])
+    assert info.value.code == Err.EACCESS
+    assert message in info.value.detail
+
+
+def test_root_spellings(jail: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    link = tmp_path / "link"
+    link.symlink_to(jail)
+    assert FsCapability(None).given_root is None
+    assert FsCapability(jail).given_root == jail
+    assert FsCapability(f"{jail}//./").given_root == jail
+    cap = FsCapability(link)
+    assert (cap.root, cap.given_root) == (jail.resolve(), link)
+    # a ".." in the user's spelling is only resolved by the file system: the realpath is used
+    assert FsCapability(jail / ".." / "jail").given_root == jail.resolve()
+    monkeypatch.chdir(tmp_path)
+    assert FsCapability("jail").given_root == jail
+
+
+def test_summary_mentions_absolute_paths() -> None:
+    summary = FsCapability.summary
+    assert "\n" not in summary and "absolute under it" in summary
+
+
+@pytest.mark.parametrize("spelling", ["given", "trailing_slash", "link", "through_link"])
+def test_absolute_paths_under_root(jail: Path, tmp_path: Path, spelling: str) -> None:
+    link = tmp_path / "link"
+    link.symlink_to(jail)
+    root: Path | str
+    root, prefix = {
+        "given": (jail, str(jail)),
+        "trailing_slash": (f"{jail}/", f"{jail}/"),
+        "link": (link, str(link)),  # the root as given, reached through a symlink
+        "through_link": (link, str(jail)),  # its realpath
+    }[spelling]
+    prefix = prefix.rstrip("/")
+    rt = runtime(FsCapability(root))
+    assert run(rt, READ, f"{prefix}/a.txt").results == ["hello"]
+    assert run(rt, READ, f"{prefix}//sub/./b.txt").results == ["inner"]
+    assert run(rt, WRITE, f"{prefix}/new/c.txt", "made").status == 0
+    assert (jail / "new" / "c.txt").read_text() == "made"
+    assert run(rt, APPEND, f"{prefix}/new/c.txt", "+").status == 0
+    assert (jail / "new" / "c.txt").read_text() == "made+"
+    top = ["a.txt", "new/", "sub/"]
+    for root_path in (prefix, f"{prefix}/", f"{prefix}/."):
+        assert run(rt, LIST, root_path).results == top, root_path
+    assert run(rt, LIST, f"{prefix}/sub/").results == ["b.txt"]
+    assert run(rt, EXISTS, f"{prefix}/sub/b.txt").results == ["yes"]
+    assert run(rt, EXISTS, f"{prefix}/sub/").results == ["yes"]
+    assert run(rt, EXISTS, f"{prefix}/missing").results == ["no"]
+    assert run(rt, EXISTS, prefix).results == ["yes"]
+    assert run(rt, DELETE, f"{prefix}/new/c.txt").status == 0
+    assert run(rt, DELETE, f"{prefix}/new/").status == 0
+    assert sorted(p.name for p in jail.iterdir()) == ["a.txt", "sub"]
+    for body, args in [(READ, [prefix]), (WRITE, [f"{prefix}/", "x"]), (DELETE, [prefix])]:
+        assert run(rt, body, *args).status == Err.EACCESS, (body, args)
+    assert no_temp_files(jail)
+
+
+def test_absolute_dotdot_is_refused(jail: Path, outside: Path) -> None:
+    rt = runtime(FsCapability(jail))
+    for body, args in [
+        (READ, [f"{jail}/../outside/secret.txt"]),
+        (READ, [f"{jail}/sub/../a.txt"]),  # even one that stays inside
+        (WRITE, [f"{jail}/../outside/secret.txt", "pwned"]),
+        (LIST, [f"{jail}/.."]),
+        (EXISTS, [f"{jail}/../outside"]),
+        (DELETE, [f"{jail}/../outside/secret.txt"]),
+    ]:
+        result = run(rt, body, *args)
+        assert (result.status, result.results) == (Err.EACCESS, []), (body, args)
+        assert "'..' in path" in result.debug[0]
+    assert (outside / "secret.txt").read_text() == "TOP SECRET"
+
+
+def test_absolute_outside_names_the_root(jail: Path, outside: Path) -> None:
+    sibling = jail.with_name(jail.name + "2")  # shares the root's name as a prefix
+    sibling.mkdir()
+    (sibling / "x").write_text("sibling")
+    rt = runtime(FsCapability(jail))
+    for body, args in [
+        (READ, ["/etc/passwd"]),
+        (READ, [f"{outside}/secret.txt"]),
+        (READ, [f"{sibling}/x"]),
+        (WRITE, [f"{sibling}/x", "pwned"]),
+        (WRITE, [f"{sibling}/new", "x"]),
+        (DELETE, [f"{sibling}/x"]),
+        (LIST, [str(sibling)]),
+        (EXISTS, [f"{sibling}/x"]),
+        (LIST, ["/"]),
+    ]:
+        result = run(rt, body, *args)
+        assert result.status == Err.EACCESS, (body, args)
+        assert f"is outside the fs jail {str(jail)!r}; use a path relative to it" in result.debug[0]
+    assert sorted(p.name for p in sibling.iterdir()) == ["x"]
+    assert (sibling / "x").read_text() == "sibling"
+
+
+def test_absolute_symlink_under_root_is_refused(jail: Path, outside: Path) -> None:
+    (jail / "dir-link").symlink_to(outside)
+    (jail / "file-link").symlink_to(outside / "secret.txt")
+    (jail / "sub" / "up").symlink_to("..")
+    rt = runtime(FsCapability(jail))
+    for body, args in [
+        (READ, [f"{jail}/dir-link/secret.txt"]),
+        (READ, [f"{jail}/file-link"]),
+        (READ, [f"{jail}/sub/up/a.txt"]),
+        (WRITE, [f"{jail}/file-link", "pwned"]),
+        (WRITE, [f"{jail}/dir-link/new.txt", "x"]),
+        (APPEND, [f"{jail}/file-link", "pwned"]),
+        (LIST, [f"{jail}/dir-link"]),
+        (EXISTS, [f"{jail}/dir-link/secret.txt"]),
+        (DELETE, [f"{jail}/dir-link/secret.txt"]),
+    ]:
+        result = run(rt, body, *args)
+        assert result.status == Err.EACCESS, (body, args)
+        assert "symlink" in result.debug[0], (body, args)
+    assert (outside / "secret.txt").read_text() == "TOP SECRET"
+    assert sorted(p.name for p in outside.iterdir()) == ["secret.txt"]
