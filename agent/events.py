@@ -16,6 +16,11 @@ class EventKind(str, Enum):
     ERROR = "error"
 
 
+class AnswerSource(str, Enum):
+    MODEL = "model"  # the model wrote the answer in a Response
+    PROGRAM = "program"  # a program's (answer ...) ended the task, byte-exact, with no model call
+
+
 @dataclass(frozen=True)
 class TokenUsage:
     prompt: int = 0
@@ -71,6 +76,9 @@ class ToolResult(Event):
     cache: str = ""
     module_hash: str = ""
     observation: str = ""
+    answer: str | None = None  # what (answer ...) gave, when the program ended the task
+    failure: str = ""  # which checked call failed: "line 3: http.get failed: EREMOTE (...)"
+    notes: tuple[str, ...] = ()  # what the preprocessor rewrote
     kind: EventKind = field(init=False, default=EventKind.TOOL_RESULT)
 
 
@@ -87,6 +95,10 @@ class ResponseEvent(Event):
     forced: bool = False
     usage: TokenUsage = TokenUsage()
     elapsed_ms: float = 0.0
+    source: AnswerSource = AnswerSource.MODEL
+    # a best answer asked for after a guard or the step limit stopped the task: not checked
+    # against a successful run (the task still counts as failed: exit code 1)
+    unverified: bool = False
     kind: EventKind = field(init=False, default=EventKind.RESPONSE)
 
 

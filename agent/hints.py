@@ -21,7 +21,7 @@ _UNCALLED = re.compile(rf"\(\s*((?!(?:{'|'.join(_WAT_FAMILIES)})\.)[a-z_]\w*\.[a
 _UNKNOWN_NS = re.compile(r"unknown import \$([A-Za-z_]\w*)\.\w+; capabilities granted")
 _UNKNOWN_NAME = re.compile(r"unknown local: failed to find name `(\$[^`]+)`")
 _MACROS = ("argv", "check", "resv")
-_ARITHMETIC = ("math", "i32", "int", "num", "number", "calc")
+_ARITHMETIC = ("i32", "int", "num", "number", "calc", "arith", "maths")
 
 
 # Rewrites of the quoted source line, applied in order; shown as the line to write instead.
@@ -99,8 +99,8 @@ def _advice(error: str, shown: str) -> str:
         hint = f"Hint: there is no {m.group(1)} namespace; call only the host functions listed."
         if m.group(1).lower() in _ARITHMETIC:
             hint += (
-                " For arithmetic: str.to_i32 turns text into a number, then i32.add/i32.sub/"
-                "i32.mul/i32.div_s, then str.from_i32 for resv."
+                ' For arithmetic on numbers as text: (math.eval "2*(3+4)"); or str.to_i32, then'
+                " i32.add/i32.sub/i32.mul/i32.div_s, then str.from_i32."
             )
         return hint
     if m := _UNKNOWN_NAME.search(error):
@@ -119,13 +119,14 @@ def _advice(error: str, shown: str) -> str:
             return "Hint: an operand must be an instruction: read a local with (local.get $x)."
     if "type mismatch" in error:
         return (
-            "Hint: store a call's results right after it, err first: (local.set $err) "
-            "(local.set $out); never nest calls; end the body with (i32.const 0)."
+            "Hint: use a call as an operand, where it gives one value: (local.set $out "
+            "(str.upper (arg 0))) or (answer (str.upper (arg 0))); a (call ...) alone as a "
+            "statement leaves two values, ptr then err."
         )
     return ""
 
 
-_CALLED = re.compile(r"\(\s*call\s+\$([A-Za-z_]\w*)\.([A-Za-z_]\w*)")
+_CALLED = re.compile(r"\(\s*(?:call\s+)?\$?([A-Za-z_]\w*)\.([A-Za-z_]\w*)")
 
 
 def catalog_hint(body: str, args: Sequence[str], known: Collection[str], programs: Collection[str]) -> str:

@@ -6,11 +6,15 @@ propagate to the caller after an ErrorEvent, so the CLI can choose the exit code
 
 - A compile or link error of a Wat call is sent back for repair up to ``max_retries`` times
   within the same step (Retry events); then it is an ordinary failed observation.
-- After ``max_steps`` the model is told FORCE_ANSWER; its reply is the answer (forced=True),
-  the Response's text if it wrote one, else its whole text. Nothing more is run.
+- A program that finishes with ``(answer ...)`` (``sys.answer``) ends the task with that
+  string, byte-exact, and no further model call (source=PROGRAM).
+- After ``max_steps`` the model is told FORCE_ANSWER; its reply is the answer (forced=True,
+  unverified=True), the Response's text if it wrote one, else its whole text. Nothing more runs.
 - The loop guard stops the task when one failing action (the same program or catalog call,
   arguments and failure) has failed GUARD_REPEATS times within it, consecutively or not;
   compile-repair attempts count, since a small model often resends the program unchanged.
+  After its ErrorEvent the model is asked once for its best answer (BEST_ANSWER), which is
+  yielded marked unverified: the task still counts as failed.
 - Compile and link errors carry a one-line hint when one applies (agent.hints).
 - An empty final answer is asked for once more (EMPTY_ANSWER); a second empty one stands.
 - The token budget (``max_tokens_total``, the CLI's --max-tokens-total) is checked before
@@ -28,6 +32,7 @@ from typing import Protocol
 from agent import observation
 from agent.catalog import Catalog, apply_defaults
 from agent.events import (
+    AnswerSource,
     ErrorEvent,
     Event,
     ResponseEvent,
@@ -46,6 +51,10 @@ from rt.errors import CatalogError, CompileError, Interrupted, LinkError, ModelA
 FORCE_ANSWER = (
     "[Step limit reached] You have used all {steps} steps. Reply now with "
     'ToolCall::Response("""...""") giving your best final answer from the observations so far.'
+)
+BEST_ANSWER = (
+    "[Stopped] {reason}. Reply now with ToolCall::Response(\"\"\"...\"\"\") giving your best answer "
+    "from the observations so far; say plainly if they do not hold it."
 )
 EMPTY_ANSWER = (
     "[Empty answer] Your reply held no answer. Reply with "
@@ -192,15 +201,28 @@ def run_task(
                     continue
                 yield outcome.event
                 record(**_fields(reply.text, action, outcome.event, reply.usage))
+                if outcome.event.ok and outcome.event.answer is not None:
+                    record(action="response", observation=f"answer from the program (step {step})")
+                    yield _answer(step, outcome.event.answer, False, budget, started, AnswerSource.PROGRAM)
+                    return
                 tell(outcome.event.observation)
                 if not outcome.event.ok:
                     if repeats >= GUARD_REPEATS:
-                        yield ErrorEvent(
-                            step,
+                        reason = (
                             f"stopped: the same failing action was repeated {GUARD_REPEATS} times "
-                            f"({outcome.event.error or outcome.event.status_name})",
-                            "LoopGuard",
+                            f"({outcome.event.error or outcome.event.failure or outcome.event.status_name})"
                         )
+                        yield ErrorEvent(step, reason, "LoopGuard")
+                        tell(BEST_ANSWER.format(reason=reason[0].upper() + reason[1:]))
+                        try:
+                            reply, action, thinking = ask()
+                        except (_BudgetOut, _Fatal) as exc:  # the guard's stop stands
+                            if isinstance(exc, _Fatal) and isinstance(exc.error, Interrupted):
+                                raise exc.error from None
+                            return
+                        yield thinking
+                        record(**_response_fields(reply, unverified=True))
+                        yield _answer(step, _text(reply, action), True, budget, started, unverified=True)
                         return
                 break
             else:
@@ -211,9 +233,8 @@ def run_task(
         tell(FORCE_ANSWER.format(steps=settings.max_steps))
         reply, action, thinking = ask()
         yield thinking
-        text = action.text if isinstance(action, Response) else reply.text.strip()
-        record(**_response_fields(reply))
-        yield _answer(step, text, True, budget, started)
+        record(**_response_fields(reply, unverified=True))
+        yield _answer(step, _text(reply, action), True, budget, started, unverified=True)
     except _BudgetOut:
         yield ErrorEvent(
             step,
@@ -243,8 +264,17 @@ def _tokens(usage: Usage) -> TokenUsage:
     return TokenUsage(usage.prompt_tokens, usage.completion_tokens, usage.estimated)
 
 
-def _answer(step: int, text: str, forced: bool, budget: _Budget, started: float) -> ResponseEvent:
-    return ResponseEvent(step, text, forced, budget.tokens(), (time.perf_counter() - started) * 1000)
+def _answer(
+    step: int, text: str, forced: bool, budget: _Budget, started: float,
+    source: AnswerSource = AnswerSource.MODEL, *, unverified: bool = False,
+) -> ResponseEvent:
+    elapsed = (time.perf_counter() - started) * 1000
+    return ResponseEvent(step, text, forced, budget.tokens(), elapsed, source, unverified)  # fmt: skip
+
+
+def _text(reply: Completion, action: Action) -> str:
+    """The answer of a reply that was asked for one: its Response, else its whole text."""
+    return action.text if isinstance(action, Response) else reply.text.strip()
 
 
 def _start(step: int, action: Action) -> ToolStart:
@@ -281,10 +311,11 @@ def _fields(
     }
 
 
-def _response_fields(reply: Completion) -> dict[str, object]:
+def _response_fields(reply: Completion, *, unverified: bool = False) -> dict[str, object]:
     return {
         "action": "response",
         "reply": reply.text,
+        "observation": "unverified: a best answer after the task was stopped" if unverified else "",
         "prompt_tokens": reply.usage.prompt_tokens,
         "completion_tokens": reply.usage.completion_tokens,
     }
@@ -339,6 +370,7 @@ def _from_result(step: int, result: RunResult, obs: str) -> ToolResult:
         timings={"preprocess_ms": t.preprocess_ms, "compile_ms": t.compile_ms,
                  "instantiate_ms": t.instantiate_ms, "run_ms": t.run_ms},
         cache=result.cache, module_hash=result.module_hash, observation=obs,
+        answer=result.answer, failure=result.failure, notes=result.notes,
     )  # fmt: skip
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
+from rt.codes import Err
 from rt.engine import RunResult
 
 TRUNCATED = "[... truncated: {dropped} more characters not shown; print less or slice the text]"
@@ -35,14 +36,36 @@ def _block(title: str, lines: Sequence[str]) -> str:
 
 
 def success(step: int, result: RunResult, limit: int) -> str:
+    """A run that finished: its results, or (status not 0) the failure in plain words first."""
     body = (
         f"status {result.status} {result.status_name}; fuel {result.fuel_used}\n"
         + _block("results", result.results)
         + ("\n" + _block("debug", result.debug) if result.debug else "")
     )
-    label = "Execution result" if result.ok else "Execution FAILED"
-    note = "" if result.ok else "\nThe program returned a non-zero status: see the error-code table."
-    return f"[Observation (step {step})] {label}:\n{fence(truncate(body, limit))}{note}"
+    notes = _notes(result.notes)
+    if result.ok:
+        return f"[Observation (step {step})] Execution result:\n{fence(truncate(body, limit))}{notes}"
+    why = result.failure or f"the program returned status {result.status} {result.status_name}"
+    meaning = _meaning(result.status)
+    return (
+        f"[Observation (step {step})] Execution FAILED: {why}{meaning}. Nothing below is an answer.\n"
+        f"{fence(truncate(body, limit))}{notes}"
+    )
+
+
+def _meaning(status: int) -> str:
+    try:
+        return f" ({Err(status).meaning})" if status else ""
+    except ValueError:
+        return ""
+
+
+def _notes(notes: Sequence[str]) -> str:
+    """What the preprocessor rewrote, one line each (at most five, then a count)."""
+    if not notes:
+        return ""
+    shown = list(notes[:5]) + ([f"({len(notes) - 5} more)"] if len(notes) > 5 else [])
+    return "\nRewritten: " + "; ".join(shown)
 
 
 def failure(step: int, error: str, limit: int, partial: RunResult | None = None, hint: str = "") -> str:

@@ -1,13 +1,15 @@
 """The system prompt, built from live data: capabilities, error codes, macros, catalog.
 
 Tuned against a real small model (qwen2.5-coder-1.5b; see bench/eval_real_model.py): the
-reply forms come first, then two example replies, the WAT-plus macros with the stack-order
-rule, the catalog (one short line per program), the host functions, the error codes in one
-line, and the reply rules again at the end. The example replies are real catalog programs
-(name or body, and arguments from their first ``[[examples]]``), shown only when the program
-is usable under the grants: the prompt never names a function that is not granted. They show
-the first reply only: that model copies any observation or answer shown after a call into
-its own replies (measured with bench/eval_real_model.py).
+reply forms come first, then worked first replies, the WAT-plus forms (calls nest like
+functions; ``(answer X)`` ends the task from the program, so a task costs one model call),
+the catalog (one short line per program), the host functions as operands (what a call yields;
+a failing call stops the program), the error codes in one line, the jail root when fs is
+granted, and the reply rules again at the end. The Wat examples are checked to run (tests),
+the catalog example is a real program with the arguments of its first ``[[examples]]``; each
+is shown only when what it uses is granted: the prompt never names a function that is not
+granted. They show the first reply only: that model copies any observation or answer shown
+after a call into its own replies (measured with bench/eval_real_model.py).
 """
 
 from __future__ import annotations
@@ -16,44 +18,54 @@ from collections.abc import Collection, Mapping, Sequence
 
 from agent.catalog import Catalog, Program
 from agent.parser import CatalogCall, WatCall, format_action, quote_arg
-from capabilities.base import Registry, describe
+from capabilities.base import Capability, Registry
 from rt.codes import Err
+from rt.host import HostFunction
 
 INTRO = """\
 You are Watt. You solve a task by running small programs in a sandbox, then answering.
 Each reply is <reasoning>one short sentence</reasoning> then exactly ONE ToolCall, one of:
-1. ToolCall::Catalog("program", "first arg", "second arg") runs a catalog program. Prefer
-   this when one fits; give each argument as its own quoted string.
-2. ToolCall::Wat(```wat
+1. ToolCall::Wat(```wat
    ...a WAT function body that you write...
-   ```, "first arg") runs your program.
+   ```, "first arg") runs your program. When its result is the whole answer, end it with
+   (answer X): the task then ends with X and you need not reply again.
+2. ToolCall::Catalog("program", "first arg", "second arg") runs a catalog program: use one
+   for work that needs a loop; give each argument as its own quoted string.
 3. ToolCall::Response(\"\"\"the answer\"\"\") gives the final answer and ends the task.
-After 1 or 2, STOP: the next message is an Observation with the status and the results.
+After 1 without answer, or 2, STOP: the next message is an Observation with the results.
 Answer from those results; never guess a result you did not run. A task may need several
 steps: one ToolCall per reply, then read its Observation and choose the next step."""
 
 MACROS = """\
-Writing WAT: the body runs inside (func $run (result i32) ...) and must end with (i32.const 0).
-  (argv N $x)     declare local $x = argument N; $x is a name, the value goes after the fence
-  (local $x i32)  declare a local (every value is an i32); declare $err too
-  (check $err)    stop and return $err if it is not 0
-  (resv $p)       add the string $p to the results; (resv "text") also works
-  "text"          a string literal; strings are pointers
-STACK ORDER: a call returning (ptr err) leaves err on top, so set err FIRST:
-  {stack_example}
-  (check $err)
-Store every call's results in locals like this; never nest a call inside another call."""
+Writing WAT: a function body. Strings are pointers, numbers are i32. Calls nest like functions:
+  (arg N)          argument N (the quoted values after the fence, from 0), a string
+  ({call} X){pad}call a host function with operands; a call that fails stops the program
+  (answer X)       end the task with the string X as the final answer
+  (resv X)         add the string X to the results, to read them in the next step
+  "text"           a string literal
+  (local $n i32) (local.set $n X) (local.get $n)   a local variable
+  (i32.add A B) (i32.sub A B) (i32.mul A B) (i32.div_s A B) (i32.const 5)   i32 arithmetic"""
 
 NUMBERS = """\
-Numbers: arguments and results are text. str.to_i32 turns text into a number, str.from_i32 a
-number into text for resv; compute with nested i32.add, i32.sub, i32.mul, i32.div_s."""
+Numbers are text in arguments and results: (str.to_i32 S) reads one, (str.from_i32 N) writes one."""
 
-STACK_EXAMPLES = {
-    "str": "(call $str.upper (local.get $s)) (local.set $err) (local.set $out)",
-    "sys": "(call $sys.argv (i32.const 1)) (local.set $err) (local.set $second)",
-}
+MATH = """\
+For big numbers, powers, factorials or a whole formula use math: (math.eval "2**64 + 1") takes and
+returns text, so (answer (math.eval "3*(4+5)")) is a whole program."""
 
-FILES = 'File paths are plain relative names like "notes.txt" or "docs/a.md".'
+# Worked first replies: (reasoning, body, args). Each runs under the pure capabilities it names
+# (tests/test_prompt.py runs them); a small model copies their shape: nested calls, one answer.
+WAT_EXAMPLES: tuple[tuple[str, str, str, tuple[str, ...], frozenset[str]], ...] = (
+    ('Upper-case "Hello, wörld" and add "!"', "str.upper, then str.concat; the result is the answer.",
+     '(answer (str.concat (str.upper (arg 0)) "!"))', ("Hello, wörld",), frozenset({"str"})),
+    ('Count the characters of "banana"', "str.len counts them; str.from_i32 makes the number text.",
+     "(answer (str.from_i32 (str.len (arg 0))))", ("banana",), frozenset({"str"})),
+)  # fmt: skip
+
+FILES = (
+    'Files live in the jail directory {root}: write paths relative to it, like "notes.txt" or '
+    '"docs/a.md"; "{root}/notes.txt" names the same file.'
+)
 
 RULES = """\
 Rules: exactly one ToolCall per reply; only the programs and functions listed above; write a
@@ -61,49 +73,53 @@ new program for each task (never copy an example). If a run fails, change the pr
 arguments: never send the same call again. When an Observation holds the result, reply
 ToolCall::Response(\"\"\"...\"\"\") with the answer."""
 
-# Worked exchanges, by preference: a catalog call, and a WAT body taken from a real program.
-# A small model copies the WAT example's shape (argv, one call, resv), so it is the simplest.
-CATALOG_EXAMPLES = ("replace", "contains", "word_count", "reverse", "lower")
-WAT_EXAMPLES = ("upper", "lower", "reverse", "char_count")
+# The catalog example, by preference: one that needs a loop.
+CATALOG_EXAMPLES = ("count_substring", "word_count", "replace", "contains")
 
 
-def _body(program: Program) -> str:
-    """The program's body without its comment lines."""
-    return "\n".join(
-        line for line in program.body.splitlines() if not line.lstrip().startswith(";;")
-    ).strip()
-
-
-def _pick(programs: Mapping[str, Program], names: Sequence[str], skip: str = "") -> Program | None:
+def _pick(programs: Mapping[str, Program], names: Sequence[str]) -> Program | None:
     for name in names:
         p = programs.get(name)
-        if p is not None and name != skip and p.examples and p.examples[0].results:
+        if p is not None and p.examples and p.examples[0].results:
             return p
     return None
 
 
-def _example(program: Program, call: str) -> str:
-    """A reply to a task taken from ``program``'s first [[examples]]. No observation and no
-    answer follow it: a small model copies whatever comes after its call into its replies."""
-    args = ", ".join(quote_arg(a) for a in program.examples[0].args)
-    return f"Task: {program.description.rstrip('.')}, with {args}. A good first reply:\n{call}"
-
-
-def _examples(programs: Mapping[str, Program]) -> str:
-    """Replies drawn from catalog programs and their first [[examples]]: one Catalog, one Wat."""
-    cat = _pick(programs, CATALOG_EXAMPLES)
-    wat = _pick(programs, WAT_EXAMPLES, skip=cat.name if cat else "")
+def _examples(programs: Mapping[str, Program], names: Collection[str]) -> str:
+    """One Catalog reply drawn from a catalog program's first [[examples]], then the Wat
+    replies whose capabilities are granted. No observation and no answer follow them: a
+    small model copies whatever comes after its call into its replies."""
     out = []
+    for task, why, body, args, needs in WAT_EXAMPLES:
+        if needs <= set(names):
+            call = format_action(WatCall(body, args))
+            out.append(f"Task: {task}. A good first reply:\n<reasoning>{why}</reasoning>\n{call}")
+    cat = _pick(programs, CATALOG_EXAMPLES)
     if cat is not None:
-        out.append(_example(cat, format_action(CatalogCall(cat.name, tuple(cat.examples[0].args)))))
-    if wat is not None:
-        out.append(_example(wat, format_action(WatCall(_body(wat), tuple(wat.examples[0].args)))))
+        args = ", ".join(quote_arg(a) for a in cat.examples[0].args)
+        call = format_action(CatalogCall(cat.name, tuple(cat.examples[0].args)))
+        out.append(f"Task: {cat.description.rstrip('.')}, with {args}. A good first reply:\n{call}")
     return ("Examples:\n" + "\n\n".join(out)) if out else ""
 
 
 def _macros(names: Collection[str]) -> str:
-    text = MACROS.format(stack_example=STACK_EXAMPLES["str" if "str" in names else "sys"])
-    return text + ("\n" + NUMBERS if "str" in names else "")
+    call = "str.upper" if "str" in names else "ns.name"
+    text = MACROS.format(call=call, pad=" " * (15 - len(call)))
+    return "\n".join([text] + ([NUMBERS] if "str" in names else []) + ([MATH] if "math" in names else []))
+
+
+def _function_line(f: HostFunction) -> str:
+    """``str.slice (s start end) -> ptr: doc``: what a call yields as an operand (the error
+    code stops the program), not the wasm pair."""
+    params = " ".join(f.param_names if len(f.param_names) == len(f.params) else f.params)
+    names = f.result_names if len(f.result_names) == len(f.results) else f.results
+    value = names[: -1] if f.fallible else names
+    shown = f" -> {value[0]}" if len(value) == 1 else ""
+    return f"  {f.qualname} ({params}){shown}: {f.doc}"
+
+
+def _describe(cap: Capability) -> str:
+    return "\n".join([f"{cap.namespace}: {cap.summary}"] + [_function_line(f) for f in cap.functions()])
 
 
 def _errors() -> str:
@@ -129,13 +145,21 @@ def build_system_prompt(
     listed = "\n".join(f"- {p.usage()}: {p.description}" for p in programs.values())
     parts = [
         INTRO,
-        _examples(programs),
+        _examples(programs, names),
         _macros(names),
         "Catalog programs:\n" + (listed or "(none)"),
-        "Host functions, called as (call $namespace.name ...); err is the last result:\n"
-        + "\n".join(describe(c) for c in caps),
+        "Host functions, called as (namespace.name operands...); the (arg N), (answer X) and\n"
+        "(resv X) forms above stand for sys.argv, sys.answer and sys.resv:\n"
+        + "\n".join(_describe(c) for c in caps if c.namespace != "sys"),
         _errors(),
-        FILES if "fs" in names else "",
+        _files(registry) if "fs" in names else "",
         RULES,
     ]
     return "\n\n".join(part for part in parts if part) + "\n"
+
+
+def _files(registry: Registry) -> str:
+    root = getattr(registry.get("fs"), "given_root", None)
+    if root is None:
+        return 'File paths are relative names like "notes.txt" or "docs/a.md".'
+    return FILES.format(root=str(root).rstrip("/") or "/")

@@ -23,10 +23,18 @@ def _resv(ctx: RunContext, ptr: int) -> int:
     return 0
 
 
+def _answer(ctx: RunContext, ptr: int) -> int:
+    text = ctx.read_str(ptr)
+    ctx.add_result(text)
+    ctx.answer = text
+    return 0
+
+
 SHAPES = {
     "argc": "-> n",
     "argv": "idx -> ptr err",
     "resv": "ptr -> err",
+    "answer": "ptr -> err",
 }
 
 
@@ -42,4 +50,8 @@ class SysCapability:
             HostFunction("sys", "argc", (), ("i32",), _argc, "number of arguments", fallible=False),
             HostFunction("sys", "argv", ("i32",), ("i32", "i32"), _argv, "argument N as a string; EBOUND if absent"),
             HostFunction("sys", "resv", ("i32",), ("i32",), _resv, "append a string to the results; ENOMEM past the cap"),
+            HostFunction(
+                "sys", "answer", ("i32",), ("i32",), _answer,
+                "the string is the task's final answer (also a result); the (answer ...) macro returns after it",
+            ),  # fmt: skip
         ]

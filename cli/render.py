@@ -10,6 +10,7 @@ from rich.syntax import Syntax
 from rich.text import Text
 
 from agent.events import (
+    AnswerSource,
     ErrorEvent,
     Event,
     ResponseEvent,
@@ -58,7 +59,11 @@ class RichRenderer:
         elif isinstance(event, Retry):
             c.print(Text(f"  compile error, asking for a repair ({event.attempt}): {event.reason}", style="yellow"))
         elif isinstance(event, ResponseEvent):
-            tag = " (forced at the step limit)" if event.forced else ""
+            tag = " (forced at the step limit)" if event.forced and not event.unverified else ""
+            if event.unverified:
+                tag = " (unverified: a best answer after the task was stopped)"
+            elif event.source is AnswerSource.PROGRAM:
+                tag = " (answer from the program)"
             c.print(
                 Text(
                     f"answered in {event.step} step(s){tag}, {_ms(event.elapsed_ms)}, "

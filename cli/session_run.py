@@ -37,6 +37,7 @@ def run_ask(settings: Any, task: str, *, model_spec: str | None, json_out: bool,
                         render(event)
                     if isinstance(event, ResponseEvent):
                         answer = event.text
+                        failed = failed or event.unverified
                     elif isinstance(event, ErrorEvent):
                         failed = True
                         if render is None:

@@ -34,8 +34,8 @@ from rt.errors import (
     Trap,
 )
 from rt.host import GuestError, HostFunction, RunContext
-from rt.preprocess import called_functions, preprocess
-from rt.template import MEMORY_EXPORT, Assembled, assemble, is_whole_module
+from rt.preprocess import preprocess
+from rt.template import MEMORY_EXPORT, SITE_EXPORT, Assembled, assemble, is_whole_module
 from rt.worker import Worker
 
 MAX_WASM_STACK = 512 * 1024
@@ -83,6 +83,9 @@ class RunResult:
     timings: Timings
     module_hash: str
     cache: str  # "memory", "disk" or "compiled"
+    answer: str | None = None  # set by (answer ...): the task's final answer, byte-exact
+    failure: str = ""  # which checked call ended the run: "line 3: http.get failed: EREMOTE (...)"
+    notes: tuple[str, ...] = ()  # what the preprocessor rewrote, one line each
 
     @property
     def ok(self) -> bool:
@@ -250,11 +253,11 @@ class Runtime:
             self._check_module_imports(source, grants)
             return Assembled(source, 1, 0, whole_module=True)
         try:
-            pre = preprocess(source)
+            pre = preprocess(source, self.functions)
         except CompileError as exc:
             raise _shift(exc, line_offset) from None
-        for qual, pos in called_functions(pre.body):
-            self._check_import(qual, grants, pre.body, pos, line_offset)
+        for qual, pos in pre.calls:
+            self._check_import(qual, grants, source, pos, line_offset)
         imports = [f for ns in grants for f in self.namespaces[ns]]
         return assemble(pre, imports)
 
@@ -332,6 +335,9 @@ class Runtime:
             timings=Timings(prepared.preprocess_ms, prepared.compile_ms, outcome.instantiate_ms, outcome.run_ms),
             module_hash=prepared.key,
             cache=prepared.cache,
+            answer=ctx.answer,
+            failure=_failure(prepared, outcome, ctx),
+            notes=tuple(_shift_note(n, line_offset) for n in prepared.assembled.notes),
         )
         if ctrl_c and outcome.error is None:
             outcome.error = Interrupted("interrupted by the user")
@@ -384,6 +390,9 @@ class Runtime:
             if not isinstance(status, int):
                 raise LinkError('"run" must return exactly one i32')
             out.status = status
+            site = exports.get(SITE_EXPORT) if status else None
+            if isinstance(site, wasmtime.Global):
+                out.extra["site"] = site.value(store)
         except BaseException as exc:
             out.error = exc
         finally:
@@ -393,6 +402,28 @@ class Runtime:
                 out.fuel_used = lim.fuel - store.get_fuel()
             except wasmtime.WasmtimeError:
                 out.fuel_used = lim.fuel
+
+
+def _failure(prepared: Prepared, out: _Outcome, ctx: RunContext) -> str:
+    """"line 3: http.get failed: EREMOTE (HTTP 404)" when a checked call ended the run."""
+    site = out.extra.get("site", 0)
+    sites = prepared.assembled.sites
+    if not isinstance(site, int) or not 0 < site <= len(sites) or out.status is None:
+        return ""
+    line, qual = sites[site - 1]
+    name = status_name(out.status)
+    detail = next(
+        (d.split(": ", 2)[2] for d in reversed(ctx.debug) if d.startswith(f"{qual}: {name}: ")), ""
+    )
+    text = f"line {line + prepared.line_offset}: {qual} failed: {name}"
+    return text + (f" ({detail})" if detail else "")
+
+
+def _shift_note(note: str, line_offset: int) -> str:
+    if not line_offset:
+        return note
+    head, _, rest = note.partition(":")
+    return f"line {int(head.removeprefix('line ')) + line_offset}:{rest}"
 
 
 def _functype(f: HostFunction) -> wasmtime.FuncType:

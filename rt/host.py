@@ -98,6 +98,7 @@ class RunContext:
     memory: Any = None
     top: int = 0
     results: list[str] = field(default_factory=list)
+    answer: str | None = None
     debug: list[str] = field(default_factory=list)
     result_bytes: int = 0
     debug_dropped: int = 0

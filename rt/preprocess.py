@@ -14,12 +14,17 @@ newlines, so line N of the output is line N of the input (compile errors map bac
 from __future__ import annotations
 
 import re
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 from rt.errors import CompileError
+from rt.host import HostFunction
 
 DATA_BASE = 8  # first static-data offset; 0 stays an obviously bad pointer
 ERR_LOCAL = "$__watt_err"
+TMP_LOCAL = "$__watt_tmp"
+SITE_GLOBAL = "$__watt_site"  # which checked call failed: 1 + its index in Preprocessed.sites
+MAX_DEPTH = 200  # nesting of parentheses; deeper is a CompileError, never a RecursionError
 
 
 @dataclass(frozen=True)
@@ -43,6 +48,9 @@ class Preprocessed:
     locals: tuple[str, ...]  # hoisted declarations, e.g. "(local $x i32)"
     data: bytes  # static data placed at DATA_BASE
     initial_top: int  # first free byte after static data (8-aligned)
+    sites: tuple[tuple[int, str], ...] = ()  # (line, host function) of each checked call
+    notes: tuple[str, ...] = ()  # one line per certain rewrite ("line 2: read $x as ...")
+    calls: tuple[tuple[str, int], ...] = ()  # host functions called (not in comments), with offsets
 
 
 def _pos(source: str, pos: int) -> tuple[int, int, str]:
@@ -120,6 +128,8 @@ def parse(source: str) -> list[Token | Node]:
     stack: list[Node] = []
     for tok in tokenize(source):
         if tok.kind == "(":
+            if len(stack) >= MAX_DEPTH:
+                raise error_at(source, tok.pos, f"nesting deeper than {MAX_DEPTH} levels of parentheses")
             node = Node(tok)
             (stack[-1].children if stack else root).append(node)
             stack.append(node)
@@ -169,14 +179,59 @@ def decode_string(token: Token, source: str) -> bytes:
     return bytes(out)
 
 
+_NAME_RE = re.compile(r"\$[A-Za-z_][\w.]*")
+_INT_RE = re.compile(r"-?(?:0x[0-9a-fA-F]+|\d+)")
+
+STMT, OPERAND = "stmt", "operand"
+# Heads whose children are statements, and type annotations copied as they are.
+_STRUCTURAL = frozenset({"block", "loop", "then", "else"})
+_ANNOTATIONS = frozenset({"result", "param", "type"})
+# Instructions that pop one value and push nothing: a following one consumes a call's result.
+_CONSUMERS = frozenset({"local.set", "drop", "global.set"})
+# Instructions whose first atom is an immediate (a name or index); later atoms are operands.
+_FIRST_IMMEDIATE = frozenset({"local.set", "local.tee", "global.set"})
+_OPERAND_ONLY = frozenset({"return", "drop", "select"})
+# Statements that leave nothing on the stack (or end the function), for the final status.
+_NO_VALUE = frozenset(
+    {"local.set", "global.set", "drop", "nop", "return", "br", "br_table", "unreachable",
+     "local", "argv", "check", "resv", "answer",
+     "i32.store", "i32.store8", "i32.store16", "i64.store", "i64.store8", "i64.store16", "i64.store32"}
+)  # fmt: skip
+_LOCAL_REFS = frozenset({"local.get", "local.set", "local.tee"})
+
+
+def _takes_operand_atoms(head: str) -> tuple[bool, bool]:
+    """Whether bare ``$x`` and bare integers among ``head``'s operands are rewritten."""
+    if head in _FIRST_IMMEDIATE or head in _OPERAND_ONLY:
+        return True, True
+    if head.startswith(("i32.", "i64.")) and not head.endswith(".const"):
+        memory = ".load" in head or ".store" in head
+        return True, not memory
+    return False, False
+
+
+@dataclass(frozen=True)
+class _Callee:
+    qual: str
+    sugar: bool  # written without `call` (then its statement form is checked)
+    rest: int  # index in node.children of the first operand
+
+
 class _Expander:
-    def __init__(self, source: str) -> None:
+    def __init__(self, source: str, functions: Mapping[str, HostFunction] | None) -> None:
         self.source = source
+        self.functions = functions or {}
+        self.namespaces = {q.partition(".")[0] for q in self.functions}
         self.locals: dict[str, str] = {}  # name (or unique key) -> declaration
         self.data = bytearray()
         self.offsets: dict[bytes, int] = {}
+        self.sites: list[tuple[int, str]] = []
+        self.notes: list[str] = []
+        self.calls: list[tuple[str, int]] = []
+        self.refs: dict[str, int] = {}  # local names used -> first position
+        self.quiet: set[int] = set()  # nodes whose expansion leaves nothing on the stack
 
-    # -- static data ---------------------------------------------------------------------
+    # -- static data and bookkeeping --------------------------------------------------------
     def intern(self, value: bytes) -> int:
         if value in self.offsets:
             return self.offsets[value]
@@ -194,38 +249,177 @@ class _Expander:
             raise error_at(self.source, pos, f"local {name} declared twice with different types")
         self.locals[name] = decl
 
-    # -- expansion -------------------------------------------------------------------------
-    def expand(self, items: list[Token | Node]) -> str:
-        return "".join(self.item(it) for it in items)
+    def line(self, pos: int) -> int:
+        return self.source.count("\n", 0, pos) + 1
 
-    def item(self, it: Token | Node) -> str:
-        if isinstance(it, Node):
-            return self.node(it)
+    def note(self, pos: int, text: str) -> None:
+        self.notes.append(f"line {self.line(pos)}: {text}")
+
+    def ref(self, name: str, pos: int) -> None:
+        self.refs.setdefault(name, pos)
+
+    # -- expansion --------------------------------------------------------------------------
+    def seq(self, items: list[Token | Node]) -> str:
+        """A list of statements: each host call written without `call` sees what follows it."""
+        out = []
+        for i, it in enumerate(items):
+            if isinstance(it, Node):
+                out.append(self.node(it, STMT, lambda i=i: _consumers(items, i + 1)))  # type: ignore[misc]
+            else:
+                out.append(self.token(it, None))
+                if it.kind == "atom" and it.text == "call":
+                    self._flat_call(items, i)
+                elif it.kind == "atom" and it.text in _LOCAL_REFS:
+                    self._flat_ref(items, i)
+        return "".join(out)
+
+    def _flat_call(self, items: list[Token | Node], i: int) -> None:
+        nxt = _next_word(items, i + 1)
+        if isinstance(nxt, Token) and nxt.text.startswith("$") and "." in nxt.text:
+            self.calls.append((nxt.text[1:], nxt.pos))
+
+    def _flat_ref(self, items: list[Token | Node], i: int) -> None:
+        nxt = _next_word(items, i + 1)
+        if isinstance(nxt, Token) and _NAME_RE.fullmatch(nxt.text):
+            self.ref(nxt.text, nxt.pos)
+
+    def token(
+        self, it: Token, owner: str | None, rewrite: tuple[bool, bool] = (False, False), *, quiet: bool = False
+    ) -> str:
+        """A leaf; ``rewrite`` says whether a bare $name / integer here is an operand."""
         if it.kind in ("str", "raw"):
             offset = self.intern(decode_string(it, self.source))
             return f"(i32.const {offset})" + "\n" * it.text.count("\n")
+        if it.kind == "atom" and owner is not None:
+            names, ints = rewrite
+            if names and _NAME_RE.fullmatch(it.text) and it.text[1:] not in self.functions:
+                self.ref(it.text, it.pos)
+                self.note(it.pos, f"read the operand {it.text} of {owner} as (local.get {it.text})")
+                return f"(local.get {it.text})"
+            if ints and _INT_RE.fullmatch(it.text):
+                if quiet:
+                    return f"(i32.const {it.text})"
+                self.note(it.pos, f"read the operand {it.text} of {owner} as (i32.const {it.text})")
+                return f"(i32.const {it.text})"
         return it.text
 
-    def node(self, node: Node) -> str:
-        words = [c for c in node.children if isinstance(c, Node) or c.kind not in ("ws", "comment")]
-        head = words[0].text if words and isinstance(words[0], Token) else ""
-        newlines = "\n" * sum(self._text(c).count("\n") for c in node.children)
-        if head == "local":
-            return self.local(node, words[1:]) + newlines
-        if head == "argv":
-            return self.argv(node, words[1:]) + newlines
-        if head == "check":
-            return self.check(node, words[1:]) + newlines
-        if head == "resv":
-            return self.resv(node, words[1:])
-        return "(" + self.expand(node.children) + ")"
+    def operands(
+        self, children: list[Token | Node], owner: str, rewrite: tuple[bool, bool], *, quiet: bool = False
+    ) -> str:
+        out = []
+        for c in children:
+            if isinstance(c, Node):
+                out.append(self.node(c, OPERAND))
+            else:
+                out.append(self.token(c, owner, rewrite, quiet=quiet))
+        return "".join(out)
 
-    def _text(self, it: Token | Node) -> str:
-        if isinstance(it, Token):
-            return it.text
-        return "(" + "".join(self._text(c) for c in it.children) + ")"
+    def node(self, node: Node, ctx: str, consumers: Callable[[], int] = lambda: 0) -> str:
+        words = _words(node)
+        head = words[0].text if words and isinstance(words[0], Token) and words[0].kind == "atom" else ""
+        newlines = "\n" * _text(node).count("\n")
+        macro = _MACROS.get(head)
+        if macro is not None:
+            self.quiet.add(id(node))
+            return macro(self, node, words[1:], newlines)
+        callee = self.callee(node, words, head)
+        if callee is not None:
+            return self.call(node, callee, ctx, consumers)
+        if len(words) == 1 and _NAME_RE.fullmatch(head):  # ($x): a local read
+            self.ref(head, node.open.pos)
+            self.note(node.open.pos, f"read ({head}) as (local.get {head})")
+            return f"(local.get {head})" + newlines
+        if head in _ANNOTATIONS:
+            return _text(node)
+        if head in _STRUCTURAL:
+            if head in ("block", "loop") and not any(isinstance(w, Node) and _head(w) == "result" for w in words):
+                self.quiet.add(id(node))
+            return "(" + self.seq(node.children) + ")"
+        if head == "if":
+            if not any(isinstance(w, Node) and _head(w) == "result" for w in words):
+                self.quiet.add(id(node))
+            parts = []
+            for c in node.children:
+                if isinstance(c, Node):
+                    parts.append(self.node(c, STMT if _head(c) in ("then", "else") else OPERAND))
+                else:
+                    parts.append(self.token(c, None))
+            return "(" + "".join(parts) + ")"
+        if head in _LOCAL_REFS and len(words) > 1 and isinstance(words[1], Token) and _NAME_RE.fullmatch(words[1].text):
+            self.ref(words[1].text, words[1].pos)
+        if head in _NO_VALUE:
+            self.quiet.add(id(node))
+        rewrite = _takes_operand_atoms(head)
+        if head in _FIRST_IMMEDIATE and len(words) > 1:
+            first = node.children.index(words[1]) + 1
+            return "(" + "".join(self.token(c, None) if isinstance(c, Token) else self.node(c, OPERAND) for c in node.children[:first]) + self.operands(node.children[first:], head, rewrite) + ")"
+        return "(" + self.operands(node.children, head, rewrite) + ")"
 
-    def local(self, node: Node, args: list[Token | Node]) -> str:
+    # -- host calls ---------------------------------------------------------------------------
+    def callee(self, node: Node, words: list[Token | Node], head: str) -> _Callee | None:
+        """The host function a node calls, in any of its spellings, else None."""
+        if head == "call" and len(words) > 1 and isinstance(words[1], Token) and words[1].text.startswith("$"):
+            name = words[1]
+            if "." not in name.text:
+                return None
+            self.calls.append((name.text[1:], name.pos))
+            return _Callee(name.text[1:], False, node.children.index(name) + 1)
+        if head == "arg":
+            self.calls.append(("sys.argv", node.open.pos))
+            return _Callee("sys.argv", True, node.children.index(words[0]) + 1)
+        dotted = head[1:] if head.startswith("$") else head
+        ns = dotted.partition(".")[0]
+        if "." in dotted and (head.startswith("$") or ns in self.namespaces) and _NAME_RE.fullmatch("$" + dotted):
+            self.calls.append((dotted, words[0].pos))  # type: ignore[union-attr]
+            if head.startswith("$"):
+                self.note(node.open.pos, f"read ({head} ...) as (call {head} ...)")
+            return _Callee(dotted, True, node.children.index(words[0]) + 1)
+        return None
+
+    def call(self, node: Node, callee: _Callee, ctx: str, consumers: Callable[[], int]) -> str:
+        """``(call $q args)``; in operand position a ``(ptr err)`` call yields ptr and returns
+        its error from $run (recording the call site); written without ``call`` as a statement,
+        it is checked unless the long form's ``(local.set ...)`` consumers follow."""
+        f = self.functions.get(callee.qual)
+        skipped = "".join(_text(c) for c in node.children[: callee.rest])
+        rest = node.children[callee.rest :]
+        if callee.qual == "sys.argv" and _head_text(node) == "arg":
+            args = self.operands(rest, "arg", (True, True), quiet=True)
+        else:
+            args = self.operands(rest, callee.qual, (True, True))
+        inner = f"(call ${callee.qual}{args})" + "\n" * skipped.count("\n")
+        if f is None or not f.fallible or not f.results:
+            return inner
+        pair = len(f.results) == 2
+        if ctx == OPERAND:
+            return self.checked(inner, callee.qual, node.open.pos, value=True, block=True) if pair else inner
+        if not callee.sugar:
+            return inner
+        used = consumers()
+        if used >= len(f.results):
+            return inner  # the long form: (local.set $err) (local.set $ptr)
+        if pair and used == 1:
+            return self.checked(inner, callee.qual, node.open.pos, value=True, block=False)
+        self.quiet.add(id(node))
+        text = self.checked(inner, callee.qual, node.open.pos, value=pair, block=False)
+        return text + (" (drop)" if pair else "")
+
+    def checked(self, inner: str, qual: str, pos: int, *, value: bool, block: bool) -> str:
+        self.declare(ERR_LOCAL, "i32", pos)
+        self.sites.append((self.line(pos), qual))
+        site = len(self.sites)
+        fail = (
+            f"(if (local.get {ERR_LOCAL}) (then (global.set {SITE_GLOBAL} (i32.const {site})) "
+            f"(return (local.get {ERR_LOCAL}))))"
+        )
+        if not value:
+            return f"{inner} (local.set {ERR_LOCAL}) {fail}"
+        self.declare(TMP_LOCAL, "i32", pos)
+        text = f"{inner} (local.set {ERR_LOCAL}) (local.set {TMP_LOCAL}) {fail} (local.get {TMP_LOCAL})"
+        return f"(block (result i32) {text})" if block else text
+
+    # -- macros -----------------------------------------------------------------------------
+    def local(self, node: Node, args: list[Token | Node], newlines: str) -> str:
         atoms = [a.text for a in args if isinstance(a, Token) and a.kind == "atom"]
         if len(atoms) != len(args) or not atoms:
             raise error_at(self.source, node.open.pos, "local expects (local $name type) or (local type ...)")
@@ -235,9 +429,9 @@ class _Expander:
             self.declare(atoms[0], atoms[1], node.open.pos)
         else:
             self.locals[f"#{len(self.locals)}"] = f"(local {' '.join(atoms)})"
-        return ""
+        return newlines
 
-    def argv(self, node: Node, args: list[Token | Node]) -> str:
+    def argv(self, node: Node, args: list[Token | Node], newlines: str) -> str:
         ok = (
             len(args) == 2
             and all(isinstance(a, Token) and a.kind == "atom" for a in args)
@@ -252,46 +446,153 @@ class _Expander:
         return (
             f"(call $sys.argv (i32.const {index})) (local.set {ERR_LOCAL}) (local.set {name}) "
             + _return_if(ERR_LOCAL)
+            + newlines
         )
 
-    def check(self, node: Node, args: list[Token | Node]) -> str:
-        if len(args) != 1 or not isinstance(args[0], Token) or not args[0].text.startswith("$"):
-            raise error_at(self.source, node.open.pos, "check expects (check $name)")
-        return _return_if(args[0].text)
+    def check(self, node: Node, args: list[Token | Node], newlines: str) -> str:
+        if len(args) == 1 and isinstance(args[0], Node):
+            value = self.node(args[0], OPERAND)
+            self.declare(ERR_LOCAL, "i32", node.open.pos)
+            rest = "\n" * (newlines.count("\n") - value.count("\n"))
+            return f"(local.set {ERR_LOCAL} {value}) " + _return_if(ERR_LOCAL) + rest
+        if len(args) != 1 or not isinstance(args[0], Token) or not _NAME_RE.fullmatch(args[0].text):
+            raise error_at(self.source, node.open.pos, "check expects (check $name) or (check (expr))")
+        self.ref(args[0].text, args[0].pos)
+        return _return_if(args[0].text) + newlines
 
-    def resv(self, node: Node, args: list[Token | Node]) -> str:
-        if len(args) != 1 or (isinstance(args[0], Token) and args[0].kind == "atom" and not args[0].text.startswith("$")):
-            raise error_at(self.source, node.open.pos, "resv expects (resv $name), (resv \"text\") or (resv (expr))")
+    def resv(self, node: Node, args: list[Token | Node], newlines: str) -> str:
+        value = self._value(node, args, "resv")
+        self.declare(ERR_LOCAL, "i32", node.open.pos)
+        rest = "\n" * (newlines.count("\n") - value.count("\n"))
+        return f"(call $sys.resv {value}) (local.set {ERR_LOCAL}) " + _return_if(ERR_LOCAL) + rest
+
+    def answer(self, node: Node, args: list[Token | Node], newlines: str) -> str:
+        value = self._value(node, args, "answer")
+        self.declare(ERR_LOCAL, "i32", node.open.pos)
+        self.calls.append(("sys.answer", node.open.pos))
+        rest = "\n" * (newlines.count("\n") - value.count("\n"))
+        return f"(call $sys.answer {value}) (local.set {ERR_LOCAL}) (return (local.get {ERR_LOCAL}))" + rest
+
+    def _value(self, node: Node, args: list[Token | Node], macro: str) -> str:
+        """The one string operand of resv/answer: $name, a literal or an expression."""
+        if len(args) != 1 or (isinstance(args[0], Token) and args[0].kind == "atom" and not _NAME_RE.fullmatch(args[0].text)):
+            raise error_at(
+                self.source, node.open.pos, f'{macro} expects ({macro} $name), ({macro} "text") or ({macro} (expr))'
+            )
         arg = args[0]
         if isinstance(arg, Token) and arg.kind == "atom":
-            value = f"(local.get {arg.text})"
-        else:
-            value = self.item(arg)
-        self.declare(ERR_LOCAL, "i32", node.open.pos)
-        trailing = "\n" * sum(
-            self._text(c).count("\n") for c in node.children if c is not arg
-        )
-        return f"(call $sys.resv {value}) (local.set {ERR_LOCAL}) " + _return_if(ERR_LOCAL) + trailing
+            self.ref(arg.text, arg.pos)
+            return f"(local.get {arg.text})"
+        if isinstance(arg, Node):
+            return self.node(arg, OPERAND)
+        return self.token(arg, None)
+
+    # -- the whole body -----------------------------------------------------------------------
+    def body(self, items: list[Token | Node]) -> str:
+        text = self.seq(items)
+        for name, pos in self.refs.items():
+            if name not in self.locals:
+                self.declare(name, "i32", pos)
+                self.note(pos, f"{name} was not declared: declared it as (local {name} i32)")
+        if not self._leaves_value(items):
+            text += " (i32.const 0)"
+        return text
+
+    def _leaves_value(self, items: list[Token | Node]) -> bool:
+        words = [it for it in items if isinstance(it, Node) or it.kind not in ("ws", "comment")]
+        if not words:
+            return False
+        last = words[-1]
+        if isinstance(last, Node):
+            return id(last) not in self.quiet
+        if last.kind == "atom" and last.text in ("drop", "nop", "return", "unreachable"):
+            return False
+        before = words[-2] if len(words) > 1 else None
+        return not (isinstance(before, Token) and before.text in ("local.set", "global.set", "br"))
+
+
+_MACROS: dict[str, Callable[[_Expander, Node, list[Token | Node], str], str]] = {
+    "local": _Expander.local,
+    "argv": _Expander.argv,
+    "check": _Expander.check,
+    "resv": _Expander.resv,
+    "answer": _Expander.answer,
+}
+
+
+def _words(node: Node) -> list[Token | Node]:
+    return [c for c in node.children if isinstance(c, Node) or c.kind not in ("ws", "comment")]
+
+
+def _head(node: Node) -> str:
+    words = _words(node)
+    return words[0].text if words and isinstance(words[0], Token) else ""
+
+
+_head_text = _head
+
+
+def _text(it: Token | Node) -> str:
+    if isinstance(it, Token):
+        return it.text
+    return "(" + "".join(_text(c) for c in it.children) + ")"
+
+
+def _next_word(items: list[Token | Node], start: int) -> Token | Node | None:
+    for it in items[start:]:
+        if isinstance(it, Node) or it.kind not in ("ws", "comment"):
+            return it
+    return None
+
+
+def _consumers(items: list[Token | Node], start: int) -> int:
+    """How many of the next statements pop one value each (``(local.set $x)``, ``drop``): at most 2."""
+    count, i = 0, start
+    while count < 2 and i < len(items):
+        it = items[i]
+        i += 1
+        if isinstance(it, Token):
+            if it.kind in ("ws", "comment"):
+                continue
+            if it.kind == "atom" and it.text in _CONSUMERS:
+                count += 1
+                if it.text != "drop":
+                    nxt = _next_word(items, i)
+                    if nxt is not None:
+                        i = items.index(nxt) + 1
+                continue
+            break
+        words = _words(it)
+        if _head(it) in _CONSUMERS and len(words) <= (1 if _head(it) == "drop" else 2):
+            count += 1
+            continue
+        break
+    return count
 
 
 def _return_if(name: str) -> str:
     return f"(if (local.get {name}) (then (return (local.get {name}))))"
 
 
-def preprocess(source: str) -> Preprocessed:
-    """Expand a WAT-plus body. Raises CompileError with line and column on bad input."""
+def preprocess(source: str, functions: Mapping[str, HostFunction] | None = None) -> Preprocessed:
+    """Expand a WAT-plus body. Raises CompileError with line and column on bad input.
+
+    ``functions`` (qualified name -> host function) lets host calls compose as expressions
+    and be written without ``call`` or ``$``; without it only the long form is understood.
+    """
     nul = source.find("\x00")
     if nul >= 0:
         raise error_at(source, nul, "source contains a NUL byte")
     if not source.strip():
         raise CompileError("empty program: the body needs at least (i32.const 0)")
-    ex = _Expander(source)
-    body = ex.expand(parse(source))
+    ex = _Expander(source, functions)
+    body = ex.body(parse(source))
     top = DATA_BASE + len(ex.data)
     top = (top + 7) & ~7
-    return Preprocessed(body, tuple(ex.locals.values()), bytes(ex.data), top)
+    return Preprocessed(
+        body, tuple(ex.locals.values()), bytes(ex.data), top, tuple(ex.sites), tuple(sorted(ex.notes, key=_note_line)), tuple(ex.calls)
+    )
 
 
-def called_functions(source: str) -> list[tuple[str, int]]:
-    """Every ``(call $a.b ...)`` target in a body with its offset: imports the body needs."""
-    return [(m.group(1), m.start(1)) for m in re.finditer(r"\(\s*call\s+\$([A-Za-z_][\w]*\.[\w.]+)", source)]
+def _note_line(note: str) -> int:
+    return int(note.split(":", 1)[0].removeprefix("line "))

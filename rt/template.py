@@ -7,9 +7,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from rt.host import PAGE, HostFunction
-from rt.preprocess import DATA_BASE, Preprocessed
+from rt.preprocess import DATA_BASE, SITE_GLOBAL, Preprocessed
 
 MEMORY_EXPORT = "mem.tape"
+SITE_EXPORT = "watt.site"  # the failed call's site, read back when a run returns an error
 
 
 @dataclass(frozen=True)
@@ -18,6 +19,8 @@ class Assembled:
     body_line: int  # line of the assembled text where the user's body line 1 sits
     initial_top: int
     whole_module: bool = False
+    sites: tuple[tuple[int, str], ...] = ()
+    notes: tuple[str, ...] = ()
 
 
 def _data_literal(data: bytes) -> str:
@@ -40,10 +43,12 @@ def assemble(pre: Preprocessed, imports: Sequence[HostFunction]) -> Assembled:
     ]
     if pre.data:
         header.append(f"  (data (i32.const {DATA_BASE}) {_data_literal(pre.data)})")
+    if pre.sites:
+        header.append(f'  (global {SITE_GLOBAL} (export "{SITE_EXPORT}") (mut i32) (i32.const 0))')
     header.append(f'  (func $run (export "run") (result i32) {" ".join(pre.locals)}')
     body_line = len(header) + 1
     wat = "\n".join(header) + "\n" + pre.body + "\n  )\n)\n"
-    return Assembled(wat, body_line, pre.initial_top)
+    return Assembled(wat, body_line, pre.initial_top, sites=pre.sites, notes=pre.notes)
 
 
 _MODULE = re.compile(r"\A\s*(?:;;[^\n]*\n\s*)*\(\s*module\b")

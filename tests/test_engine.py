@@ -100,7 +100,7 @@ def test_result_size_cap(runtime: Runtime) -> None:
         ("(i32.const 0)\x00", CompileError, "NUL"),
         ("(i32.const 0)\n  (i32.bogus)", CompileError, "line 2"),
         ("(i32.add)", CompileError, "type mismatch"),
-        ("(local.set $err (i32.const 1))\n(i32.const 0)", CompileError, "unknown local: failed to find name `$err`"),
+        ("(br $nowhere)\n(i32.const 0)", CompileError, "unknown label: failed to find name `$nowhere`"),
         ("(call $nope)", CompileError, "unknown func"),
         ("(call $nope.thing)", LinkError, "unknown import $nope.thing"),
         ("(call $sys.nothing)", LinkError, "sys offers: argc, argv, resv"),
@@ -115,10 +115,10 @@ def test_compile_and_link_errors(runtime: Runtime, source: str, exc: type, fragm
 
 def test_compile_error_maps_to_user_line_with_offset(runtime: Runtime) -> None:
     with pytest.raises(CompileError) as info:
-        runtime.run("(argv 0 $x)\n(local.get $nope)", line_offset=10)
+        runtime.run("(argv 0 $x)\n(br $nope)", line_offset=10)
     assert info.value.line == 12
-    assert "local.get $nope" in (info.value.source_line or "")
-    assert info.value.message.startswith("unknown local"), "the message, not wasmtime's source echo"
+    assert "br $nope" in (info.value.source_line or "")
+    assert info.value.message.startswith("unknown label"), "the message, not wasmtime's source echo"
 
 
 def test_validation_error_hides_the_assembled_binary_offset(runtime: Runtime) -> None:

@@ -244,7 +244,7 @@ def test_non_zero_status_is_a_failed_observation(harness: Harness) -> None:
     assert isinstance(model, ScriptedModel)
     text = told(model, 1)
     assert text.startswith("[Observation (step 1)] Execution FAILED:")
-    assert "status 4 ENOENT" in text and "non-zero status" in text
+    assert "status 4 ENOENT" in text and "Nothing below is an answer" in text
 
 
 def test_a_huge_result_is_truncated_with_a_note(harness: Harness) -> None:
@@ -398,13 +398,21 @@ def test_loop_guard_stops_the_same_failing_action(harness: Harness) -> None:
     replies = [wat(TRAP)] * GUARD_REPEATS + [respond("never read")]
     events, model = harness.run(replies)
     assert GUARD_REPEATS == 3
-    assert kinds(events) == ["thinking", "tool_start", "tool_result"] * 3 + ["error"]
-    stop = events[-1]
+    assert kinds(events) == ["thinking", "tool_start", "tool_result"] * 3 + ["error", "thinking", "response"]
+    stop = events[-3]
     assert isinstance(stop, ErrorEvent)
     assert stop.error_type == "LoopGuard" and stop.step == 3
     assert "repeated 3 times" in stop.message and "unreachable" in stop.message
-    assert not only(events, ResponseEvent)
-    assert isinstance(model, ScriptedModel) and model.remaining == 1
+    # fail forward: one more model call for the best answer, marked unverified
+    best = only(events, ResponseEvent)
+    assert len(best) == 1 and best[0].unverified and best[0].text == "never read"
+    assert isinstance(model, ScriptedModel) and model.remaining == 0
+    assert told(model, 3).startswith("[Stopped] Stopped: the same failing action was repeated 3 times")
+
+
+def test_loop_guard_without_a_reply_left_ends_with_its_error(harness: Harness) -> None:
+    events, _ = harness.run([wat(TRAP)] * GUARD_REPEATS)
+    assert kinds(events)[-1] == "error" and not only(events, ResponseEvent)
 
 
 def test_loop_guard_ignores_different_failures(harness: Harness) -> None:
@@ -626,17 +634,18 @@ def test_a_resent_broken_program_is_warned_then_stopped_by_the_guard(harness: Ha
     assert isinstance(model, ScriptedModel)
     assert "already failed" not in told(model, 1)
     assert "You sent a program that already failed this way: change it." in told(model, 2)
-    stop = events[-1]
+    stop = events[-3]
     assert isinstance(stop, ErrorEvent) and stop.error_type == "LoopGuard" and stop.step == 1
-    assert model.remaining == 1
+    assert only(events, ResponseEvent)[0].unverified
+    assert model.remaining == 0
 
 
 def test_a_repair_request_carries_a_hint(harness: Harness) -> None:
-    bare = UPPER.replace("(local.get $text)", "($text)")
-    events, model = harness.run([wat(bare, "hi"), wat(UPPER, "hi"), respond("HI")])
+    literal = UPPER.replace("(argv 0 $text)", '(argv 0 "hi")')
+    events, model = harness.run([wat(literal, "hi"), wat(UPPER, "hi"), respond("HI")])
     assert only(events, ToolResult)[0].results == ("HI",)
     assert isinstance(model, ScriptedModel)
-    assert "Hint: read a local with (local.get $text), not ($text)." in told(model, 1)
+    assert "put the value itself after the fence" in told(model, 1)
 
 
 def test_a_host_function_name_reaches_the_catalog_program(harness: Harness) -> None:
