@@ -198,6 +198,8 @@ _NO_VALUE = frozenset(
      "i32.store", "i32.store8", "i32.store16", "i64.store", "i64.store8", "i64.store16", "i64.store32"}
 )  # fmt: skip
 _LOCAL_REFS = frozenset({"local.get", "local.set", "local.tee"})
+_NUMBER_RESULTS = frozenset({"n", "idx", "bool"})  # result names of host calls that yield numbers
+_OLD_NAMES = {"get_local": "local.get", "set_local": "local.set", "tee_local": "local.tee"}
 
 
 def _takes_operand_atoms(head: str) -> tuple[bool, bool]:
@@ -316,6 +318,12 @@ class _Expander:
 
     def node(self, node: Node, ctx: str, consumers: Callable[[], int] = lambda: 0) -> str:
         words = _words(node)
+        if words and isinstance(words[0], Token) and words[0].text in _OLD_NAMES:
+            old = words[0]
+            new = _OLD_NAMES[old.text]
+            self.note(old.pos, f"read the old name {old.text} as {new}")
+            node.children[node.children.index(old)] = Token("atom", new, old.pos)
+            words = _words(node)
         head = words[0].text if words and isinstance(words[0], Token) and words[0].kind == "atom" else ""
         newlines = "\n" * _text(node).count("\n")
         macro = _MACROS.get(head)
@@ -484,8 +492,26 @@ class _Expander:
             self.ref(arg.text, arg.pos)
             return f"(local.get {arg.text})"
         if isinstance(arg, Node):
-            return self.node(arg, OPERAND)
+            value = self.node(arg, OPERAND)
+            if self._numeric(arg) and "str.from_i32" in self.functions:
+                self.note(arg.open.pos, f"({macro} X) needs text: wrote the number X as (str.from_i32 X)")
+                self.calls.append(("str.from_i32", arg.open.pos))
+                return self.checked(f"(call $str.from_i32 {value})", "str.from_i32", arg.open.pos, value=True, block=True)
+            return value
         return self.token(arg, None)
+
+    def _numeric(self, node: Node) -> bool:
+        """Whether ``node`` certainly yields a number, not a string pointer: i32 arithmetic, or
+        a host call whose value is a count, an index or a flag."""
+        head = _head(node)
+        if head.startswith("i32.") and head != "i32.const" and ".load" not in head:
+            return True
+        dotted = head[1:] if head.startswith("$") else head
+        if head == "call":
+            words = _words(node)
+            dotted = words[1].text[1:] if len(words) > 1 and isinstance(words[1], Token) else ""
+        f = self.functions.get(dotted)
+        return f is not None and bool(f.result_names) and f.result_names[0] in _NUMBER_RESULTS
 
     # -- the whole body -----------------------------------------------------------------------
     def body(self, items: list[Token | Node]) -> str:

@@ -38,6 +38,8 @@ DOC = '{"user": {"email": "ada@example.org", "age": 36}}'
     [
         # composed calls: each operand call yields its pointer
         ("(resv (str.upper (arg 0)))", ["hi"], ["HI"]),
+        ("(answer (str.len (arg 0)))", ["héllo"], ["5"]),  # a number answered as its text
+        ('(resv (str.find (arg 0) "l"))', ["hello"], ["2"]),
         ("(resv ($str.upper (arg 0)))", ["hi"], ["HI"]),
         ("(resv (call $str.upper (arg 0)))", ["hi"], ["HI"]),
         ('(resv (json.get (arg 0) "user.email"))', [DOC], ["ada@example.org"]),
@@ -77,6 +79,10 @@ def test_short_forms_run(runtime: Runtime, body: str, args: list[str], results: 
         ("(resv (str.from_i32 (i32.add 40 2)))", "line 1: read the operand 40 of i32.add as (i32.const 40)"),
         ("(local.set $n (i32.const 1))\n(i32.const 0)", "line 1: $n was not declared: declared it as (local $n i32)"),
         ('(resv ($str.upper "a"))', "line 1: read ($str.upper ...) as (call $str.upper ...)"),
+        ("(answer (str.len (arg 0)))", "line 1: (answer X) needs text: wrote the number X as (str.from_i32 X)"),
+        ("(resv (i32.add 1 2))", "line 1: (resv X) needs text: wrote the number X as (str.from_i32 X)"),
+        ("(local $n i32)\n(set_local $n (i32.const 2))\n(resv (str.from_i32 (get_local $n)))",
+         "line 2: read the old name set_local as local.set"),
     ],
 )
 def test_each_certain_rewrite_is_noted(runtime: Runtime, functions: dict, body: str, note: str) -> None:
