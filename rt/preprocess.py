@@ -67,6 +67,7 @@ def error_at(source: str, pos: int, message: str) -> CompileError:
 
 
 _ATOM_END = re.compile(r'[\s()";]')
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 def tokenize(source: str) -> list[Token]:
@@ -609,6 +610,8 @@ def preprocess(source: str, functions: Mapping[str, HostFunction] | None = None)
     nul = source.find("\x00")
     if nul >= 0:
         raise error_at(source, nul, "source contains a NUL byte")
+    if lone := _SURROGATE.search(source):
+        raise error_at(source, lone.start(), f"source holds a lone surrogate U+{ord(lone.group()):04X}, which is not text")
     if not source.strip():
         raise CompileError("empty program: the body needs at least (i32.const 0)")
     ex = _Expander(source, functions)

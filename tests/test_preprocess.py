@@ -93,6 +93,8 @@ def test_static_data_layout_and_dedup() -> None:
         ('(drop """abc)', 'unterminated raw string', 1, 7),
         ("(nop)\n(; never closed", "unterminated block comment", 2, 1),
         ("(nop)\x00", "NUL byte", 1, 6),
+        ('(resv "a\ud800")', "lone surrogate U+D800", 1, 9),
+        (";; \udfff\n(nop)", "lone surrogate U+DFFF", 1, 4),
         ("(argv x $y)", "argv expects (argv <int> $name)", 1, 1),
         ("(argv 0)", "argv expects (argv <int> $name)", 1, 1),
         ("(argv 0 y)", "argv expects (argv <int> $name)", 1, 1),
