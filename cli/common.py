@@ -1,4 +1,9 @@
-"""Shared CLI plumbing: settings from flags, error-to-exit-code mapping, consoles."""
+"""Shared CLI plumbing: settings from flags, error-to-exit-code mapping, consoles.
+
+Everything a person reads goes through ``cli.safe_text.inert`` (SECURITY.md rule 17): ``say``
+for plain lines, ``fail`` for the one-line errors, and the rich consoles below never read
+markup from a string, so a result holding ``[bold red]`` prints as it is.
+"""
 
 from __future__ import annotations
 
@@ -12,6 +17,8 @@ from typing import Any, TypeVar
 
 import typer
 
+from cli.safe_text import inert
+
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -19,18 +26,23 @@ F = TypeVar("F", bound=Callable[..., Any])
 def err_console() -> Any:
     from rich.console import Console
 
-    return Console(stderr=True, highlight=False, soft_wrap=True)
+    return Console(stderr=True, highlight=False, markup=False, soft_wrap=True)
 
 
 def out_console() -> Any:
     from rich.console import Console
 
-    return Console(highlight=False, soft_wrap=True)
+    return Console(highlight=False, markup=False, soft_wrap=True)
+
+
+def say(text: str, *, err: bool = False) -> None:
+    """Print a line for a person, inert: control and bidi characters shown as escapes."""
+    print(inert(text), file=sys.stderr if err else sys.stdout)
 
 
 def fail(message: str, code: int = EXIT_FAILED) -> typer.Exit:
-    """Print one line to stderr and return the Exit to raise."""
-    print(f"watt: {message}", file=sys.stderr)
+    """Print one line (inert) to stderr and return the Exit to raise."""
+    say(f"watt: {message}", err=True)
     return typer.Exit(code)
 
 

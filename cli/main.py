@@ -119,6 +119,7 @@ def run(
     session: Session = None,
     model: ModelOpt = None,
     json_out: JsonOut = False,
+    raw: Annotated[bool, typer.Option("--raw", help="Results byte-exact, nothing escaped (for pipelines).")] = False,
 ) -> None:
     """Run a WAT-plus program: results one per line; exit 0 when its status is 0."""
     from cli.session_run import run_program
@@ -127,7 +128,7 @@ def run(
         fuel=fuel, memory=memory, timeout=timeout, session=session,
         **_grants(fs_root, allow_domain, no_ai, catalog),
     )  # fmt: skip
-    raise typer.Exit(run_program(settings, program, args or [], json_out=json_out, model_spec=model))
+    raise typer.Exit(run_program(settings, program, args or [], json_out=json_out, model_spec=model, raw=raw))
 
 
 @app.command()

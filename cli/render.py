@@ -1,8 +1,11 @@
-"""Renderers of the loop's event stream: rich (for people) and JSON lines (for programs)."""
+"""Renderers of the loop's event stream: rich (for people) and JSON lines (for programs).
+
+The rich renderer shows model and program text inert (``cli.safe_text``) and only inside
+``Text`` objects, never as markup; the JSON renderer keeps the exact text (``safe_text.dumps``).
+"""
 
 from __future__ import annotations
 
-import json
 from typing import IO, Any
 
 from rich.console import Console
@@ -19,15 +22,21 @@ from agent.events import (
     ToolResult,
     ToolStart,
 )
+from cli.safe_text import dumps, inert
 
 
 def _ms(value: float) -> str:
     return f"{value / 1000:.2f}s" if value >= 1000 else f"{value:.1f}ms"
 
 
+def shown(text: str, style: str = "") -> Text:
+    """Untrusted text for a rich console: inert, and a ``Text`` (so never read as markup)."""
+    return Text(inert(text), style=style)
+
+
 def program_view(program: str) -> Syntax:
-    """A WAT program with syntax highlighting (pygments' WebAssembly lexer)."""
-    return Syntax(program.strip("\n"), "wast", theme="ansi_dark", line_numbers=False, word_wrap=True)
+    """A WAT program with syntax highlighting (pygments' WebAssembly lexer), inert."""
+    return Syntax(inert(program.strip("\n")), "wast", theme="ansi_dark", line_numbers=False, word_wrap=True)
 
 
 class RichRenderer:
@@ -43,21 +52,21 @@ class RichRenderer:
             line = Text(f"step {event.step} ", style="bold cyan")
             line.append(f"model {_ms(event.model_ms)}, {event.usage.total} tokens", style="dim")
             if event.text:
-                line.append("  " + " ".join(event.text.split())[:300], style="italic")
+                line.append("  " + inert(" ".join(event.text.split()))[:300], style="italic")
             c.print(line)
         elif isinstance(event, ToolStart):
             if event.action == "catalog":
                 args = ", ".join(repr(a) for a in event.args)
-                c.print(Text(f"  run catalog {event.name}({args})", style="magenta"))
+                c.print(shown(f"  run catalog {event.name}({args})", style="magenta"))
             else:
                 args = f" args {list(event.args)}" if event.args else ""
-                c.print(Text(f"  run program{args}", style="magenta"))
+                c.print(shown(f"  run program{args}", style="magenta"))
                 if self.show_programs:
                     c.print(program_view(event.program))
         elif isinstance(event, ToolResult):
             self._result(event)
         elif isinstance(event, Retry):
-            c.print(Text(f"  compile error, asking for a repair ({event.attempt}): {event.reason}", style="yellow"))
+            c.print(shown(f"  compile error, asking for a repair ({event.attempt}): {event.reason}", style="yellow"))
         elif isinstance(event, ResponseEvent):
             tag = " (forced at the step limit)" if event.forced and not event.unverified else ""
             if event.unverified:
@@ -72,17 +81,17 @@ class RichRenderer:
                 )
             )
         elif isinstance(event, ErrorEvent):
-            c.print(Text(f"error: {event.message}", style="bold red"))
+            c.print(shown(f"error: {event.message}", style="bold red"))
 
     def _result(self, event: ToolResult) -> None:
         c = self.console
         timing = sum(event.timings.values()) if event.timings else 0.0
         if event.error is not None:
-            c.print(Text(f"  failed: {event.error_type}: {event.error}", style="red"))
+            c.print(shown(f"  failed: {event.error_type}: {event.error}", style="red"))
         else:
             style = "green" if event.ok else "red"
             c.print(
-                Text(
+                shown(
                     f"  status {event.status} {event.status_name}, fuel {event.fuel_used}, {_ms(timing)}",
                     style=style,
                 )
@@ -96,7 +105,8 @@ class RichRenderer:
 
 
 def _clip(text: str, limit: int = 400) -> str:
-    text = text.replace("\n", "⏎ ")
+    """One line, inert, cut to ``limit`` characters."""
+    text = inert(text.replace("\n", "⏎ "))
     return text if len(text) <= limit else text[:limit] + "…"
 
 
@@ -107,7 +117,7 @@ class JsonRenderer:
         self.stream = stream
 
     def __call__(self, event: Event) -> None:
-        self.stream.write(json.dumps(event.to_dict(), ensure_ascii=False, default=_default) + "\n")
+        self.stream.write(dumps(event.to_dict(), default=_default) + "\n")
         self.stream.flush()
 
 

@@ -5,7 +5,7 @@ is tested without a terminal; ``run_repl`` wires it to prompt-toolkit (a persist
 file, multi-line input) when stdin and stdout are terminals, and to plain lines from stdin
 otherwise, so the REPL can be scripted. Every error is one line and the loop carries on;
 Ctrl-C stops the running task (its session turn is rolled back whole) or clears the line;
-Ctrl-D exits with status 0.
+Ctrl-D exits with status 0. Everything printed is inert (``cli.render.shown``).
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from rich.text import Text
 from agent.app import Parts
 from agent.events import ErrorEvent, Event, ResponseEvent
 from cli.common import EXIT_OK, cancel_on_sigint
-from cli.render import RichRenderer
+from cli.render import RichRenderer, shown
 from cli.slash import INPUT_HELP, command_list, find_command
 from rt.errors import Interrupted, WattError
 
@@ -41,7 +41,7 @@ class Repl:
     def banner(self) -> None:
         session = self.parts.session.name if self.parts.session is not None else "(none)"
         self.console.print(
-            Text(f"watt chat: session {session}, model {self.parts.model.name}", style="bold")
+            shown(f"watt chat: session {session}, model {self.parts.model.name}", style="bold")
         )
         self.console.print(Text(f"/help lists the commands. {INPUT_HELP}", style="dim"))
         if self.parts.catalog_errors:
@@ -71,7 +71,7 @@ class Repl:
         return True
 
     def error(self, message: str) -> None:
-        self.console.print(Text(f"error: {message}", style="bold red"))
+        self.console.print(shown(f"error: {message}", style="bold red"))
 
     def command(self, text: str) -> bool:
         name, _, arg = text[1:].partition(" ")
@@ -111,7 +111,7 @@ class Repl:
             self.error(gave_up.message)
         if answer is not None:
             self.console.print()
-            self.console.print(Text(answer, style="bold"))
+            self.console.print(shown(answer, style="bold"))
             self.console.print()
 
     def loop(self, read: Reader) -> int:

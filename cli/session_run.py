@@ -1,14 +1,27 @@
-"""`watt ask` and `watt run`: drive the library and map outcomes to exit codes."""
+"""`watt ask` and `watt run`: drive the library and map outcomes to exit codes.
+
+What a person reads is inert (``cli.common.say``); ``--json`` keeps the exact text and
+``watt run --raw`` writes the results byte-exact (UTF-8) for pipelines.
+"""
 
 from __future__ import annotations
 
-import json
 import sys
 import threading
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from cli.common import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, cancel_on_sigint, err_console, fail
+from cli.common import (
+    EXIT_FAILED,
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    cancel_on_sigint,
+    err_console,
+    fail,
+    say,
+)
+from cli.safe_text import dumps
 
 
 def run_ask(settings: Any, task: str, *, model_spec: str | None, json_out: bool, quiet: bool) -> int:
@@ -41,12 +54,12 @@ def run_ask(settings: Any, task: str, *, model_spec: str | None, json_out: bool,
                     elif isinstance(event, ErrorEvent):
                         failed = True
                         if render is None:
-                            print(f"watt: {event.message}", file=sys.stderr)
+                            say(f"watt: {event.message}", err=True)
         except (Interrupted, KeyboardInterrupt):
             print("watt: interrupted", file=sys.stderr)
             return EXIT_INTERRUPTED
         if answer is not None and not json_out:
-            print(answer)
+            say(answer)
         return EXIT_OK if answer is not None and not failed else EXIT_FAILED
 
 
@@ -75,7 +88,22 @@ def load_program(settings: Any, name_or_path: str) -> tuple[str, int, Any]:
     return found.body, found.body_line - 1, found
 
 
-def run_program(settings: Any, name_or_path: str, args: list[str], *, json_out: bool, model_spec: str | None) -> int:
+def write_raw(lines: Iterable[str]) -> None:
+    """Each line's UTF-8 bytes and a newline on stdout, with no escaping (``watt run --raw``)."""
+    sys.stdout.flush()
+    buffer = getattr(sys.stdout, "buffer", None)
+    for line in lines:
+        if buffer is None:
+            sys.stdout.write(line + "\n")
+        else:
+            buffer.write(line.encode("utf-8") + b"\n")
+    (buffer or sys.stdout).flush()
+
+
+def run_program(
+    settings: Any, name_or_path: str, args: list[str], *, json_out: bool, model_spec: str | None, raw: bool = False
+) -> int:
+    """Results on stdout (inert, or byte-exact with ``raw``); debug and errors inert on stderr."""
     from agent.app import open_parts
     from agent.catalog import apply_defaults
     from rt.errors import CompileError, Interrupted, LinkError, RunError
@@ -93,22 +121,28 @@ def run_program(settings: Any, name_or_path: str, args: list[str], *, json_out: 
             kind = type(exc).__name__
             if json_out:
                 partial = exc.partial.to_dict() if exc.partial is not None else None
-                print(json.dumps({"error": exc.one_line(), "error_type": kind, "partial": partial}, ensure_ascii=False))
+                print(dumps({"error": exc.one_line(), "error_type": kind, "partial": partial}))
                 return EXIT_FAILED
             if isinstance(exc, (CompileError, LinkError)):
                 where = program.path if program is not None else name_or_path
                 raise fail(f"{where}: {exc.one_line()}", EXIT_FAILED) from None
             if exc.partial is not None:
-                for line in exc.partial.results:
-                    print(line)
+                _print_results(exc.partial.results, raw=raw)
             raise fail(f"{kind}: {exc.one_line()}", EXIT_FAILED) from None
     if json_out:
-        print(json.dumps(result.to_dict(), ensure_ascii=False))
+        print(dumps(result.to_dict()))
     else:
-        for line in result.results:
-            print(line)
+        _print_results(result.results, raw=raw)
         for line in result.debug:
-            print(f"debug: {line}", file=sys.stderr)
+            say(f"debug: {line}", err=True)
         if not result.ok:
-            print(f"watt: status {result.status} {result.status_name}", file=sys.stderr)
+            say(f"watt: status {result.status} {result.status_name}", err=True)
     return EXIT_OK if result.ok else EXIT_FAILED
+
+
+def _print_results(results: Iterable[str], *, raw: bool) -> None:
+    if raw:
+        write_raw(results)
+        return
+    for line in results:
+        say(line)

@@ -1,7 +1,8 @@
 """The REPL's slash commands: /help, /catalog, /run, /kv, /session, /reset, /steps, /save, /exit.
 
-Each command is a function ``(parts, console, arg) -> None`` that prints to the console and
-raises ``WattError`` on failure (the REPL turns that into one line). ``save_last_program``
+Each command is a function ``(parts, console, arg) -> None`` that prints to the console (text
+from programs, the model or the session through ``shown``: inert, never markup) and raises
+``WattError`` on failure (the REPL turns that into one line). ``save_last_program``
 is the library-style part of /save: it writes the file and returns what it did, printing
 nothing.
 """
@@ -30,7 +31,7 @@ from agent.catalog import (
     render_front_matter,
 )
 from agent.sessions import Session
-from cli.render import program_view
+from cli.render import program_view, shown
 from rt.codes import status_name
 from rt.errors import CatalogError, ConfigError, Interrupted, RunError, SessionError
 
@@ -87,8 +88,8 @@ def cmd_catalog(parts: Parts, console: Console, arg: str) -> None:
         console.print("(the catalog is empty)")
     user_dir = parts.settings.user_catalog
     for program in parts.catalog:
-        line = Text(f"  {program.usage()}", style="bold")
-        line.append(f"  {program.description}")
+        line = shown(f"  {program.usage()}", style="bold")
+        line.append_text(shown(f"  {program.description}"))
         if program.path.parent == user_dir:
             line.append("  (user)", style="dim")
         console.print(line)
@@ -111,7 +112,7 @@ def cmd_run(parts: Parts, console: Console, arg: str) -> None:
     program = find_program(parts.catalog, words[0])
     args = apply_defaults(program, words[1:])
     console.print(
-        Text(f"run catalog {program.name}({', '.join(repr(a) for a in args)})", style="magenta")
+        shown(f"run catalog {program.name}({', '.join(repr(a) for a in args)})", style="magenta")
     )
     try:
         result = parts.runtime.run(
@@ -123,7 +124,7 @@ def cmd_run(parts: Parts, console: Console, arg: str) -> None:
         raise
     _print_results(console, result.results)
     for line in result.debug:
-        console.print(Text(f"debug: {clip(line, 400)}", style="dim"))
+        console.print(shown(f"debug: {clip(line, 400)}", style="dim"))
     style = "green" if result.ok else "red"
     console.print(
         Text(f"status {result.status} {result.status_name}, fuel {result.fuel_used}", style=style)
@@ -132,7 +133,7 @@ def cmd_run(parts: Parts, console: Console, arg: str) -> None:
 
 def _print_results(console: Console, results: list[str]) -> None:
     for line in results:
-        console.print(Text(line))
+        console.print(shown(line))
 
 
 def find_program(catalog: Catalog, name: str) -> Program:
@@ -151,16 +152,16 @@ def cmd_kv(parts: Parts, console: Console, arg: str) -> None:
     for key in keys:
         value = kv.get(key)
         console.print(
-            Text(f"  {clip(key, VALUE_CHARS)}", style="bold")
-            + Text(f" = {clip(value or '', VALUE_CHARS)}")
+            shown(f"  {clip(key, VALUE_CHARS)}", style="bold")
+            + shown(f" = {clip(value or '', VALUE_CHARS)}")
         )
 
 
 def cmd_session(parts: Parts, console: Console, arg: str) -> None:
     session = need_session(parts)
     turns, steps, keys = len(session.turns()), len(session.steps()), len(session.kv.keys())
-    console.print(f"session {session.name}: {turns} turn(s), {steps} step(s), {keys} kv key(s)")
-    console.print(Text(f"  {session.path}", style="dim"))
+    console.print(shown(f"session {session.name}: {turns} turn(s), {steps} step(s), {keys} kv key(s)"))
+    console.print(shown(f"  {session.path}", style="dim"))
 
 
 def cmd_reset(parts: Parts, console: Console, arg: str) -> None:
@@ -175,7 +176,7 @@ def cmd_steps(parts: Parts, console: Console, arg: str) -> None:
         console.print("(no turns yet)")
         return
     turn = turns[-1]
-    console.print(Text(f"turn {turn.id}: {clip(one_line(turn.task), SNIPPET_CHARS)}", style="bold"))
+    console.print(shown(f"turn {turn.id}: {clip(one_line(turn.task), SNIPPET_CHARS)}", style="bold"))
     for s in session.steps(turn.id):
         status = "-" if s.status is None else f"{s.status} {status_name(s.status)}"
         tokens = f"{s.prompt_tokens or 0}+{s.completion_tokens or 0}"
@@ -187,7 +188,7 @@ def cmd_steps(parts: Parts, console: Console, arg: str) -> None:
             snippet = f"{s.program}({', '.join(repr(a) for a in s.args)})"
         else:
             snippet = one_line(s.program or "") + (f"  args {list(s.args)}" if s.args else "")
-        console.print(Text(f"    {clip(snippet.strip(), SNIPPET_CHARS)}", style="dim"))
+        console.print(shown(f"    {clip(snippet.strip(), SNIPPET_CHARS)}", style="dim"))
 
 
 @dataclass(frozen=True)
@@ -264,9 +265,9 @@ def cmd_save(parts: Parts, console: Console, arg: str) -> None:
         raise ConfigError("usage: /save NAME")
     saved = save_last_program(parts, words[0])
     console.print(program_view(saved.program.body))
-    console.print(Text(f"saved {saved.program.usage()} to {saved.path}", style="green"))
+    console.print(shown(f"saved {saved.program.usage()} to {saved.path}", style="green"))
     for note in saved.notes:
-        console.print(Text(note, style="yellow"))
+        console.print(shown(note, style="yellow"))
 
 
 COMMANDS: tuple[Command, ...] = (

@@ -1,14 +1,18 @@
-"""Read-only and housekeeping commands: catalog, sessions, log, doctor."""
+"""Read-only and housekeeping commands: catalog, sessions, log, doctor.
+
+Every line goes out through ``say`` (inert: SECURITY.md rule 17), even a catalog file's own
+source; ``watt log --json`` keeps the exact text.
+"""
 
 from __future__ import annotations
 
-import json
 import os
 import time
 from pathlib import Path
 from typing import Any
 
-from cli.common import EXIT_FAILED, EXIT_OK, EXIT_USAGE, fail
+from cli.common import EXIT_FAILED, EXIT_OK, EXIT_USAGE, fail, say
+from cli.safe_text import dumps
 
 
 def _when(ts: float | None) -> str:
@@ -24,9 +28,9 @@ def _load_catalog(settings: Any) -> tuple[Any, list[Any]]:
 def list_catalog(settings: Any) -> int:
     catalog, errors = _load_catalog(settings)
     for program in catalog:
-        print(f"{program.usage()}\n    {program.description}")
+        say(f"{program.usage()}\n    {program.description}")
     for err in errors:
-        print(f"watt: skipped {err.one_line()}")
+        say(f"watt: skipped {err.one_line()}")
     return EXIT_OK if not errors else EXIT_FAILED
 
 
@@ -35,8 +39,8 @@ def show_program(settings: Any, name: str) -> int:
     program = catalog.get(name)
     if program is None:
         raise fail(f"no catalog program {name!r}; programs: {', '.join(catalog.names())}", EXIT_USAGE)
-    print(f"# {program.path}")
-    print(program.path.read_text(encoding="utf-8"))
+    say(f"# {program.path}")
+    say(program.path.read_text(encoding="utf-8"))
     return EXIT_OK
 
 
@@ -66,8 +70,8 @@ def check_catalog(settings: Any, paths: list[Path]) -> int:
                 where = f"{program.path}:{line}" if line else f"{program.path}"
                 problems.append(f"{where}: {exc.one_line()}")
     for problem in problems:
-        print(problem)
-    print(f"{len(programs)} program(s) checked, {len(problems)} problem(s)")
+        say(problem)
+    say(f"{len(programs)} program(s) checked, {len(problems)} problem(s)")
     return EXIT_OK if not problems else EXIT_FAILED
 
 
@@ -81,7 +85,7 @@ def new_program(settings: Any, name: str, directory: Path | None) -> int:
         raise fail(f"{target} exists; choose another name or remove it", EXIT_USAGE)
     target_dir.mkdir(parents=True, exist_ok=True)
     target.write_text(text, encoding="utf-8")
-    print(f"wrote {target}; edit it, then `watt catalog check {target}` and `watt catalog test {name}`")
+    say(f"wrote {target}; edit it, then `watt catalog check {target}` and `watt catalog test {name}`")
     return EXIT_OK
 
 
@@ -102,11 +106,11 @@ def test_catalog(settings: Any, name: str | None) -> int:
                 passed += 1
             else:
                 failed += 1
-                print(f"FAIL {outcome.program}[{outcome.index}] {outcome.location}: {outcome.message}")
+                say(f"FAIL {outcome.program}[{outcome.index}] {outcome.location}: {outcome.message}")
     for err in errors if name is None else []:
         failed += 1
-        print(f"FAIL {err.one_line()}")
-    print(f"catalog: {passed} passed, {failed} failed")
+        say(f"FAIL {err.one_line()}")
+    say(f"catalog: {passed} passed, {failed} failed")
     return EXIT_OK if failed == 0 else EXIT_FAILED
 
 
@@ -115,10 +119,10 @@ def list_sessions(settings: Any) -> int:
 
     rows = SessionStore(settings.home).list()
     if not rows:
-        print("no sessions yet")
+        say("no sessions yet")
     for info in rows:
         extra = f"  ERROR {info.error}" if info.error else ""
-        print(f"{info.name:<24} turns {info.turns:<4} steps {info.steps:<5} last used {_when(info.updated)}{extra}")
+        say(f"{info.name:<24} turns {info.turns:<4} steps {info.steps:<5} last used {_when(info.updated)}{extra}")
     return EXIT_OK
 
 
@@ -131,14 +135,14 @@ def show_session(settings: Any, name: str) -> int:
         raise SessionError(f"no session named {name!r}")
     with store.open(name, create=False) as session:
         turns = session.turns()
-        print(f"session {name}: {len(turns)} turn(s)")
+        say(f"session {name}: {len(turns)} turn(s)")
         for turn in turns:
-            print(f"  turn {turn.id} {_when(turn.started)}: {turn.task[:100]}")
+            say(f"  turn {turn.id} {_when(turn.started)}: {turn.task[:100]}")
         keys = session.kv.keys()
-        print(f"kv: {len(keys)} key(s)")
+        say(f"kv: {len(keys)} key(s)")
         for key in keys:
             value = session.kv.get(key) or ""
-            print(f"  {key} = {value[:80]!r}")
+            say(f"  {key} = {value[:80]!r}")
     return EXIT_OK
 
 
@@ -153,23 +157,23 @@ def show_log(settings: Any, *, json_out: bool, limit: int) -> int:
         steps = session.steps()[-limit:]
     for step in steps:
         if json_out:
-            print(json.dumps({
+            print(dumps({
                 "turn": step.turn, "step": step.step, "action": step.action.value,
                 "program": step.program, "program_hash": step.program_hash, "args": list(step.args),
                 "status": step.status, "fuel": step.fuel, "timings": dict(step.timings),
                 "prompt_tokens": step.prompt_tokens, "completion_tokens": step.completion_tokens,
                 "observation": step.observation, "reply": step.reply,
-            }, ensure_ascii=False))  # fmt: skip
+            }))  # fmt: skip
             continue
         tokens = (step.prompt_tokens or 0) + (step.completion_tokens or 0)
-        print(f"turn {step.turn} step {step.step} {step.action.value}  status {step.status}  fuel {step.fuel}  tokens {tokens}")
+        say(f"turn {step.turn} step {step.step} {step.action.value}  status {step.status}  fuel {step.fuel}  tokens {tokens}")
         if step.program:
             for line in step.program.strip().splitlines()[:12]:
-                print(f"    {line}")
+                say(f"    {line}")
         if step.observation:
-            print("    -> " + " ".join(step.observation.split())[:200])
+            say("    -> " + " ".join(step.observation.split())[:200])
     if not steps and not json_out:
-        print("no steps yet")
+        say("no steps yet")
     return EXIT_OK
 
 
@@ -255,5 +259,5 @@ def run_doctor(settings: Any) -> int:
     catalog, errors = _load_catalog(settings)
     checks.append((not errors, f"catalog: {len(catalog)} program(s)" + (f", {len(errors)} bad file(s): {errors[0].one_line()}" if errors else "")))
     for ok, line in checks:
-        print(f"{'ok  ' if ok else 'FIX '} {line}")
+        say(f"{'ok  ' if ok else 'FIX '} {line}")
     return EXIT_OK if all(ok for ok, _ in checks) else EXIT_FAILED

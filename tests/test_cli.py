@@ -330,3 +330,154 @@ def test_doctor_checks_a_model_file_given_with_model(tmp_path: Path) -> None:
     assert result.exit_code == 0 and "ok   script model file:" in result.stdout
     result = invoke("doctor", "--model", f"script:{tmp_path / 'missing.jsonl'}")
     assert result.exit_code == 1 and "(not found)" in result.stdout
+
+
+# ---- output safety (SECURITY.md rule 17) ---------------------------------------------------------
+
+NASTY = "\x1b]52;c;SGVsbG8=\x07 \x1b[2J \u202e [bold red]x[/]"  # clipboard, clear, RLO, markup
+SHOWN = "\\x1b]52;c;SGVsbG8=\\x07 \\x1b[2J \\u202e [bold red]x[/]"
+TOML_NASTY = "\\u001b]52;c;SGVsbG8=\\u0007 \\u001b[2J \\u202e [bold red]x[/]"  # NASTY in TOML
+ECHO = "(resv (arg 0))\n(debug.log (arg 0))\n(i32.const 0)\n"
+
+
+def assert_inert(text: str, times: int = 1) -> None:
+    """``text`` shows NASTY escaped (at least ``times`` times) and holds none of its raw characters."""
+    assert text.count(SHOWN) >= times, text
+    assert not {"\x1b", "\x07", "\u202e"} & set(text), repr(text)
+
+
+def test_run_results_debug_and_status_are_inert(tmp_path: Path) -> None:
+    prog = tmp_path / "echo.wat"
+    prog.write_text(ECHO.replace("(i32.const 0)", "(i32.const 4)"), encoding="utf-8")
+    result = invoke("run", str(prog), NASTY)
+    assert result.exit_code == 1
+    assert result.stdout == SHOWN + "\n"
+    assert_inert(result.stderr)
+    assert f"debug: {SHOWN}\n" in result.stderr and "status 4 ENOENT" in result.stderr
+
+
+def test_run_raw_and_json_keep_the_exact_text(tmp_path: Path) -> None:
+    prog = tmp_path / "echo.wat"
+    prog.write_text(ECHO, encoding="utf-8")
+    result = invoke("run", str(prog), NASTY, "--raw")
+    assert result.exit_code == 0
+    assert result.stdout_bytes == (NASTY + "\n").encode("utf-8")  # byte-exact
+    assert f"debug: {SHOWN}\n" in result.stderr  # what a person reads stays inert
+    result = invoke("run", str(prog), NASTY, "--json")
+    data = json.loads(result.stdout)
+    assert data["results"] == [NASTY] and data["debug"] == [NASTY]
+    assert not {"\x1b", "\x07", "\u202e"} & set(result.stdout)  # JSON's own escapes
+
+
+def test_run_errors_and_partial_results_are_inert(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.wat"
+    bad.write_text(f"(i32.const 0)\n(bogus) ;; {NASTY}\n", encoding="utf-8")
+    result = invoke("run", str(bad))
+    assert result.exit_code == 1 and result.stderr.startswith("watt: ")
+    assert_inert(result.stderr)
+    trap = tmp_path / "trap.wat"
+    trap.write_text("(resv (arg 0))\n(unreachable)\n", encoding="utf-8")
+    result = invoke("run", str(trap), NASTY)
+    assert result.exit_code == 1 and result.stdout == SHOWN + "\n" and "Trap" in result.stderr
+    result = invoke("run", str(trap), NASTY, "--raw")
+    assert result.stdout_bytes == (NASTY + "\n").encode("utf-8")
+    result = invoke("run", str(trap), NASTY, "--json")
+    assert json.loads(result.stdout)["partial"]["results"] == [NASTY]
+
+
+def nasty_ask(tmp_path: Path) -> str:
+    """A scripted model whose reasoning, program, argument, debug line and answer are NASTY."""
+    program = f'(resv (arg 0))\n(debug.log "{NASTY}")\n(i32.const 0)\n'  # wat refuses U+202E in comments
+    return script(
+        tmp_path,
+        f'<reasoning>{NASTY}</reasoning>\nToolCall::Wat(```wat\n{program}```, "{NASTY}")',
+        f'ToolCall::Response("""{NASTY}""")',
+    )
+
+
+def test_ask_answer_and_live_view_are_inert(tmp_path: Path) -> None:
+    result = invoke("ask", "echo it", "--model", nasty_ask(tmp_path))
+    assert result.exit_code == 0, result.output
+    assert result.stdout == SHOWN + "\n"
+    # the reasoning, the program's argument and its text, the result, the debug line
+    assert_inert(result.stderr, times=5)
+    assert f"[0] {SHOWN}" in result.stderr and f"debug: {SHOWN}" in result.stderr
+
+
+def test_ask_json_keeps_the_exact_text(tmp_path: Path) -> None:
+    result = invoke("ask", "--json", "echo it", "--model", nasty_ask(tmp_path))
+    assert result.exit_code == 0, result.output
+    events = [json.loads(line) for line in result.stdout.splitlines()]
+    assert events[-1]["text"] == NASTY
+    assert events[2]["results"] == [NASTY] and events[2]["debug"] == [NASTY]
+    assert NASTY in events[0]["text"] and NASTY in events[1]["program"]
+    assert not {"\x1b", "\x07", "\u202e"} & set(result.stdout)
+
+
+def test_ask_model_error_lines_are_inert(tmp_path: Path) -> None:
+    path = tmp_path / "script.jsonl"
+    path.write_text(json.dumps({"error": f"HTTP 500: {NASTY}"}) + "\n", encoding="utf-8")
+    for quiet in ([], ["--quiet"]):
+        result = invoke("ask", "x", "--model", f"script:{path}", *quiet)
+        assert result.exit_code != 0
+        lines = [ln for ln in result.stderr.splitlines() if ln.startswith("watt: ")]
+        assert lines and all(ln == f"watt: HTTP 500: {SHOWN}" for ln in lines), result.stderr
+        assert_inert(result.stderr)
+
+
+def test_log_and_sessions_show_are_inert_and_log_json_is_exact(tmp_path: Path) -> None:
+    from agent.config import load_settings
+    from agent.sessions import SessionStore
+
+    model = nasty_ask(tmp_path)
+    assert invoke("ask", f"task {NASTY}", "--model", model, "--session", "demo").exit_code == 0
+    result = invoke("log", "--session", "demo")
+    assert result.exit_code == 0
+    assert_inert(result.stdout, times=2)  # the program's text, its observation
+    assert f'    (debug.log "{SHOWN}")' in result.stdout
+    result = invoke("log", "--session", "demo", "--json")
+    steps = [json.loads(line) for line in result.stdout.splitlines()]
+    assert NASTY in steps[0]["program"] and NASTY in steps[0]["observation"]
+    assert NASTY in steps[-1]["reply"]
+    assert not {"\x1b", "\x07", "\u202e"} & set(result.stdout)
+    with SessionStore(load_settings().home).open("demo", create=False) as session:
+        session.kv.set(NASTY, NASTY)
+    result = invoke("sessions", "show", "demo")
+    assert result.exit_code == 0
+    assert f"task {SHOWN}" in result.stdout and f"  {SHOWN} = " in result.stdout
+    assert_inert(result.stdout)
+
+
+def test_catalog_list_and_show_are_inert(tmp_path: Path) -> None:
+    directory = tmp_path / "cat"
+    directory.mkdir()
+    (directory / "echo.wat").write_text(
+        f';;; name = "echo"\n;;; description = "{TOML_NASTY}"\n;;; [[args]]\n;;; name = "text"\n;;; description = "the text"\n'
+        f";; {NASTY}\n" + ECHO,
+        encoding="utf-8",
+    )
+    result = invoke("catalog", "list", "--catalog", str(directory))
+    assert result.exit_code == 0, result.output
+    assert f"echo(text)\n    {SHOWN}\n" in result.stdout
+    assert_inert(result.stdout)
+    result = invoke("catalog", "show", "echo", "--catalog", str(directory))
+    assert result.exit_code == 0 and f";; {SHOWN}\n" in result.stdout
+    assert_inert(result.stdout)
+
+
+def test_rich_renderer_shows_every_event_inert() -> None:
+    out = io.StringIO()
+    render = RichRenderer(Console(file=out, width=200, color_system=None, force_terminal=False))
+    for event in [
+        Thinking(1, NASTY, TokenUsage(1, 1), 1.0),
+        ToolStart(1, "wat", None, f";; {NASTY}\n(i32.const 0)", (NASTY,)),
+        ToolStart(1, "catalog", NASTY, "", (NASTY,)),
+        ToolResult(1, ok=True, status=0, status_name="SUCCESS", results=(NASTY,), debug=(NASTY,)),
+        ToolResult(1, ok=False, status_name="Trap", error=NASTY, error_type="Trap"),
+        Retry(2, 1, NASTY),
+        ErrorEvent(3, NASTY, "BudgetExceeded"),
+    ]:
+        render(event)
+    text = out.getvalue()
+    assert_inert(text, times=9)
+    assert f"error: {SHOWN}" in text and f"[0] {SHOWN}" in text

@@ -408,3 +408,64 @@ def test_pty_failing_program_then_save_and_catalog(_watt_home: Path) -> None:
     saved = load_file(_watt_home / "catalog" / "shout.wat")
     assert saved.description == "upper hello"  # the two-line task, on one line
     assert saved.examples[0].results == ("HELLO",)
+
+
+# ---- output safety (SECURITY.md rule 17) -----------------------------------------------------------
+
+NASTY = "\x1b]52;c;SGVsbG8=\x07 \x1b[2J \u202e [bold red]x[/]"  # clipboard, clear, RLO, markup
+SHOWN = "\\x1b]52;c;SGVsbG8=\\x07 \\x1b[2J \\u202e [bold red]x[/]"
+TOML_NASTY = "\\u001b]52;c;SGVsbG8=\\u0007 \\u001b[2J \\u202e [bold red]x[/]"
+ECHO = f'(resv (arg 0))\n(debug.log "{NASTY}")\n(i32.const 0)'  # wat refuses U+202E in comments
+
+
+def assert_inert(text: str, times: int = 1) -> None:
+    assert text.count(SHOWN) >= times, text
+    assert not {"\x1b", "\x07", "\u202e"} & set(text), repr(text)
+
+
+def test_task_events_and_answer_are_inert(make: Any) -> None:
+    h = make(wat(ECHO, NASTY).replace("run it", NASTY), answer(NASTY))
+    out = h.run("echo it")
+    # reasoning, argument, program text, result, debug line, answer
+    assert_inert(out, times=6)
+    assert f"[0] {SHOWN}" in out and f"\n{SHOWN}\n" in out
+
+
+def test_error_lines_are_inert(make: Any) -> None:
+    h = make(ModelAPIError(f"HTTP 500: {NASTY}"))
+    out = h.run("first")
+    assert h.errors(out) == [f"error: HTTP 500: {SHOWN}"]
+    assert_inert(out)
+    out = h.run(f"/nope{NASTY}")
+    assert len(h.errors(out)) == 1
+    assert not {"\x1b", "\x07", "\u202e"} & set(out)
+
+
+def test_slash_command_output_is_inert(make: Any) -> None:
+    h = make(wat(ECHO, NASTY), answer("done"))
+    catalog = h.parts.settings.user_catalog
+    catalog.mkdir(parents=True, exist_ok=True)
+    (catalog / "echo.wat").write_text(
+        f';;; name = "echo"\n;;; description = "{TOML_NASTY}"\n'
+        ';;; [[args]]\n;;; name = "text"\n;;; description = "the text"\n' + ECHO + "\n",
+        encoding="utf-8",
+    )
+    from cli.slash import reload_catalog
+
+    reload_catalog(h.parts)
+    out = h.run("/catalog")
+    assert f"echo(text)  {SHOWN}  (user)" in out
+    assert_inert(out)
+    out = h.run(f"/run echo '{NASTY}'")
+    assert_inert(out, times=3)  # the argument, the result, the debug line
+    assert f"\n{SHOWN}\n" in out and f"debug: {SHOWN}" in out and "status 0 SUCCESS" in out
+    h.parts.session.kv.set(NASTY, NASTY)
+    out = h.run("/kv")
+    assert_inert(out, times=2)
+    h.run(f"task {NASTY}")
+    out = h.run("/steps")
+    assert f"turn 1: task {SHOWN}" in out
+    assert_inert(out, times=2)  # the task, the program
+    out = h.run("/save echoed")
+    assert f'(debug.log "{SHOWN}")' in out
+    assert not {"\x1b", "\x07", "\u202e"} & set(out)
