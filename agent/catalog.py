@@ -19,7 +19,9 @@ Front-matter keys: ``name`` and ``description`` (required), ``[[args]]`` (``name
 ``description`` required; ``type_hint`` default ``"string"``; ``default`` optional, a string
 or number) and ``[[examples]]`` (see ``Example``). Unknown keys are errors so typos surface.
 Every problem is a ``CatalogError("<path>:<line>: <what>")``; ``Catalog.load`` reports bad
-files and loads the rest. Directories load in order and later ones override earlier ones
+files and loads the rest. Limits: a file over ``MAX_FILE_BYTES`` (1 MiB) is refused from its
+stat before it is read, and front matter nested deeper than ``MAX_FRONT_MATTER_DEPTH`` (32)
+before it is parsed. Directories load in order and later ones override earlier ones
 by program name (recorded in ``Catalog.overrides``).
 """
 
@@ -27,7 +29,9 @@ from __future__ import annotations
 
 import hashlib
 import importlib.resources
+import os
 import re
+import stat
 import sys
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -35,12 +39,17 @@ from pathlib import Path
 from typing import Any
 
 from rt.errors import CatalogError
+from rt.nesting import TooDeep, check_depth
 
 if sys.version_info >= (3, 11):
     import tomllib
 else:  # pragma: no cover - exercised on 3.10 only
     import tomli as tomllib
 
+MAX_FILE_BYTES = 1024 * 1024
+"""A larger catalog file is refused from its stat, before it is read (SECURITY.md rule 16)."""
+MAX_FRONT_MATTER_DEPTH = 32
+"""Front matter nesting arrays/tables deeper than this is refused before TOML parsing (rule 15)."""
 NAME_RE = re.compile(r"[a-z][a-z0-9_]{0,63}")
 _SEPARATORS_RE = re.compile(r"[.\- ]")
 ARG_NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")
@@ -317,6 +326,8 @@ def body_capabilities(body: str) -> tuple[str, ...]:
 
 def parse_program(data: bytes, path: Path) -> Program:
     """Parse one catalog file's bytes; raises ``CatalogError("<path>:<line>: ...")``."""
+    if len(data) > MAX_FILE_BYTES:  # read by a caller that did not stat first
+        raise CatalogError(_too_large(path, len(data)))
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -326,8 +337,13 @@ def parse_program(data: bytes, path: Path) -> Program:
     front, body_line, body = split_front_matter(text)
     if not front:
         raise CatalogError(f"{path}:1: no front matter: a catalog program starts with ';;; name = \"...\"' lines")
+    toml = "\n".join(front)
     try:
-        meta = tomllib.loads("\n".join(front))
+        check_depth(toml, MAX_FRONT_MATTER_DEPTH, syntax="toml")  # tomllib recurses per level
+    except TooDeep as exc:
+        raise CatalogError(f"{path}:{exc.line}: malformed front matter: {exc}") from None
+    try:
+        meta = tomllib.loads(toml)
     except tomllib.TOMLDecodeError as exc:
         message = str(exc)
         m = _TOML_POS_RE.search(message)
@@ -360,12 +376,35 @@ def parse_program(data: bytes, path: Path) -> Program:
     )
 
 
-def load_file(path: Path) -> Program:
+def read_catalog_file(path: Path) -> bytes:
+    """The bytes of one catalog file, refused from its stat before reading (rule 16):
+    ``CatalogError`` if it is not a regular file or is larger than ``MAX_FILE_BYTES``."""
     try:
-        data = path.read_bytes()
+        # O_NONBLOCK: a FIFO named *.wat is refused below instead of blocking the open
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0))
+        try:
+            st = os.fstat(fd)
+            if not stat.S_ISREG(st.st_mode):
+                raise CatalogError(f"{path}:1: not a regular file")
+            if st.st_size > MAX_FILE_BYTES:
+                raise CatalogError(_too_large(path, st.st_size))
+            with os.fdopen(fd, "rb", closefd=False) as f:
+                data = f.read(MAX_FILE_BYTES + 1)  # bounded even if the file grew meanwhile
+        finally:
+            os.close(fd)
     except OSError as exc:
         raise CatalogError(f"{path}:1: cannot read: {exc.strerror or exc}") from exc
-    return parse_program(data, path)
+    if len(data) > MAX_FILE_BYTES:
+        raise CatalogError(_too_large(path, len(data)))
+    return data
+
+
+def _too_large(path: Path, size: int) -> str:
+    return f"{path}:1: file is {size} bytes; a catalog file may have at most {MAX_FILE_BYTES}"
+
+
+def load_file(path: Path) -> Program:
+    return parse_program(read_catalog_file(path), path)
 
 
 def apply_defaults(program: Program, args: Sequence[str]) -> list[str]:
@@ -459,8 +498,8 @@ class Catalog:
 
 def _name_line(path: Path) -> int | None:
     try:
-        text = path.read_text("utf-8")
-    except (OSError, UnicodeDecodeError):
+        text = read_catalog_file(path).decode("utf-8")
+    except (CatalogError, UnicodeDecodeError):
         return None
     return _key_lines(split_front_matter(text)[0]).get(("name",))
 

@@ -33,8 +33,19 @@ def _schema_v1(conn: sqlite3.Connection) -> None:
         conn.execute(statement)
 
 
+def _kv_values_as_blobs(conn: sqlite3.Connection) -> None:
+    """Schema 2: kv values are bytes (BLOB), so a value need not be UTF-8. Existing text
+    values become their UTF-8 bytes, so they read back unchanged."""
+    conn.execute("CREATE TABLE kv_v2 (key TEXT PRIMARY KEY, value BLOB NOT NULL)")
+    for key, value in conn.execute("SELECT key, value FROM kv"):  # streamed, not fetched whole
+        blob = value if isinstance(value, bytes) else str(value).encode("utf-8")
+        conn.execute("INSERT INTO kv_v2 (key, value) VALUES (?, ?)", (key, blob))
+    conn.execute("DROP TABLE kv")
+    conn.execute("ALTER TABLE kv_v2 RENAME TO kv")
+
+
 # MIGRATIONS[i] takes a database from schema version i to i + 1. Append, never edit.
-MIGRATIONS: tuple[Migration, ...] = (_schema_v1,)
+MIGRATIONS: tuple[Migration, ...] = (_schema_v1, _kv_values_as_blobs)
 
 
 def migrate(conn: sqlite3.Connection, migrations: Sequence[Migration], now: float) -> int:

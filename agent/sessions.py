@@ -14,7 +14,9 @@ pending writes. Outside a turn a kv write commits at once. A process killed mid-
 that turn whole, never half of it.
 
 The kv store (``session.kv``) implements the kv capability's backend protocol:
-``get(key) -> str | None``, ``set(key, value)``, ``delete(key) -> bool``, ``keys()`` sorted.
+``get_bytes(key) -> bytes | None``, ``set_bytes(key, value)``, ``delete(key) -> bool``,
+``keys()`` sorted; values are BLOBs, so every byte round-trips. ``get``/``set`` are its text
+view (UTF-8; other bytes read back as ``\\xNN`` escapes), as the CLI shows it.
 A ``Session`` may be used from the wasm worker thread as well as the main thread (every
 call holds a re-entrant mutex), so kv writes made by a program join the running turn.
 ``session.reset()`` clears history and steps (all turns) but keeps kv. Times are Unix
@@ -544,23 +546,38 @@ class Turn:
 
 
 class SessionKv:
-    """The session's key-value store (the kv capability's backend)."""
+    """The session's key-value store (the kv capability's backend): byte values in a BLOB
+    column; ``get``/``set`` are the text view that people and the CLI use."""
 
     def __init__(self, session: Session) -> None:
         self._session = session
 
-    def get(self, key: str) -> str | None:
+    def get_bytes(self, key: str) -> bytes | None:
         with self._session._db("kv get") as conn:
             row = conn.execute("SELECT value FROM kv WHERE key = ?", (key,)).fetchone()
-            return None if row is None else str(row[0])
+            return None if row is None else _blob(row[0])
+
+    def set_bytes(self, key: str, value: bytes) -> None:
+        with self._session._write("kv set") as conn:
+            self._put(conn, key, bytes(value))
+
+    def get(self, key: str) -> str | None:
+        """The value as text; bytes that are not UTF-8 are shown as ``\\xNN`` escapes."""
+        value = self.get_bytes(key)
+        return None if value is None else value.decode("utf-8", errors="backslashreplace")
 
     def set(self, key: str, value: str) -> None:
+        """Store the UTF-8 of ``value``."""
         with self._session._write("kv set") as conn:
-            conn.execute(
-                "INSERT INTO kv (key, value) VALUES (?, ?)"
-                " ON CONFLICT(key) DO UPDATE SET value = excluded.value",
-                (key, value),
-            )
+            self._put(conn, key, value.encode("utf-8"))
+
+    @staticmethod
+    def _put(conn: sqlite3.Connection, key: str, value: bytes) -> None:
+        conn.execute(
+            "INSERT INTO kv (key, value) VALUES (?, ?)"
+            " ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+            (key, value),
+        )
 
     def delete(self, key: str) -> bool:
         with self._session._write("kv delete") as conn:
@@ -569,3 +586,10 @@ class SessionKv:
     def keys(self) -> list[str]:
         with self._session._db("kv keys") as conn:
             return [str(r[0]) for r in conn.execute("SELECT key FROM kv ORDER BY key")]
+
+
+def _blob(value: object) -> bytes:
+    """A kv value as stored: a BLOB since schema 2 (text from an older writer is its UTF-8)."""
+    if isinstance(value, bytes):
+        return value
+    return str(value).encode("utf-8")

@@ -22,8 +22,14 @@ are fsync'ed, then ``os.replace``d over the target: a failed write leaves the ol
 intact and no temp file behind. ``write``/``append`` create missing parent directories.
 ``append`` is an atomic read-modify-write.
 
+Names are Unicode NFC: every path is normalised before it is walked, so the NFC and NFD
+spellings of ``café.txt`` are one file for every function; files are created under NFC
+names and ``list`` shows NFC names. An entry made outside Watt in another form is found by
+its NFC spelling when no entry has that exact name.
+
 Quotas (ENOMEM): file size, bytes written per session, files and directories created per
-session, calls per run. Without a root every call is EACCESS.
+session, calls per run. Sizes are checked from the guest buffer's length prefix (and an
+appended file's stat) before anything is copied. Without a root every call is EACCESS.
 """
 
 from __future__ import annotations
@@ -33,6 +39,7 @@ import os
 import re
 import secrets
 import stat
+import unicodedata
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
@@ -191,6 +198,19 @@ def _lstat(dfd: int, name: str) -> os.stat_result | None:
         return None
 
 
+def _entry(dfd: int, name: str) -> str:
+    """The directory entry that the NFC name ``name`` stands for: ``name`` itself, or else an
+    entry spelled in another normalisation form (made outside Watt), first in sorted order;
+    ``name`` when there is neither (a new file is created under its NFC name)."""
+    if name.isascii() or _lstat(dfd, name) is not None:
+        return name
+    try:
+        entries = sorted(os.listdir(dfd))
+    except OSError:
+        return name
+    return next((e for e in entries if unicodedata.normalize("NFC", e) == name), name)
+
+
 def _kind_error(st: os.stat_result, shown: str, *, want_dir: bool, wrong: Err) -> GuestError:
     if stat.S_ISLNK(st.st_mode):
         return GuestError(Err.EACCESS, f"{shown} is a symlink; symlinks are not followed")
@@ -268,7 +288,9 @@ class FsCapability:
         self.root = validate_root(root, protected) if root is not None else None
         self.given_root = _given_root(root, self.root)
         # the spellings an absolute guest path may start with; the first is named in messages
-        self._roots = tuple(dict.fromkeys(str(r) for r in (self.given_root, self.root) if r))
+        # (NFC, as guest paths are compared in NFC)
+        spellings = (str(r) for r in (self.given_root, self.root) if r)
+        self._roots = tuple(dict.fromkeys(unicodedata.normalize("NFC", r) for r in spellings))
         self.max_file_bytes = max_file_bytes
         self.max_total_write_bytes = max_total_write_bytes_per_session
         self.max_files = max_files
@@ -285,10 +307,13 @@ class FsCapability:
         calls.n += 1
         if calls.n > self.max_calls_per_run:
             raise GuestError(Err.ENOMEM, f"more than {self.max_calls_per_run} fs calls in one run")
+        if ctx.buffer_len(path_ptr) > MAX_PATH_BYTES:  # refused before it is copied
+            raise GuestError(Err.EBOUND, f"path longer than {MAX_PATH_BYTES} bytes")
         try:
             path = ctx.read_bytes(path_ptr).decode("utf-8")
         except UnicodeDecodeError:
             raise GuestError(Err.ETRFM, "path is not valid UTF-8") from None
+        path = unicodedata.normalize("NFC", path)
         parts = split_path(path, allow_root=allow_root, dir_slash=dir_slash, roots=self._roots)
         return parts, _show(path)
 
@@ -297,6 +322,7 @@ class FsCapability:
             raise GuestError(Err.ENOMEM, f"more than {self.max_files} files created this session")
 
     def _open_dir(self, fd: int, name: str, shown: str, *, create: bool, wrong: Err) -> int:
+        name = _entry(fd, name)
         try:
             return os.open(name, _DIR_FLAGS, dir_fd=fd)
         except FileNotFoundError:
@@ -374,20 +400,20 @@ class FsCapability:
     def read(self, ctx: RunContext, path_ptr: int) -> tuple[int, int]:
         parts, shown = self._begin(ctx, path_ptr)
         with self._dir(parts[:-1], shown) as dfd:
-            data = self._read_file(dfd, parts[-1], shown)
+            data = self._read_file(dfd, _entry(dfd, parts[-1]), shown)
         return ctx.alloc_bytes(data), 0
 
     def store(self, ctx: RunContext, path_ptr: int, data_ptr: int, *, append: bool) -> int:
         parts, shown = self._begin(ctx, path_ptr)
-        data = ctx.read_bytes(data_ptr)
-        if len(data) > self.max_file_bytes:
+        added = ctx.buffer_len(data_ptr)  # the quotas see the length prefix, not a copy
+        if added > self.max_file_bytes:
             raise GuestError(Err.ENOMEM, f"data is larger than {self.max_file_bytes} bytes")
-        if self.bytes_written + len(data) > self.max_total_write_bytes:
+        if self.bytes_written + added > self.max_total_write_bytes:
             raise GuestError(
                 Err.ENOMEM, f"session write quota of {self.max_total_write_bytes} bytes reached"
             )
-        name, added = parts[-1], len(data)
         with self._dir(parts[:-1], shown, create=True, last=Err.EACCESS) as dfd:
+            name = _entry(dfd, parts[-1])
             st = _lstat(dfd, name)
             mode = None
             if st is None:
@@ -395,6 +421,9 @@ class FsCapability:
             else:
                 _require_file(st, shown)
                 mode = stat.S_IMODE(st.st_mode)
+            if append and st is not None and st.st_size + added > self.max_file_bytes:
+                raise GuestError(Err.ENOMEM, f"{shown} would grow past {self.max_file_bytes} bytes")
+            data = ctx.read_bytes(data_ptr)
             if append and st is not None:
                 old = self._read_file(dfd, name, shown)
                 if len(old) + len(data) > self.max_file_bytes:
@@ -419,7 +448,8 @@ class FsCapability:
                 st = _lstat(dfd, name)
                 if st is None or name.startswith(TEMP_PREFIX):
                     continue
-                names.append(name + "/" if stat.S_ISDIR(st.st_mode) else name)
+                shown_name = unicodedata.normalize("NFC", name)
+                names.append(shown_name + "/" if stat.S_ISDIR(st.st_mode) else shown_name)
         names.sort()
         return ctx.new_array([n.encode("utf-8", "surrogateescape") for n in names]), 0
 
@@ -429,7 +459,7 @@ class FsCapability:
             return 1, 0
         try:
             with self._dir(parts[:-1], shown) as dfd:
-                st = _lstat(dfd, parts[-1])
+                st = _lstat(dfd, _entry(dfd, parts[-1]))
         except GuestError as exc:
             if exc.code == Err.ENOENT:
                 return 0, 0
@@ -442,8 +472,8 @@ class FsCapability:
 
     def delete(self, ctx: RunContext, path_ptr: int) -> int:
         parts, shown = self._begin(ctx, path_ptr, dir_slash=True)
-        name = parts[-1]
         with self._dir(parts[:-1], shown) as dfd:
+            name = _entry(dfd, parts[-1])
             st = _lstat(dfd, name)
             if st is None:
                 raise GuestError(Err.ENOENT, f"{shown}: no such file")

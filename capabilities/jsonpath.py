@@ -9,6 +9,10 @@ a bracket holds a decimal index (negative counts from the end) or a JSON string 
 key. A bare all-digit key also indexes an array. The empty path is the whole document; a
 leading ``$`` or ``.`` (JSONPath and jq habits) is accepted. Strings come back raw
 (unquoted); any other value comes back as compact JSON text.
+
+Limits: a document (and a string to quote) over ``max_doc_bytes`` is ENOMEM, refused from
+its length prefix before it is copied; one nested deeper than ``max_depth`` (256) is EPARSE,
+measured before parsing (``rt.nesting.check_depth``), so no input reaches the recursion limit.
 """
 
 from __future__ import annotations
@@ -20,8 +24,11 @@ from typing import Any
 from capabilities.base import with_names
 from rt.codes import Err
 from rt.host import GuestError, HostFunction, RunContext
+from rt.nesting import TooDeep, check_depth
 
 Step = str | int
+MAX_DEPTH = 256
+"""Documents nested deeper than this are EPARSE (json and its encoder recurse per level)."""
 
 _INDEX = re.compile(r"\[(-?[0-9]+)\]")
 _QUOTED = re.compile(r'\[("(?:[^"\\]|\\.)*")\]')
@@ -101,11 +108,17 @@ def render(value: Any) -> str:
     return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
 
 
-def parse_doc(text: str) -> Any:
-    """Parse a JSON document (a leading BOM is ignored); ``GuestError(EPARSE)`` if invalid."""
+def parse_doc(text: str, max_depth: int = MAX_DEPTH) -> Any:
+    """Parse a JSON document (a leading BOM is ignored); ``GuestError(EPARSE)`` if invalid or
+    nested deeper than ``max_depth`` (measured first, without recursion: rule 15)."""
+    text = text.removeprefix("\ufeff")
     try:
-        return json.loads(text.removeprefix("\ufeff"))
-    except RecursionError:
+        check_depth(text, max_depth)
+    except TooDeep as exc:
+        raise GuestError(Err.EPARSE, f"JSON {exc}") from None
+    try:
+        return json.loads(text)
+    except RecursionError:  # only with a cap near Python's recursion limit
         raise GuestError(Err.EPARSE, "JSON nested too deeply") from None
     except ValueError as exc:
         raise GuestError(Err.EPARSE, f"bad JSON: {str(exc)[:120]}") from None
@@ -123,8 +136,9 @@ class JsonCapability:
     namespace = "json"
     summary = "read JSON documents by path; bad pointer ETRFM, too large ENOMEM"
 
-    def __init__(self, max_doc_bytes: int = 2_000_000) -> None:
+    def __init__(self, max_doc_bytes: int = 2_000_000, max_depth: int = MAX_DEPTH) -> None:
         self.max_doc_bytes = max_doc_bytes
+        self.max_depth = max_depth
 
     def _out(self, ctx: RunContext, text: str) -> tuple[int, int]:
         data = text.encode("utf-8")
@@ -135,14 +149,12 @@ class JsonCapability:
         return ctx.alloc_bytes(data), 0
 
     def get(self, ctx: RunContext, doc: int, path: int) -> tuple[int, int]:
-        raw = ctx.read_bytes(doc)
-        if len(raw) > self.max_doc_bytes:
-            raise GuestError(
-                Err.ENOMEM, f"JSON document of {len(raw)} bytes exceeds {self.max_doc_bytes}"
-            )
-        path_text = ctx.read_str(path)
+        raw = ctx.read_bytes(doc, self.max_doc_bytes, "JSON document")
+        path_text = ctx.read_str(path, self.max_doc_bytes, "JSON path")
         parse_path(path_text)  # a malformed path is EPARSE even before the document is parsed
-        value = json_path_get(parse_doc(raw.decode("utf-8", errors="replace")), path_text)
+        value = json_path_get(
+            parse_doc(raw.decode("utf-8", errors="replace"), self.max_depth), path_text
+        )
         try:
             text = render(value)
         except RecursionError:
@@ -150,7 +162,9 @@ class JsonCapability:
         return self._out(ctx, text)
 
     def quote(self, ctx: RunContext, s: int) -> tuple[int, int]:
-        return self._out(ctx, json.dumps(ctx.read_str(s), ensure_ascii=False))
+        # the literal is longer than the string, so a string past the cap is refused unread
+        text = ctx.read_str(s, self.max_doc_bytes, "string")
+        return self._out(ctx, json.dumps(text, ensure_ascii=False))
 
     def functions(self) -> list[HostFunction]:
         return with_names(self._functions(), SHAPES)

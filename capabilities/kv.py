@@ -1,15 +1,20 @@
-"""The ``kv`` capability: a key-value store of UTF-8 text scoped to the session.
+"""The ``kv`` capability: a key-value store of byte values scoped to the session.
 
 Persistence comes from the injected ``KvBackend`` (``MemoryKv`` here; the session store
-provides a SQLite one). Keys and values must be valid UTF-8 (ETRFM otherwise); an empty key
-is EBOUND. Quotas are ENOMEM: key size, value size, number of keys (overwriting an existing
-key is always allowed) and calls per run. A backend that fails with a ``WattError`` (the
-session database, say) is EREMOTE for the guest, with the error's class as the debug detail.
+provides a SQLite one). Values are bytes: every byte 0-255 round-trips, in one run and
+across sessions. Keys are text and must be valid UTF-8 (ETRFM otherwise); an empty key is
+EBOUND. Quotas are ENOMEM: key size, value size (both refused from the length prefix, before
+the guest's buffer is copied), number of keys (overwriting an existing key is always
+allowed) and calls per run. A backend that fails with a ``WattError`` (the session database,
+say) is EREMOTE for the guest, with the error's class as the debug detail.
+
+Backends also offer ``get``/``set`` on text for people and catalog examples: ``set`` stores
+the UTF-8 of the text, ``get`` shows a value that is not UTF-8 with ``\\xNN`` escapes.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Protocol, TypeVar, runtime_checkable
 
@@ -25,26 +30,40 @@ T = TypeVar("T")
 class KvBackend(Protocol):
     """Where the values live. Implementations raise ``WattError`` subclasses on failure."""
 
-    def get(self, key: str) -> str | None: ...
+    def get_bytes(self, key: str) -> bytes | None: ...
 
-    def set(self, key: str, value: str) -> None: ...
+    def set_bytes(self, key: str, value: bytes) -> None: ...
 
     def delete(self, key: str) -> bool: ...
 
     def keys(self) -> list[str]: ...
 
 
+def text_value(value: bytes) -> str:
+    """A stored value as text: UTF-8 as is, any other byte as a visible ``\\xNN`` escape."""
+    return value.decode("utf-8", errors="backslashreplace")
+
+
 class MemoryKv:
     """A ``KvBackend`` held in a dict: lives as long as the object (tests, one-shot runs)."""
 
-    def __init__(self, initial: dict[str, str] | None = None) -> None:
-        self._data: dict[str, str] = dict(initial or {})
+    def __init__(self, initial: Mapping[str, str | bytes] | None = None) -> None:
+        self._data: dict[str, bytes] = {
+            k: v if isinstance(v, bytes) else v.encode("utf-8") for k, v in (initial or {}).items()
+        }
 
-    def get(self, key: str) -> str | None:
+    def get_bytes(self, key: str) -> bytes | None:
         return self._data.get(key)
 
+    def set_bytes(self, key: str, value: bytes) -> None:
+        self._data[key] = bytes(value)
+
+    def get(self, key: str) -> str | None:
+        value = self.get_bytes(key)
+        return None if value is None else text_value(value)
+
     def set(self, key: str, value: str) -> None:
-        self._data[key] = value
+        self.set_bytes(key, value.encode("utf-8"))
 
     def delete(self, key: str) -> bool:
         return self._data.pop(key, None) is not None
@@ -56,13 +75,6 @@ class MemoryKv:
 @dataclass
 class _RunCalls:
     n: int = 0
-
-
-def _decode(data: bytes, what: str) -> str:
-    try:
-        return data.decode("utf-8")
-    except UnicodeDecodeError:
-        raise GuestError(Err.ETRFM, f"{what} is not valid UTF-8") from None
 
 
 SHAPES = {
@@ -102,12 +114,13 @@ class KvCapability:
             raise GuestError(Err.ENOMEM, f"more than {self.max_calls_per_run} kv calls in one run")
 
     def _key(self, ctx: RunContext, ptr: int) -> str:
-        data = ctx.read_bytes(ptr)
+        data = ctx.read_bytes(ptr, self.max_key_bytes, "key")
         if not data:
             raise GuestError(Err.EBOUND, "empty key")
-        if len(data) > self.max_key_bytes:
-            raise GuestError(Err.ENOMEM, f"key longer than {self.max_key_bytes} bytes")
-        return _decode(data, "key")
+        try:
+            return data.decode("utf-8")
+        except UnicodeDecodeError:
+            raise GuestError(Err.ETRFM, "key is not valid UTF-8") from None
 
     @staticmethod
     def _backend(call: Callable[[], T]) -> T:
@@ -120,22 +133,19 @@ class KvCapability:
     def get(self, ctx: RunContext, key_ptr: int) -> tuple[int, int]:
         self._count(ctx)
         key = self._key(ctx, key_ptr)
-        value = self._backend(lambda: self.backend.get(key))
+        value = self._backend(lambda: self.backend.get_bytes(key))
         if value is None:
             raise GuestError(Err.ENOENT, f"no key {key[:80]!r}")
-        return ctx.alloc_str(value), 0
+        return ctx.alloc_bytes(value), 0
 
     def set(self, ctx: RunContext, key_ptr: int, value_ptr: int) -> int:
         self._count(ctx)
         key = self._key(ctx, key_ptr)
-        data = ctx.read_bytes(value_ptr)
-        if len(data) > self.max_value_bytes:
-            raise GuestError(Err.ENOMEM, f"value longer than {self.max_value_bytes} bytes")
-        value = _decode(data, "value")
-        if self._backend(lambda: self.backend.get(key)) is None:
+        value = ctx.read_bytes(value_ptr, self.max_value_bytes, "value")
+        if self._backend(lambda: self.backend.get_bytes(key)) is None:
             if len(self._backend(self.backend.keys)) >= self.max_keys:
                 raise GuestError(Err.ENOMEM, f"the store already holds {self.max_keys} keys")
-        self._backend(lambda: self.backend.set(key, value))
+        self._backend(lambda: self.backend.set_bytes(key, value))
         return 0
 
     def delete(self, ctx: RunContext, key_ptr: int) -> int:

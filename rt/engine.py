@@ -224,16 +224,22 @@ class Runtime:
 
     def prepare(self, source: str, granted: Collection[str] | None = None, *, line_offset: int = 0) -> Prepared:
         """Preprocess, assemble and compile (through the caches) without running."""
+        # Refuse before copying (SECURITY.md rule 16): a character is 1 to 4 UTF-8 bytes, so
+        # only a source of at most `limit` characters is encoded to measure it (<= 4 * limit).
+        limit = self.limits.max_source_bytes
+        if len(source) > limit:
+            raise SourceTooLarge(
+                f"program is at least {len(source)} bytes; the limit is {limit} bytes"
+            )
+        if len(source) * 4 > limit:
+            size = len(source.encode("utf-8", errors="replace"))
+            if size > limit:
+                raise SourceTooLarge(f"program is {size} bytes; the limit is {limit} bytes")
         grant_list = self.granted_namespaces(granted)
         memo_key = (source, tuple(grant_list), line_offset)
         hit = self._prepared.get(memo_key)
         if hit is not None:
             return hit
-        size = len(source.encode("utf-8", errors="replace"))
-        if size > self.limits.max_source_bytes:
-            raise SourceTooLarge(
-                f"program is {size} bytes; the limit is {self.limits.max_source_bytes} bytes"
-            )
         t0 = time.perf_counter()
         assembled = self._assemble(source, grant_list, line_offset)
         t1 = time.perf_counter()

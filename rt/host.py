@@ -9,6 +9,7 @@ raising ``GuestError(code)``; the runtime turns it into the function's failure v
 
 from __future__ import annotations
 
+import ctypes
 import threading
 import time
 from collections.abc import Callable
@@ -126,22 +127,39 @@ class RunContext:
             raise GuestError(Err.ETRFM, "guest memory is not available yet")
         return self.memory
 
-    def read_bytes(self, ptr: int) -> bytes:
-        """The ``[u32 length][bytes]`` buffer at ``ptr``; ETRFM if it is out of bounds."""
+    def buffer_len(self, ptr: int) -> int:
+        """The length prefix of the ``[u32 length][bytes]`` buffer at ``ptr``, read without
+        copying the bytes; ETRFM if the prefix or the bytes it claims lie outside memory.
+
+        A host function with a size cap checks this number before it reads the buffer
+        (SECURITY.md rule 16: refuse before you copy)."""
         mem = self._mem()
         p = ptr & U32
         size = mem.data_len(self.store)
         if p + 4 > size:
             raise GuestError(Err.ETRFM, f"pointer {p} is outside memory ({size} bytes)")
-        n = int.from_bytes(mem.read(self.store, p, p + 4), "little")
-        end = p + 4 + n
-        if end > size:
+        n = int.from_bytes(bytes(mem.get_buffer_ptr(self.store, 4, p)), "little")
+        if p + 4 + n > size:
             raise GuestError(Err.ETRFM, f"buffer at {p} claims {n} bytes, past the end of memory")
-        return bytes(mem.read(self.store, p + 4, end))
+        return n
 
-    def read_str(self, ptr: int) -> str:
-        """The buffer at ``ptr`` decoded as UTF-8 (invalid bytes become U+FFFD)."""
-        return self.read_bytes(ptr).decode("utf-8", errors="replace")
+    def read_bytes(self, ptr: int, limit: int | None = None, what: str = "buffer") -> bytes:
+        """The ``[u32 length][bytes]`` buffer at ``ptr``; ETRFM if it is out of bounds.
+
+        ``limit``: a buffer longer than this many bytes is ENOMEM ("<what> of N bytes exceeds
+        the L-byte limit"), refused from its length prefix before anything is copied."""
+        n = self.buffer_len(ptr)
+        if limit is not None and n > limit:
+            raise GuestError(Err.ENOMEM, f"{what} of {n} bytes exceeds the {limit}-byte limit")
+        if n == 0:
+            return b""
+        # one copy, straight from guest memory (Memory.read would add a bytearray)
+        return bytes(self._mem().get_buffer_ptr(self.store, n, (ptr & U32) + 4))
+
+    def read_str(self, ptr: int, limit: int | None = None, what: str = "string") -> str:
+        """The buffer at ``ptr`` decoded as UTF-8 (invalid bytes become U+FFFD); ``limit``
+        caps its size in bytes as in ``read_bytes``."""
+        return self.read_bytes(ptr, limit, what).decode("utf-8", errors="replace")
 
     def alloc_bytes(self, data: bytes) -> int:
         """Copy ``data`` into guest memory as ``[u32 length][bytes]``; returns the pointer."""
@@ -159,7 +177,11 @@ class RunContext:
                 raise GuestError(Err.ENOMEM, f"memory limit reached allocating {len(data)} bytes") from exc
             if grown is None or grown < 0:
                 raise GuestError(Err.ENOMEM, f"memory limit reached allocating {len(data)} bytes")
-        mem.write(self.store, len(data).to_bytes(4, "little") + data, start)
+        # written in place: Memory.write would first copy the bytes into a bytearray
+        data = data if isinstance(data, bytes) else bytes(data)
+        dest = mem.get_buffer_ptr(self.store, 4 + len(data), start)
+        dest[0:4] = len(data).to_bytes(4, "little")
+        ctypes.memmove(ctypes.addressof(dest) + 4, data, len(data))
         self.top = end
         return start
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import threading
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -10,6 +11,8 @@ import httpx
 import pytest
 
 from agent.catalog import (
+    MAX_FILE_BYTES,
+    MAX_FRONT_MATTER_DEPTH,
     ArgSpec,
     CannedResponse,
     Catalog,
@@ -17,6 +20,7 @@ from agent.catalog import (
     apply_defaults,
     body_capabilities,
     catalog_dirs,
+    load_file,
     parse_program,
     render_front_matter,
     scaffold,
@@ -308,6 +312,76 @@ def test_bad_file_does_not_stop_the_rest(tmp_path: Path) -> None:
     catalog, errors = Catalog.load([tmp_path])
     assert catalog.names() == ["alpha", "gamma"]
     assert [str(e) for e in errors] == [f"{tmp_path / 'b.wat'}:2: malformed front matter: Invalid value"]
+
+
+def test_oversized_file_is_refused_from_its_stat(tmp_path: Path) -> None:
+    write(tmp_path, "a.wat", "alpha")
+    big = write(tmp_path, "big.wat", "big")
+    with big.open("r+b") as f:
+        f.truncate(100_000_000)  # sparse: 100 MB by stat, nothing on disk
+    catalog, errors = Catalog.load([tmp_path])
+    assert catalog.names() == ["alpha"]
+    assert [str(e) for e in errors] == [
+        f"{big}:1: file is 100000000 bytes; a catalog file may have at most {MAX_FILE_BYTES}"
+    ]
+    with pytest.raises(CatalogError, match="file is 100000000 bytes"):
+        load_file(big)
+    at_cap = write(tmp_path, "cap.wat", "cap")
+    with at_cap.open("ab") as f:
+        f.write(b" " * (MAX_FILE_BYTES - at_cap.stat().st_size))
+    assert load_file(at_cap).name == "cap"
+
+
+def test_parse_program_refuses_oversized_bytes() -> None:
+    data = b';;; name = "big"\n;;; description = "d"\n(i32.const 0)\n' + b" " * MAX_FILE_BYTES
+    expected = rf"^big.wat:1: file is {len(data)} bytes; .* at most {MAX_FILE_BYTES}$"
+    with pytest.raises(CatalogError, match=expected):
+        parse_program(data, Path("big.wat"))
+
+
+def test_fifo_and_directory_are_refused_without_blocking(tmp_path: Path) -> None:
+    os.mkfifo(tmp_path / "pipe.wat")
+    (tmp_path / "dir.wat").mkdir()
+    write(tmp_path, "a.wat", "alpha")
+    catalog, errors = Catalog.load([tmp_path])
+    assert catalog.names() == ["alpha"]
+    assert sorted(str(e) for e in errors) == [
+        f"{tmp_path / name}:1: not a regular file" for name in ("dir.wat", "pipe.wat")
+    ]
+
+
+DEEP = 100_000
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "[" * DEEP + "]" * DEEP,
+        "{ a = " * DEEP + "1" + " }" * DEEP,
+        "[" * DEEP,
+        "[{ a = " * (DEEP // 2),
+    ],
+)
+def test_deep_front_matter_is_a_catalog_error(value: str) -> None:
+    text = f';;; name = "deep"\n;;; description = "d"\n;;; x = {value}\n(i32.const 0)\n'
+    with pytest.raises(CatalogError) as info:
+        parse(text)
+    assert str(info.value) == (
+        f"p.wat:3: malformed front matter: nested deeper than {MAX_FRONT_MATTER_DEPTH} levels (line 3)"
+    )
+
+
+def test_front_matter_depth_ignores_strings_and_comments() -> None:
+    deep = "[" * DEEP
+    text = (
+        f';;; name = "ok"\n;;; description = "{deep}" # {deep}\n'
+        f";;; [[examples]]\n;;; results = ['{deep}', \"\"\"\n;;; {deep}\"\"\"]\n(i32.const 0)\n"
+    )
+    program = parse(text)
+    assert program.description == deep  # type: ignore[attr-defined]
+    nested = "[" * MAX_FRONT_MATTER_DEPTH + "]" * MAX_FRONT_MATTER_DEPTH
+    with pytest.raises(CatalogError, match="unknown key 'x'"):  # parsed: past the depth check
+        parse(f';;; name = "ok"\n;;; description = "d"\n;;; x = {nested}\n(i32.const 0)\n')
 
 
 def test_duplicate_name_within_one_dir_is_an_error_for_the_second(tmp_path: Path) -> None:

@@ -138,6 +138,24 @@ def test_oversized_source_refused_before_compiling(runtime: Runtime) -> None:
         runtime.run(";;" + "x" * 300_000 + "\n(i32.const 0)")
 
 
+@pytest.mark.parametrize(
+    ("source", "message"),
+    [
+        # more characters than the limit: refused from len() alone, nothing encoded
+        (";;" + "x" * 1000, "program is at least 1002 bytes; the limit is 1000 bytes"),
+        # few enough characters, too many UTF-8 bytes: measured by encoding (at most 4 KB here)
+        (";;" + "é" * 500 + "\n(i32.const 0)", "program is 1016 bytes; the limit is 1000 bytes"),
+    ],
+)
+def test_source_size_is_counted_in_utf8_bytes(source: str, message: str) -> None:
+    runtime = Runtime(SysCapability().functions(), limits=Limits(max_source_bytes=1000))
+    with pytest.raises(SourceTooLarge) as info:
+        runtime.prepare(source)
+    assert str(info.value) == message
+    assert runtime.run(";;" + "é" * 490 + "\n(i32.const 0)").status == 0  # 996 bytes fit
+    assert runtime.run(";;" + "x" * 984 + "\n(i32.const 0)").status == 0  # 1000 bytes fit
+
+
 def test_infinite_loop_runs_out_of_fuel(runtime: Runtime) -> None:
     with pytest.raises(FuelExhausted) as info:
         runtime.run("(loop $l (br $l)) (i32.const 0)", limits=Limits(fuel=100_000))

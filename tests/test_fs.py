@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import errno
 import os
+import unicodedata
 from pathlib import Path
 
 import pytest
@@ -613,3 +614,121 @@ def test_absolute_symlink_under_root_is_refused(jail: Path, outside: Path) -> No
         assert "symlink" in result.debug[0], (body, args)
     assert (outside / "secret.txt").read_text() == "TOP SECRET"
     assert sorted(p.name for p in outside.iterdir()) == ["secret.txt"]
+
+
+# ---- names are NFC ---------------------------------------------------------------------------
+
+NFC = unicodedata.normalize("NFC", "café.txt")
+NFD = unicodedata.normalize("NFD", "café.txt")
+
+
+def names(root: Path) -> list[str]:
+    return sorted(os.listdir(root))
+
+
+def test_nfc_and_nfd_spellings_are_one_file(jail: Path) -> None:
+    assert NFC != NFD
+    rt = runtime(FsCapability(jail))
+    assert run(rt, WRITE, NFD, "one").status == 0
+    assert NFC in names(jail) and NFD not in names(jail)  # stored under the NFC name
+    for spelling in (NFC, NFD):
+        assert run(rt, READ, spelling).results == ["one"]
+        assert run(rt, EXISTS, spelling).results == ["yes"]
+    assert run(rt, APPEND, NFC, "+two").status == 0
+    assert run(rt, APPEND, NFD, "+three").status == 0
+    assert run(rt, WRITE, NFC, "replaced").status == 0
+    assert run(rt, READ, NFD).results == ["replaced"]
+    assert [n for n in names(jail) if n.startswith("caf")] == [NFC]
+    assert run(rt, LIST, "").results == ["a.txt", NFC, "sub/"]
+    assert run(rt, DELETE, NFD).status == 0
+    assert run(rt, EXISTS, NFC).results == ["no"]
+    assert no_temp_files(jail)
+
+
+def test_nfc_directories(jail: Path) -> None:
+    rt = runtime(FsCapability(jail))
+    nfd_dir = unicodedata.normalize("NFD", "résumé")
+    assert run(rt, WRITE, f"{nfd_dir}/{NFD}", "x").status == 0
+    assert names(jail / "résumé") == [NFC]
+    assert run(rt, READ, f"résumé/{NFC}").results == ["x"]
+    assert run(rt, LIST, nfd_dir + "/").results == [NFC]
+    assert run(rt, DELETE, f"{nfd_dir}/{NFC}").status == 0
+    assert run(rt, DELETE, "résumé/").status == 0
+    assert "résumé" not in names(jail)
+
+
+def test_an_entry_made_outside_in_nfd_is_found_by_either_spelling(jail: Path) -> None:
+    (jail / NFD).write_text("from outside")
+    nfd_dir = unicodedata.normalize("NFD", "répertoire")
+    (jail / nfd_dir).mkdir()
+    (jail / nfd_dir / "n.txt").write_text("inside")
+    rt = runtime(FsCapability(jail))
+    for spelling in (NFC, NFD):
+        assert run(rt, READ, spelling).results == ["from outside"]
+        assert run(rt, EXISTS, spelling).results == ["yes"]
+    assert run(rt, READ, "répertoire/n.txt").results == ["inside"]
+    assert run(rt, LIST, "").results == ["a.txt", NFC, "répertoire/", "sub/"]  # shown in NFC
+    assert run(rt, WRITE, NFC, "rewritten").status == 0  # the same file, not a second one
+    assert [n for n in names(jail) if n.startswith("caf")] == [NFD]
+    assert (jail / NFD).read_text() == "rewritten"
+    assert run(rt, WRITE, "répertoire/m.txt", "new").status == 0  # into the existing dir
+    assert sorted(os.listdir(jail / nfd_dir)) == ["m.txt", "n.txt"]
+    assert run(rt, DELETE, NFC).status == 0
+    assert NFD not in names(jail)
+
+
+def test_nfc_absolute_paths_under_a_root_spelled_nfd(tmp_path: Path) -> None:
+    root = tmp_path / unicodedata.normalize("NFD", "jaïl")
+    root.mkdir()
+    rt = runtime(FsCapability(root))
+    nfc_root = unicodedata.normalize("NFC", str(root))
+    assert run(rt, WRITE, f"{nfc_root}/{NFD}", "abs").status == 0
+    assert run(rt, READ, f"{root}/{NFC}").results == ["abs"]
+
+
+# ---- sizes are checked before the guest's buffer is copied ----------------------------------
+
+CLAIM = "(i32.store (i32.const {at}) (i32.const {n})) (call $fs.{fn} \"big.bin\" (i32.const {at}))"
+
+
+@pytest.mark.parametrize("fn", ["write", "append"])
+def test_a_length_prefix_past_memory_is_etrfm(jail: Path, fn: str) -> None:
+    # 1 GB claimed inside a 16 MiB memory: refused from the prefix, nothing read or written
+    result = run(FsCapability(jail), CLAIM.format(at=65000, n=1_000_000_000, fn=fn))
+    assert result.status == Err.ETRFM and "past the end of memory" in result.debug[0]
+    assert not (jail / "big.bin").exists()
+
+
+@pytest.mark.parametrize("fn", ["write", "append"])
+def test_a_length_prefix_over_the_quota_is_enomem(jail: Path, fn: str) -> None:
+    cap = FsCapability(jail, max_file_bytes=1000)
+    result = run(cap, CLAIM.format(at=100, n=60_000, fn=fn))  # fits in memory, not in the quota
+    assert result.status == Err.ENOMEM and "data is larger than 1000 bytes" in result.debug[0]
+    cap = FsCapability(jail, max_total_write_bytes_per_session=1000)
+    result = run(cap, CLAIM.format(at=100, n=60_000, fn=fn))
+    assert result.status == Err.ENOMEM and "session write quota" in result.debug[0]
+    assert not (jail / "big.bin").exists() and cap.bytes_written == 0
+
+
+def test_append_is_refused_from_the_files_size(jail: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (jail / "log.txt").write_text("x" * 8)
+    cap = FsCapability(jail, max_file_bytes=10)
+    reads: list[str] = []
+    real = FsCapability._read_file
+
+    def spy(self: FsCapability, dfd: int, name: str, shown: str) -> bytes:
+        reads.append(name)
+        return real(self, dfd, name, shown)
+
+    monkeypatch.setattr(FsCapability, "_read_file", spy)
+    result = run(cap, APPEND, "log.txt", "123")
+    assert result.status == Err.ENOMEM and "would grow past 10 bytes" in result.debug[0]
+    assert reads == []  # the old content was never read
+    assert run(cap, APPEND, "log.txt", "12").status == 0
+    assert (jail / "log.txt").read_text() == "x" * 8 + "12"
+
+
+def test_an_overlong_path_is_refused_from_its_length_prefix(jail: Path) -> None:
+    body = "(i32.store (i32.const 100) (i32.const 60000)) (call $fs.write (i32.const 100) \"x\")"
+    result = run(FsCapability(jail), body)
+    assert result.status == Err.EBOUND and "path longer than 1024 bytes" in result.debug[0]

@@ -6,7 +6,14 @@ from typing import Any
 
 import pytest
 
-from capabilities.jsonpath import JsonCapability, json_path_get, parse_doc, parse_path, render
+from capabilities.jsonpath import (
+    MAX_DEPTH,
+    JsonCapability,
+    json_path_get,
+    parse_doc,
+    parse_path,
+    render,
+)
 from capabilities.sys import SysCapability
 from rt.codes import Err
 from rt.engine import Limits, Runtime
@@ -247,7 +254,61 @@ def test_document_size_cap_is_enomem() -> None:
     assert runtime.run(GET, ['{"a": "small"}', "a"]).results == ["small"]
     result = runtime.run(GET, ['{"a": "' + "x" * 20 + '"}', "a"])
     assert result.status == Err.ENOMEM
-    assert "exceeds 20" in result.debug[0]
+    assert "JSON document of 29 bytes exceeds the 20-byte limit" in result.debug[0]
+
+
+def test_oversized_document_is_refused_from_its_length_prefix() -> None:
+    runtime = _runtime(max_doc_bytes=1000)
+    claim = "(local $e i32)\n(i32.store (i32.const 100) (i32.const 60000))\n{call} (local.set $e) (drop)\n(local.get $e)"
+    for call, what in [
+        ('(call $json.get (i32.const 100) "")', "JSON document"),
+        ('(call $json.get "{}" (i32.const 100))', "JSON path"),
+        ("(call $json.quote (i32.const 100))", "string"),
+    ]:
+        result = runtime.run(claim.format(call=call))
+        assert result.status == Err.ENOMEM
+        assert f"{what} of 60000 bytes exceeds the 1000-byte limit" in result.debug[0]
+    big = "(local $e i32)\n(i32.store (i32.const 100) (i32.const 1000000000))\n{call} (local.set $e) (drop)\n(local.get $e)"
+    result = runtime.run(big.format(call='(call $json.get (i32.const 100) "")'))
+    assert result.status == Err.ETRFM  # a 1 GB claim in a 16 MiB memory: never read
+
+
+DEEP = 100_000
+
+
+@pytest.mark.parametrize(
+    "doc",
+    [
+        "[" * DEEP + "]" * DEEP,
+        '{"a":' * DEEP + "1" + "}" * DEEP,
+        '[{"a":' * (DEEP // 2) + "1" + "}]" * (DEEP // 2),
+        "[" * DEEP,  # unterminated as well
+        '{"ok": "[[[["}, ' + "[" * DEEP,  # brackets in strings do not hide real ones
+    ],
+)
+def test_deep_documents_are_eparse_without_recursion(runtime: Runtime, doc: str) -> None:
+    result = runtime.run(GET, [doc, ""])
+    assert result.status == Err.EPARSE
+    assert result.debug == [
+        f"json.get: EPARSE: JSON nested deeper than {MAX_DEPTH} levels (line 1)"
+    ]
+
+
+def test_depth_cap_is_exact_and_ignores_strings(runtime: Runtime) -> None:
+    at_cap = "[" * MAX_DEPTH + "]" * MAX_DEPTH
+    assert runtime.run(GET, [at_cap, ""]).results == [at_cap]
+    assert runtime.run(GET, ["[" + at_cap + "]", ""]).status == Err.EPARSE
+    strings = '["' + "[" * DEEP + '", "\\"{{{{", "\\\\"]'  # brackets, escapes inside strings
+    assert runtime.run(GET, [strings, "[2]"]).results == ["\\"]
+    assert _runtime(max_depth=2).run(GET, ['{"a": [[1]]}', "a"]).status == Err.EPARSE
+    assert _runtime(max_depth=2).run(GET, ['{"a": [1]}', "a"]).results == ["[1]"]
+
+
+def test_parse_doc_caps_depth() -> None:
+    with pytest.raises(GuestError) as info:
+        parse_doc("\ufeff" + "[" * DEEP + "]" * DEEP)
+    assert info.value.code == Err.EPARSE and "\n" not in info.value.detail
+    assert parse_doc("[[1]]", max_depth=2) == [[1]]
 
 
 def test_quote_output_cap_is_enomem() -> None:

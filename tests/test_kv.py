@@ -50,8 +50,40 @@ def run(rt: Runtime, body: str, *args: str) -> RunResult:
     return rt.run(body, args=list(args))
 
 
+LOCALS = "(local $v i32) (local $e i32) (local $i i32)\n"
+# Every byte 0-255 written by hand at 65004, behind its length prefix at 65000.
+FILL_ALL_BYTES = """
+(i32.store (i32.const 65000) (i32.const 256))
+(block $done
+  (loop $fill
+    (br_if $done (i32.ge_u (local.get $i) (i32.const 256)))
+    (i32.store8 (i32.add (i32.const 65004) (local.get $i)) (local.get $i))
+    (local.set $i (i32.add (local.get $i) (i32.const 1)))
+    (br $fill)))
+"""
+SET_ALL_BYTES = LOCALS + FILL_ALL_BYTES + '(call $kv.set "bin" (i32.const 65000))'
+# Reads "bin" back: 0 if it is exactly bytes 0-255, 99 for a wrong length, else 100 + the
+# first wrong index.
+CHECK_BYTES = """
+(call $kv.get "bin") (local.set $e) (local.set $v)
+(check $e)
+(if (i32.ne (i32.load (local.get $v)) (i32.const 256)) (then (return (i32.const 99))))
+(local.set $i (i32.const 0))
+(block $done
+  (loop $cmp
+    (br_if $done (i32.ge_u (local.get $i) (i32.const 256)))
+    (if (i32.ne (i32.load8_u (i32.add (i32.add (local.get $v) (i32.const 4)) (local.get $i)))
+                (local.get $i))
+      (then (return (i32.add (i32.const 100) (local.get $i)))))
+    (local.set $i (i32.add (local.get $i) (i32.const 1)))
+    (br $cmp)))
+(i32.const 0)
+"""
+CHECK_ALL_BYTES = LOCALS + CHECK_BYTES
+
+
 class FailingKv(MemoryKv):
-    def get(self, key: str) -> str | None:
+    def get_bytes(self, key: str) -> bytes | None:
         raise SessionError("database is locked at /home/someone/.watt/sessions.db")
 
 
@@ -59,15 +91,26 @@ class FailingKv(MemoryKv):
 
 
 def test_memory_backend() -> None:
-    kv = MemoryKv({"a": "1"})
+    kv = MemoryKv({"a": "1", "raw": b"\xff\x00"})
     assert isinstance(kv, KvBackend)
-    assert kv.get("a") == "1" and kv.get("b") is None
-    kv.set("b", "")
-    assert kv.get("b") == ""
-    assert sorted(kv.keys()) == ["a", "b"]
+    assert kv.get_bytes("a") == b"1" and kv.get_bytes("b") is None
+    assert kv.get_bytes("raw") == b"\xff\x00"
+    kv.set_bytes("b", b"")
+    assert kv.get_bytes("b") == b""
+    assert sorted(kv.keys()) == ["a", "b", "raw"]
     assert kv.delete("b") is True
     assert kv.delete("b") is False
+    assert kv.delete("raw") is True
     assert kv.keys() == ["a"]
+
+
+def test_memory_backend_text_view() -> None:
+    kv = MemoryKv()
+    kv.set("t", "日本")
+    assert kv.get_bytes("t") == "日本".encode() and kv.get("t") == "日本"
+    kv.set_bytes("b", b"ok\xff")
+    assert kv.get("b") == "ok\\xff"  # shown, not lost
+    assert kv.get("missing") is None
 
 
 def test_signatures_and_docs() -> None:
@@ -127,8 +170,22 @@ def test_key_and_value_size_quotas() -> None:
     assert run(rt, SET, "ab", "é" * 4).status == Err.ENOMEM  # 8 bytes, 4 code points
     result = run(rt, SET, "ab", "1234567")
     assert result.status == Err.ENOMEM
-    assert "value longer than 6 bytes" in result.debug[0]
+    assert "value of 7 bytes exceeds the 6-byte limit" in result.debug[0]
+    assert "key of 5 bytes exceeds the 4-byte limit" in run(rt, SET, "abcde", "1").debug[0]
     assert run(rt, KEYS).results == ["abcd"]
+
+
+def test_oversized_value_is_refused_from_its_length_prefix() -> None:
+    # the prefix claims 1 GB inside a 16 MiB memory: refused without reading guest memory
+    claim = '(i32.store (i32.const 65000) (i32.const 1000000000)) (call $kv.set "k" (i32.const 65000))'
+    backend = MemoryKv()
+    result = run(runtime(KvCapability(backend)), claim)
+    assert result.status == Err.ETRFM and "past the end of memory" in result.debug[0]
+    # a claim that fits in memory but not in the quota is ENOMEM, and nothing is stored
+    claim = "(i32.store (i32.const 100) (i32.const 65000)) (call $kv.set \"k\" (i32.const 100))"
+    result = run(runtime(KvCapability(backend, max_value_bytes=1000)), claim)
+    assert result.status == Err.ENOMEM and "value of 65000 bytes" in result.debug[0]
+    assert backend.keys() == []
 
 
 def test_key_count_quota() -> None:
@@ -159,17 +216,38 @@ def test_calls_per_run_quota() -> None:
     assert run(rt, GET, "a").results == ["1"]  # counted per run
 
 
-def test_bad_pointer_and_bad_utf8_are_etrfm() -> None:
+def test_bad_pointer_and_bad_utf8_key_are_etrfm() -> None:
     rt = runtime(KvCapability(MemoryKv()))
     bad_ptr = "(local $e i32) (call $kv.get (i32.const -16)) (local.set $e) (drop) (local.get $e)"
     assert run(rt, bad_ptr).status == Err.ETRFM
     bad_key = BAD_UTF8 + " (call $kv.set (i32.const 65000) \"v\")"
-    assert run(rt, bad_key).status == Err.ETRFM
-    bad_value = BAD_UTF8 + ' (call $kv.set "k" (i32.const 65000))'
-    result = run(rt, bad_value)
+    result = run(rt, bad_key)
     assert result.status == Err.ETRFM
-    assert "value is not valid UTF-8" in result.debug[0]
+    assert "key is not valid UTF-8" in result.debug[0]
     assert run(rt, KEYS).results == []
+
+
+def test_a_value_need_not_be_utf8() -> None:
+    backend = MemoryKv()
+    rt = runtime(KvCapability(backend))
+    assert run(rt, BAD_UTF8 + ' (call $kv.set "k" (i32.const 65000))').status == 0
+    assert backend.get_bytes("k") == b"\xff"
+
+
+def test_every_byte_round_trips_in_one_run() -> None:
+    backend = MemoryKv()
+    body = SET_ALL_BYTES + " (local.set $e) (check $e)\n" + CHECK_BYTES
+    result = run(runtime(KvCapability(backend)), body)
+    assert result.status == 0, result.debug
+    assert backend.get_bytes("bin") == bytes(range(256))
+
+
+def test_every_byte_round_trips_across_runs() -> None:
+    backend = MemoryKv()
+    assert run(runtime(KvCapability(backend)), SET_ALL_BYTES).status == 0
+    assert run(runtime(KvCapability(backend)), CHECK_ALL_BYTES).status == 0
+    backend.set_bytes("bin", bytes(range(255, -1, -1)))  # the check does look at the bytes
+    assert run(runtime(KvCapability(backend)), CHECK_ALL_BYTES).status == 100
 
 
 def test_backend_failure_is_eremote() -> None:
@@ -181,7 +259,7 @@ def test_backend_failure_is_eremote() -> None:
 @pytest.mark.parametrize("body", [SET, DELETE])
 def test_backend_failure_in_set_and_del(body: str) -> None:
     class Broken(MemoryKv):
-        def get(self, key: str) -> str | None:
+        def get_bytes(self, key: str) -> bytes | None:
             raise SessionError("disk I/O error")
 
         def delete(self, key: str) -> bool:

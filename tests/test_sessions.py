@@ -322,6 +322,103 @@ def test_kv_capability_over_the_session(session: Session) -> None:
     assert session.kv.get("key") == "kept"
 
 
+ALL_BYTES = bytes(range(256))
+FILL_AND_SET = """
+(local $i i32)
+(i32.store (i32.const 65000) (i32.const 256))
+(block $done
+  (loop $fill
+    (br_if $done (i32.ge_u (local.get $i) (i32.const 256)))
+    (i32.store8 (i32.add (i32.const 65004) (local.get $i)) (local.get $i))
+    (local.set $i (i32.add (local.get $i) (i32.const 1)))
+    (br $fill)))
+(call $kv.set "bin" (i32.const 65000))
+"""
+# 0 if "bin" holds exactly bytes 0-255; 99 for a wrong length, 100 + the first bad index
+GET_AND_CHECK = """
+(local $v i32) (local $e i32) (local $i i32)
+(call $kv.get "bin") (local.set $e) (local.set $v)
+(check $e)
+(if (i32.ne (i32.load (local.get $v)) (i32.const 256)) (then (return (i32.const 99))))
+(block $done
+  (loop $cmp
+    (br_if $done (i32.ge_u (local.get $i) (i32.const 256)))
+    (if (i32.ne (i32.load8_u (i32.add (i32.add (local.get $v) (i32.const 4)) (local.get $i)))
+                (local.get $i))
+      (then (return (i32.add (i32.const 100) (local.get $i)))))
+    (local.set $i (i32.add (local.get $i) (i32.const 1)))
+    (br $cmp)))
+(i32.const 0)
+"""
+KV_BYTES_SCRIPT = """
+from pathlib import Path
+from agent.sessions import SessionStore
+from capabilities.kv import KvCapability
+from capabilities.sys import SysCapability
+from rt.engine import Runtime
+with SessionStore(Path(sys.argv[1])).open("b") as s, s.turn("write bytes"):
+    runtime = Runtime([*SysCapability().functions(), *KvCapability(s.kv).functions()])
+    print(runtime.run(sys.stdin.read()).status)
+"""
+
+
+def test_every_byte_round_trips_across_processes(store: SessionStore) -> None:
+    from capabilities.kv import KvCapability
+    from capabilities.sys import SysCapability
+    from rt.engine import Runtime
+
+    proc = run_python(KV_BYTES_SCRIPT, store.root.parent)
+    out, err = proc.communicate(FILL_AND_SET, timeout=60)
+    assert (proc.returncode, out.strip()) == (0, "0"), err
+    with store.open("b") as s:
+        assert s.kv.get_bytes("bin") == ALL_BYTES
+        runtime = Runtime([*SysCapability().functions(), *KvCapability(s.kv).functions()])
+        assert runtime.run(GET_AND_CHECK).status == 0
+        # the text view (the CLI's) shows the bytes that are not UTF-8 as visible escapes
+        assert s.kv.get("bin") == ALL_BYTES[:128].decode() + "".join(
+            f"\\x{b:02x}" for b in range(128, 256)
+        )
+        assert s.kv.keys() == ["bin"]
+
+
+def test_kv_bytes_and_text_share_one_blob_column(session: Session) -> None:
+    session.kv.set_bytes("b", b"\x00\xff")
+    session.kv.set("t", "café")
+    assert session.kv.get_bytes("b") == b"\x00\xff" and session.kv.get("b") == "\x00\\xff"
+    assert session.kv.get_bytes("t") == "café".encode() and session.kv.get("t") == "café"
+    conn = sqlite3.connect(session.path)
+    try:
+        types = conn.execute("SELECT key, typeof(value) FROM kv ORDER BY key").fetchall()
+    finally:
+        conn.close()
+    assert types == [("b", "blob"), ("t", "blob")]
+
+
+def test_migration_keeps_text_kv_values_readable(tmp_path: Path) -> None:
+    db = tmp_path / "sessions" / "old.sqlite"
+    SessionStore(tmp_path, migrations=MIGRATIONS[:1]).open("old").close()  # schema 1
+    conn = sqlite3.connect(db)
+    try:  # as the schema-1 watt wrote them: TEXT values
+        rows = [("city", "Lisbon"), ("ünï", "日本語 \n\t"), ("empty", "")]
+        with conn:
+            conn.executemany("INSERT INTO kv (key, value) VALUES (?, ?)", rows)
+        assert conn.execute("SELECT DISTINCT typeof(value) FROM kv").fetchall() == [("text",)]
+    finally:
+        conn.close()
+    with SessionStore(tmp_path).open("old") as s:
+        assert s.kv.keys() == ["city", "empty", "ünï"]
+        assert s.kv.get("city") == "Lisbon" and s.kv.get("ünï") == "日本語 \n\t"
+        assert s.kv.get_bytes("ünï") == "日本語 \n\t".encode() and s.kv.get_bytes("empty") == b""
+        s.kv.set_bytes("raw", b"\xfe")
+        assert s.kv.get_bytes("raw") == b"\xfe"
+    conn = sqlite3.connect(db)
+    try:
+        assert conn.execute("SELECT DISTINCT typeof(value) FROM kv").fetchall() == [("blob",)]
+        assert conn.execute("SELECT version FROM schema_version").fetchall() == [(len(MIGRATIONS),)]
+    finally:
+        conn.close()
+
+
 def test_closed_session(store: SessionStore) -> None:
     s = store.open("c")
     s.close()
@@ -486,7 +583,9 @@ def test_migration_hook(tmp_path: Path) -> None:
         assert s.kv.get("k") == "v"
     conn = sqlite3.connect(tmp_path / "sessions" / "m.sqlite")
     try:
-        assert conn.execute("SELECT version FROM schema_version").fetchall() == [(2,)]
+        assert conn.execute("SELECT version FROM schema_version").fetchall() == [
+            (len(MIGRATIONS) + 1,)
+        ]
         assert conn.execute("SELECT count(*) FROM notes").fetchone() == (0,)
     finally:
         conn.close()
