@@ -128,12 +128,6 @@ class AiCapability:
         flags &= U32
         if flags & ~KNOWN_FLAGS:
             raise GuestError(Err.EBOUND, f"unknown flags {flags:#x}; use 0 or 1")
-        text = ctx.read_bytes(input_ptr)
-        instruction = ctx.read_bytes(instruction_ptr)
-        if len(text) + len(instruction) > self.max_input_bytes:
-            raise GuestError(
-                Err.ENOMEM, f"input and instruction exceed {self.max_input_bytes} bytes; use str.chunk"
-            )
         calls = ctx.state(self.namespace, _RunCalls)
         if calls.n >= self.max_calls_per_run:
             raise GuestError(Err.ENOMEM, f"more than {self.max_calls_per_run} ai calls in one run")
@@ -147,6 +141,12 @@ class AiCapability:
             )
         if ctx.cancel.is_set() or ctx.remaining() <= 0:
             raise GuestError(Err.EREMOTE, "no time left in this run for an ai call")
+        if ctx.buffer_len(input_ptr) + ctx.buffer_len(instruction_ptr) > self.max_input_bytes:
+            raise GuestError(
+                Err.ENOMEM, f"input and instruction exceed {self.max_input_bytes} bytes; use str.chunk"
+            )
+        text = ctx.read_bytes(input_ptr)
+        instruction = ctx.read_bytes(instruction_ptr)
         calls.n += 1
         self.session_calls += 1
         single = bool(flags & FLAG_SINGLE_LINE)

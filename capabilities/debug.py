@@ -15,6 +15,9 @@ SHAPES = {
 }
 
 
+MAX_LINE_BYTES = 64 * 1024  # a longer line is not read; ctx.log keeps the first characters anyway
+
+
 class DebugCapability:
     """Host functions of the ``debug`` namespace."""
 
@@ -23,7 +26,8 @@ class DebugCapability:
 
     def log(self, ctx: RunContext, ptr: int) -> None:
         try:
-            line = ctx.read_str(ptr)
+            n = ctx.buffer_len(ptr)
+            line = ctx.read_str(ptr) if n <= MAX_LINE_BYTES else f"<a {n}-byte line, over the {MAX_LINE_BYTES}-byte cap>"
         except GuestError:
             line = f"<bad pointer {ptr & U32}>"
         ctx.log(line)

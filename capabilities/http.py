@@ -37,6 +37,7 @@ if TYPE_CHECKING:
 USER_AGENT = "watt/0.1"
 ACCEPT_ENCODING = "gzip, deflate"
 MAX_CONTENT_TYPE_CHARS = 200
+MAX_URL_BYTES = 8192  # refused from the length prefix before the url is read
 
 
 @dataclass
@@ -93,15 +94,13 @@ class HttpCapability:
 
     # ---- host functions ----------------------------------------------------------------------
     def get(self, ctx: RunContext, url_ptr: int) -> tuple[int, int]:
-        url = ctx.read_str(url_ptr)
+        url = ctx.read_str(url_ptr, MAX_URL_BYTES, "url")
         return ctx.alloc_bytes(self.request(ctx, "GET", url)), 0
 
     def post(self, ctx: RunContext, url_ptr: int, body_ptr: int, type_ptr: int) -> tuple[int, int]:
-        url = ctx.read_str(url_ptr)
-        body = ctx.read_bytes(body_ptr)
-        content_type = ctx.read_str(type_ptr).strip()
-        if len(body) > self.max_request_bytes:
-            raise GuestError(Err.ENOMEM, f"request body of {len(body)} bytes exceeds the {self.max_request_bytes}-byte cap")
+        url = ctx.read_str(url_ptr, MAX_URL_BYTES, "url")
+        body = ctx.read_bytes(body_ptr, self.max_request_bytes, "request body")
+        content_type = ctx.read_str(type_ptr, MAX_CONTENT_TYPE_CHARS * 4, "content type").strip()
         if len(content_type) > MAX_CONTENT_TYPE_CHARS or not all(" " <= c <= "~" for c in content_type):
             raise GuestError(Err.EPARSE, "content type must be printable ASCII, at most 200 characters")
         return ctx.alloc_bytes(self.request(ctx, "POST", url, body, content_type)), 0

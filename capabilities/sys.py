@@ -19,12 +19,12 @@ def _argv(ctx: RunContext, idx: int) -> tuple[int, int]:
 
 
 def _resv(ctx: RunContext, ptr: int) -> int:
-    ctx.add_result(ctx.read_str(ptr))
+    ctx.add_result(ctx.read_str(ptr, ctx.max_result_bytes - ctx.result_bytes, "result"))
     return 0
 
 
 def _answer(ctx: RunContext, ptr: int) -> int:
-    text = ctx.read_str(ptr)
+    text = ctx.read_str(ptr, ctx.max_result_bytes - ctx.result_bytes, "answer")
     ctx.add_result(text)
     ctx.answer = text
     return 0

@@ -65,15 +65,18 @@ def run_ask(settings: Any, task: str, *, model_spec: str | None, json_out: bool,
 
 def load_program(settings: Any, name_or_path: str) -> tuple[str, int, Any]:
     """(body, line offset, Program or None) for a catalog name or a .wat file."""
-    from agent.catalog import Catalog, catalog_dirs, parse_program, split_front_matter
+    from agent.catalog import (
+        Catalog,
+        catalog_dirs,
+        parse_program,
+        read_catalog_file,
+        split_front_matter,
+    )
     from rt.errors import CatalogError
 
     path = Path(name_or_path)
     if path.suffix == ".wat" or path.exists():
-        try:
-            data = path.read_bytes()
-        except OSError as exc:
-            raise CatalogError(f"{path}: cannot read: {exc.strerror or exc}") from exc
+        data = read_catalog_file(path)  # refused from its stat when it is too large
         text = data.decode("utf-8", errors="replace")
         front, body_line, body = split_front_matter(text)
         if front:
