@@ -2,6 +2,13 @@
 
 The CLI and library users call ``open_parts`` once, then ``ask`` per task. Nothing here
 prints; every failure is a WattError.
+
+The model gets the run's reply grammar (``Parts.reply_grammar``: the granted host functions
+and the usable catalog programs, as the system prompt lists them) when it is created, if it
+takes one (``agent.grammar.GrammarAware``: the local and OpenAI-compatible models do; the
+scripted model does not). ``Settings.grammar`` ("auto", "on", "off") decides whether it is
+used: a local model uses it unless "off"; an endpoint under "auto" only when it is a
+llama.cpp server (``agent.model``).
 """
 
 from __future__ import annotations
@@ -16,6 +23,7 @@ from urllib.parse import urlparse
 from agent.catalog import Catalog, catalog_dirs, shipped_dir
 from agent.config import Settings
 from agent.events import Event
+from agent.grammar import GrammarAware, reply_grammar
 from agent.loop import LoopSettings, run_task
 from agent.messages import ChatModel, Message
 from agent.prompt import build_system_prompt
@@ -43,7 +51,7 @@ def make_model(settings: Settings, spec: str | None = None) -> ChatModel:
     if spec and spec.startswith("local:"):
         from agent.local import LocalModel  # optional extra: llama-cpp-python
 
-        return LocalModel(Path(spec[len("local:") :]).expanduser())
+        return LocalModel(Path(spec[len("local:") :]).expanduser(), grammar=settings.grammar != "off")
     if not settings.base_url:
         local = _default_local_model(settings)
         if local is not None:
@@ -59,7 +67,7 @@ def make_model(settings: Settings, spec: str | None = None) -> ChatModel:
         raise ConfigError("no model name: set WATT_MODEL or pass --model NAME")
     from agent.model import OpenAIChatModel  # httpx loads only when a model is used
 
-    return OpenAIChatModel(settings.base_url, settings.api_key or "none", spec)
+    return OpenAIChatModel(settings.base_url, settings.api_key or "none", spec, grammar=settings.grammar)
 
 
 def _default_local_model(settings: Settings) -> ChatModel | None:
@@ -67,7 +75,7 @@ def _default_local_model(settings: Settings) -> ChatModel | None:
         from agent.local import default_local_model
     except ImportError:
         return None
-    return default_local_model(settings.home)
+    return default_local_model(settings.home, grammar=settings.grammar != "off")
 
 
 class LazyAssistant:
@@ -108,11 +116,21 @@ class Parts:
         if self._model is None:
             if self.model_factory is None:
                 raise ConfigError("no model configured")
-            self._model = self.model_factory()
+            model = self.model_factory()
+            if isinstance(model, GrammarAware):
+                model.use_grammar(self.reply_grammar())
+            self._model = model
         return self._model
 
     def system_prompt(self) -> str:
         return build_system_prompt(self.registry, self.catalog, self.granted)
+
+    def reply_grammar(self) -> str:
+        """The GBNF reply grammar of this run: granted functions, usable catalog programs."""
+        namespaces = {*self.granted, "sys"}
+        functions = [f for f in self.registry.functions() if f.namespace in namespaces]
+        programs = [p.name for p in self.catalog if set(p.capabilities) <= namespaces]
+        return reply_grammar(functions, programs)
 
     def close(self) -> None:
         if self.session is not None:

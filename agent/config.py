@@ -1,7 +1,8 @@
 """Configuration: flags override the environment, which overrides ``$WATT_HOME/config.toml``.
 
 Environment: WATT_BASE_URL, WATT_API_KEY (falls back to OPENAI_API_KEY), WATT_MODEL,
-WATT_HOME (state, config, caches, user catalog; default ``~/.watt``).
+WATT_GRAMMAR (constrained decoding: auto, on or off), WATT_HOME (state, config, caches, user
+catalog; default ``~/.watt``).
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ class Settings:
     catalog: tuple[Path, ...] = ()
     session: str = "default"
     observation_chars: int = 4000
+    grammar: str = "auto"  # constrained decoding with the reply grammar: auto, on, off
     sources: dict[str, str] = field(default_factory=dict, compare=False)
 
     @property
@@ -104,8 +106,10 @@ _TYPES: dict[str, type] = {
     "timeout": float, "max_source_bytes": int, "max_result_bytes": int,
     "allow_domains": tuple, "fs_root": Path, "ai": bool, "max_steps": int,
     "max_retries": int, "max_tokens_total": int, "catalog": tuple, "session": str,
-    "observation_chars": int,
+    "observation_chars": int, "grammar": str,
 }
+GRAMMAR_CHOICES = ("auto", "on", "off")
+_GRAMMAR_WORDS = {"true": "on", "yes": "on", "1": "on", "false": "off", "no": "off", "0": "off"}
 
 
 def read_config_file(path: Path) -> dict[str, Any]:
@@ -151,9 +155,20 @@ def _coerce(name: str, value: Any, origin: str) -> Any:
             return int(str(value).replace("_", ""))
         if kind is float:
             return float(value)
+        if name == "grammar":
+            return _grammar_choice(value, origin)
         return str(value)
     except (TypeError, ValueError) as exc:
         raise ConfigError(f"{origin}: {name} must be {kind.__name__}, got {value!r}") from exc
+
+
+def _grammar_choice(value: Any, origin: str) -> str:
+    """auto, on or off (true/false, yes/no and 1/0 too, as TOML writes booleans)."""
+    text = str(value).strip().lower()
+    text = _GRAMMAR_WORDS.get(text, text)
+    if text not in GRAMMAR_CHOICES:
+        raise ConfigError(f"{origin}: grammar must be auto, on or off, got {value!r}")
+    return text
 
 
 def load_settings(overrides: dict[str, Any] | None = None, *, environ: dict[str, str] | None = None) -> Settings:
@@ -167,12 +182,15 @@ def load_settings(overrides: dict[str, Any] | None = None, *, environ: dict[str,
     for key, value in read_config_file(config_path).items():
         values[key] = _coerce(key, value, str(config_path))
         sources[key] = "config.toml"
-    env_keys = {"base_url": "WATT_BASE_URL", "api_key": "WATT_API_KEY", "model": "WATT_MODEL"}
+    env_keys = {
+        "base_url": "WATT_BASE_URL", "api_key": "WATT_API_KEY", "model": "WATT_MODEL",
+        "grammar": "WATT_GRAMMAR",
+    }
     if not env.get("WATT_API_KEY") and env.get("OPENAI_API_KEY"):
         env_keys["api_key"] = "OPENAI_API_KEY"
     for key, var in env_keys.items():
         if env.get(var):
-            values[key] = env[var]
+            values[key] = _coerce(key, env[var], var)
             sources[key] = var
     for key, value in (overrides or {}).items():
         if value is None or value == () or value == []:

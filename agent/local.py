@@ -9,9 +9,11 @@ silenced, then answers through ``Llama.create_chat_completion(stream=True)``:
 - usage comes from llama's counts: one streamed chunk per generated token, and the context's
   token count after the call for the prompt; without them it is estimated;
 - when ``grammar`` is on (the default) and the conversation asks for ToolCalls (a system
-  message mentions ``ToolCall::``), sampling is constrained by the reply grammar
-  (``agent.grammar.REPLY_GBNF``), so every reply parses without a fallback. Other calls (the
-  ai capability's plain-text requests) are sampled freely;
+  message mentions ``ToolCall::``), sampling is constrained by the reply grammar, so every
+  reply parses without a fallback: the run's own grammar once ``use_grammar(gbnf)`` gave it
+  (``agent.app`` builds it from the granted functions and the loaded catalog), else the
+  frame-only ``agent.grammar.REPLY_GBNF``. Other calls (the ai capability's plain-text
+  requests) are sampled freely;
 - ``max_tokens`` defaults to ``DEFAULT_MAX_TOKENS`` so that a looping small model stops.
 
 ``default_local_model(home)`` is what ``watt`` uses when no endpoint is configured: the best
@@ -30,14 +32,15 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from agent.grammar import REPLY_GBNF
+from agent.grammar import GRAMMAR_TRIGGER, REPLY_GBNF, wants_grammar
 from agent.model import ChatModel, Completion, Message, Usage, check_cancel, estimate_usage
 from agent.weights import best_installed
 from rt.errors import ConfigError, ModelAPIError
 
+__all__ = ["GRAMMAR_TRIGGER", "LocalModel", "default_local_model", "llama_available", "wants_grammar"]
+
 N_CTX = 8192
 DEFAULT_MAX_TOKENS = 1024
-GRAMMAR_TRIGGER = "ToolCall::"
 INSTALL_HINT = "pip install 'watt-agent[local]'"
 
 LlamaFactory = Callable[..., Any]
@@ -54,12 +57,12 @@ def llama_available() -> bool:
         return False
 
 
-def default_local_model(home: Path) -> ChatModel | None:
+def default_local_model(home: Path, *, grammar: bool = True) -> ChatModel | None:
     """A ``LocalModel`` for the best model installed under ``home/models``, or None."""
     best = best_installed(home)
     if best is None or not llama_available():
         return None
-    return LocalModel(best.path)
+    return LocalModel(best.path, grammar=grammar)
 
 
 def _import_llama() -> Any:
@@ -108,7 +111,8 @@ class LocalModel:
         self._llama_factory = llama_factory
         self._grammar_factory = grammar_factory
         self._llama: Any = None
-        self._grammar: Any = None
+        self._grammar_text = REPLY_GBNF
+        self._grammar: Any = None  # the compiled grammar of _grammar_text
         self._lock = threading.Lock()
         self._cancel: threading.Event | None = None  # the call in flight's, for the abort callback
         self._abort_callback: Any = None  # kept referenced while llama.cpp holds it
@@ -119,6 +123,13 @@ class LocalModel:
 
     def __repr__(self) -> str:
         return f"LocalModel({str(self.path)!r}, grammar={self.grammar})"
+
+    def use_grammar(self, gbnf: str | None) -> None:
+        """Constrain later agent turns with ``gbnf`` (None: the frame-only ``REPLY_GBNF``)."""
+        with self._lock:
+            text = gbnf or REPLY_GBNF
+            if text != self._grammar_text:
+                self._grammar_text, self._grammar = text, None
 
     def load(self) -> None:
         """Load the weights now (the first ``complete`` does it otherwise)."""
@@ -213,7 +224,7 @@ class LocalModel:
     def _reply_grammar(self) -> Any:
         if self._grammar is None:
             assert self._grammar_factory is not None
-            self._grammar = self._grammar_factory(REPLY_GBNF)
+            self._grammar = self._grammar_factory(self._grammar_text)
         return self._grammar
 
     def _stream(
@@ -251,11 +262,6 @@ class LocalModel:
         if type(n_tokens) is not int or n_tokens < chunks:
             return estimate_usage(messages, text)
         return Usage(n_tokens - chunks, chunks, estimated=False)
-
-
-def wants_grammar(messages: Sequence[Message]) -> bool:
-    """Whether the conversation asks for replies in the ToolCall grammar."""
-    return any(m.role == "system" and GRAMMAR_TRIGGER in m.content for m in messages)
 
 
 def _delta(chunk: Any) -> tuple[str, str | None]:

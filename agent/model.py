@@ -14,6 +14,9 @@ and ``agent.scripted.ScriptedModel`` (a replay queue for tests and ``--model scr
 - Streams (SSE) by default and asks for usage in the last chunk. When the server rejects
   ``stream_options`` or streaming (a 400/404/422/501 mentioning "stream"), or answers a streaming
   request with plain JSON, it falls back for this and every later call.
+- A stream that ends without a ``finish_reason`` was cut short (llama-cpp-python's server sends
+  ``[DONE]`` mid-reply when another request arrives): it is retried like a dropped connection
+  (or fails, after partial output), never returned as a whole reply.
 - ``cancel`` is checked before each attempt, during backoff and between received chunks; a set
   event closes the response and raises ``Interrupted``. A blocking wait for the server's first
   byte is bounded only by ``timeout_s`` (httpx cannot abort a read from another thread).
@@ -21,6 +24,16 @@ and ``agent.scripted.ScriptedModel`` (a replay queue for tests and ``--model scr
   token (``Usage.estimated``). ``total_usage`` accumulates over successful calls.
 - The API key is sent only as ``Authorization: Bearer``; it is redacted from every message
   and never shown by ``repr``.
+- Constrained decoding: after ``use_grammar(gbnf)`` (``agent.app`` builds the run's reply
+  grammar), agent turns (a system message mentions ``ToolCall::``) carry llama.cpp's
+  top-level ``"grammar"`` field when ``grammar`` is "on", or when it is "auto" (the default)
+  and the endpoint is a llama.cpp server. "auto" finds out once per model object, on the
+  first agent turn, with cheap GETs that never wait for the model: ``{root}/openapi.json``
+  declaring ``grammar`` in ``CreateChatCompletionRequest`` (llama-cpp-python's server; its
+  ``/v1/models`` waits while another request generates), else ``{root}/props`` with
+  ``default_generation_settings`` (llama.cpp's llama-server); ``root`` is the base URL
+  without ``/v1``. Anything else (api.openai.com, other servers) gets no grammar. Under
+  "auto" a 400/422/500 that names the grammar turns it off for this and later calls.
 """
 
 from __future__ import annotations
@@ -38,6 +51,7 @@ from typing import Any, TypeVar
 
 import httpx
 
+from agent.grammar import wants_grammar
 from agent.messages import (
     CHARS_PER_TOKEN,
     ChatModel,
@@ -61,6 +75,10 @@ BACKOFF_CAP_S = 30.0
 MAX_BODY_BYTES = 8 * 1024 * 1024
 MAX_ERROR_BODY_BYTES = 64 * 1024
 _STREAM_REJECT_STATUSES = frozenset({400, 404, 422, 501})
+_GRAMMAR_REJECT_STATUSES = frozenset({400, 422, 500})
+GRAMMAR_MODES = ("auto", "on", "off")
+PROBE_TIMEOUT_S = 5.0
+PROBE_MAX_BYTES = 1024 * 1024
 
 T = TypeVar("T")
 
@@ -176,6 +194,24 @@ class _StreamRejected(Exception):
         self.body = body
 
 
+class _GrammarRejected(Exception):
+    pass
+
+
+def declares_grammar(openapi: object) -> bool:
+    """Whether an OpenAPI document's chat request schema has a ``grammar`` property
+    (llama-cpp-python's server)."""
+    schemas = openapi.get("components", {}).get("schemas", {}) if isinstance(openapi, dict) else {}
+    request = schemas.get("CreateChatCompletionRequest") if isinstance(schemas, dict) else None
+    props = request.get("properties") if isinstance(request, dict) else None
+    return isinstance(props, dict) and "grammar" in props
+
+
+def is_llama_server(props: object) -> bool:
+    """Whether a ``/props`` answer is llama.cpp's llama-server."""
+    return isinstance(props, dict) and isinstance(props.get("default_generation_settings"), dict)
+
+
 class _Attempt:
     """Per-call state shared across attempts."""
 
@@ -200,6 +236,7 @@ class OpenAIChatModel:
         rng: random.Random | None = None,
         temperature: float = 0.2,
         stream: bool = True,
+        grammar: str = "auto",
     ) -> None:
         if not base_url.startswith(("http://", "https://")):
             raise ConfigError(
@@ -208,6 +245,8 @@ class OpenAIChatModel:
             )
         if not model:
             raise ConfigError("no model name given; set WATT_MODEL")
+        if grammar not in GRAMMAR_MODES:
+            raise ConfigError(f"grammar must be one of {', '.join(GRAMMAR_MODES)}, got {grammar!r}")
         self.base_url = base_url.rstrip("/")
         self.model = model
         self.temperature = temperature
@@ -220,6 +259,9 @@ class OpenAIChatModel:
         self._rng = rng if rng is not None else random.Random()
         self._stream = stream
         self._stream_usage = True
+        self.grammar = grammar
+        self._reply_grammar: str | None = None
+        self._grammar_support: bool | None = {"on": True, "off": False}.get(grammar)
         self._lock = threading.Lock()
         headers = {"Accept": "application/json, text/event-stream"}
         if self._api_key:
@@ -244,6 +286,20 @@ class OpenAIChatModel:
     def __repr__(self) -> str:
         return f"OpenAIChatModel(base_url={self.base_url!r}, model={self.model!r})"
 
+    def use_grammar(self, gbnf: str | None) -> None:
+        """Send ``gbnf`` with later agent turns, when the endpoint takes it (None: never)."""
+        self._reply_grammar = gbnf
+
+    def grammar_supported(self, cancel: threading.Event | None = None) -> bool:
+        """Whether the endpoint takes a ``grammar``: "on", "off", or auto's probe (made once;
+        a probe that could not connect is made again next time)."""
+        if self._grammar_support is None:
+            found = self._probe_grammar(cancel)
+            if found is not None:
+                self._grammar_support = found
+            return bool(found)
+        return self._grammar_support
+
     def close(self) -> None:
         self._client.close()
 
@@ -266,13 +322,17 @@ class OpenAIChatModel:
     ) -> Completion:
         url = f"{self.base_url}/chat/completions"
         state = _Attempt()
+        grammar = self._grammar_for(messages, cancel)
 
         def attempt() -> tuple[str, str | None, Usage | None]:
+            nonlocal grammar
             while True:
                 try:
                     return self._complete_once(
-                        url, messages, on_text, cancel, max_tokens, stop, state
+                        url, messages, on_text, cancel, max_tokens, stop, state, grammar
                     )
+                except _GrammarRejected:
+                    self._grammar_support, grammar = False, None
                 except _StreamRejected as rejected:
                     if self._stream_usage and "stream_options" in rejected.body.lower():
                         self._stream_usage = False
@@ -303,10 +363,47 @@ class OpenAIChatModel:
 
         return self._with_retries(attempt, cancel, lambda: True)
 
+    # -- grammar ----------------------------------------------------------------------------
+
+    def _grammar_for(self, messages: Sequence[Message], cancel: threading.Event | None) -> str | None:
+        if self._reply_grammar is None or not wants_grammar(messages):
+            return None
+        return self._reply_grammar if self.grammar_supported(cancel) else None
+
+    def _probe_grammar(self, cancel: threading.Event | None) -> bool | None:
+        """True for a llama.cpp server, False for anything else, None if unreachable."""
+        root = self.base_url.removesuffix("/v1")
+        probes: tuple[tuple[str, Callable[[object], bool]], ...] = (
+            (f"{root}/openapi.json", declares_grammar),
+            (f"{root}/props", is_llama_server),
+        )
+        timeout = httpx.Timeout(min(self._timeout_s, PROBE_TIMEOUT_S))
+        for url, recognise in probes:
+            check_cancel(cancel)
+            try:
+                with self._client.stream("GET", url, timeout=timeout) as resp:
+                    if resp.status_code != 200:
+                        continue
+                    body = self._read(resp, url, cancel, PROBE_MAX_BYTES)
+            except httpx.TransportError:
+                return None
+            except ModelAPIError:  # larger than any answer we look for
+                continue
+            try:
+                if recognise(json.loads(body)):
+                    return True
+            except ValueError:
+                continue
+        return False
+
     # -- one attempt ----------------------------------------------------------------------
 
     def _payload(
-        self, messages: Sequence[Message], max_tokens: int | None, stop: Sequence[str] | None
+        self,
+        messages: Sequence[Message],
+        max_tokens: int | None,
+        stop: Sequence[str] | None,
+        grammar: str | None = None,
     ) -> dict[str, Any]:
         payload: dict[str, Any] = {
             "model": self.model,
@@ -317,6 +414,8 @@ class OpenAIChatModel:
             payload["max_tokens"] = max_tokens
         if stop:
             payload["stop"] = list(stop)
+        if grammar is not None:
+            payload["grammar"] = grammar
         if self._stream:
             payload["stream"] = True
             if self._stream_usage:
@@ -332,12 +431,20 @@ class OpenAIChatModel:
         max_tokens: int | None,
         stop: Sequence[str] | None,
         state: _Attempt,
+        grammar: str | None = None,
     ) -> tuple[str, str | None, Usage | None]:
         streaming = self._stream
-        payload = self._payload(messages, max_tokens, stop)
+        payload = self._payload(messages, max_tokens, stop, grammar)
         with self._transport_errors(url), self._client.stream("POST", url, json=payload) as resp:
             if resp.status_code >= 400:
                 body = self._read(resp, url, cancel, MAX_ERROR_BODY_BYTES)
+                if (
+                    grammar is not None
+                    and self.grammar == "auto"
+                    and resp.status_code in _GRAMMAR_REJECT_STATUSES
+                    and "grammar" in body.decode("utf-8", "replace").lower()
+                ):
+                    raise _GrammarRejected()
                 if (
                     streaming
                     and resp.status_code in _STREAM_REJECT_STATUSES
@@ -369,6 +476,7 @@ class OpenAIChatModel:
         finish: str | None = None
         usage: Usage | None = None
         events = 0
+        chat_chunks = 0
         for data in iter_sse_data(_cancellable_lines(resp, cancel)):
             if data.strip() == "[DONE]":
                 break
@@ -388,18 +496,26 @@ class OpenAIChatModel:
             choices = chunk.get("choices")
             if not isinstance(choices, list) or not choices or not isinstance(choices[0], dict):
                 continue
+            chat_chunks += 1
             delta = choices[0].get("delta")
             content = delta.get("content") if isinstance(delta, dict) else None
             if isinstance(content, str) and content:
                 parts.append(content)
-                state.emitted = True
                 if on_text is not None:
+                    state.emitted = True
                     on_text(content)
             if choices[0].get("finish_reason"):
                 finish = str(choices[0]["finish_reason"])
         check_cancel(cancel)
         if events == 0:
             raise ModelAPIError(f"malformed response from {url}: empty stream")
+        if chat_chunks and finish is None:
+            # llama-cpp-python's server ends a reply with [DONE] when another request arrives
+            # (interrupt_requests): a cut reply must not pass for a whole one.
+            raise _Retryable(
+                f"the reply stream from {url} ended before the reply did (no finish_reason;"
+                " a llama.cpp server cuts a reply short when another request arrives)"
+            )
         return "".join(parts), finish, usage
 
     # -- helpers --------------------------------------------------------------------------

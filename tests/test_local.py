@@ -1,9 +1,9 @@
-"""agent.local (LocalModel over a fake llama) and agent.grammar (the reply grammar as GBNF)."""
+"""agent.local (LocalModel over a fake llama) and the frame-only reply grammar it defaults to
+(the run's grammar built from live data is tested in test_grammar.py)."""
 
 from __future__ import annotations
 
 import os
-import re
 import subprocess
 import sys
 import threading
@@ -21,6 +21,7 @@ from agent.model import Message, Usage
 from agent.parser import CatalogCall, Response, WatCall, format_action, parse_reply
 from agent.weights import MODELS, marker_path
 from rt.errors import ConfigError, Interrupted, ModelAPIError
+from tests.gbnf import Grammar
 
 AGENT = [Message.system("Reply with exactly ONE ToolCall::Wat or ToolCall::Response."), Message.user("hi")]
 PLAIN = [Message.system("You transform text exactly as instructed."), Message.user("upper: abc")]
@@ -119,6 +120,30 @@ def test_grammar_is_passed_for_agent_turns_only(gguf: Path) -> None:
     assert second["max_tokens"] == DEFAULT_MAX_TOKENS and second["temperature"] == 0.2
     assert wants_grammar(AGENT) and not wants_grammar(PLAIN)
     assert not wants_grammar([Message.user("ToolCall::Wat in a user message")])
+
+
+def test_the_runs_grammar_replaces_the_default_and_is_compiled_once(gguf: Path) -> None:
+    compiled: list[str] = []
+    factory = Factory(["x"])
+
+    def compile_grammar(text: str) -> tuple[str, str]:
+        compiled.append(text)
+        return ("GRAMMAR", text)
+
+    model = LocalModel(gguf, llama_factory=factory, grammar_factory=compile_grammar)
+    model.use_grammar('root ::= "x"\n')
+    model.complete(AGENT)
+    model.complete(AGENT)
+    model.complete(PLAIN)
+    calls = factory.made[0].calls
+    assert [c.get("grammar") for c in calls] == [("GRAMMAR", 'root ::= "x"\n')] * 2 + [None]
+    model.use_grammar(None)  # back to the frame-only default
+    model.complete(AGENT)
+    assert compiled == ['root ::= "x"\n', REPLY_GBNF]
+    off, off_factory = make(gguf, ["x"], grammar=False)
+    off.use_grammar('root ::= "x"\n')
+    off.complete(AGENT)
+    assert "grammar" not in off_factory.made[0].calls[0]
 
 
 def test_grammar_can_be_turned_off(gguf: Path) -> None:
@@ -227,7 +252,9 @@ def test_make_model_uses_local_models(monkeypatch: pytest.MonkeyPatch, _watt_hom
     _fake_llama_cpp(monkeypatch)
     settings = load_settings()
     model = make_model(settings, f"local:{gguf}")
-    assert isinstance(model, LocalModel) and model.path == gguf
+    assert isinstance(model, LocalModel) and model.path == gguf and model.grammar
+    off = load_settings({"grammar": "off"})
+    assert not make_model(off, f"local:{gguf}").grammar  # type: ignore[attr-defined]
     with pytest.raises(ConfigError, match="no model endpoint configured"):
         make_model(settings)
     _install(_watt_home, "1.5b")
@@ -236,75 +263,7 @@ def test_make_model_uses_local_models(monkeypatch: pytest.MonkeyPatch, _watt_hom
 
 # ---- the reply grammar ---------------------------------------------------------------------------
 
-_TOKEN = re.compile(
-    r'\s+|#[^\n]*|(?P<rule>[a-zA-Z][a-zA-Z0-9-]*)\s*::=|(?P<str>"(?:[^"\\]|\\.)*")'
-    r"|(?P<cls>\[(?:[^\]\\]|\\.)*\])|(?P<ref>[a-zA-Z][a-zA-Z0-9-]*)|(?P<op>[()|*+?])"
-)
-_ESC = {"n": "\n", "t": "\t", "r": "\r", "\\": "\\", '"': '"', "[": "[", "]": "]", "-": "-", "^": "^"}
-
-
-def _unescape(text: str) -> list[str]:
-    chars, i = [], 0
-    while i < len(text):
-        if text[i] == "\\":
-            chars.append(_ESC[text[i + 1]])
-            i += 2
-        else:
-            chars.append(text[i])
-            i += 1
-    return chars
-
-
-def _char_class(text: str) -> str:
-    body = text[1:-1]
-    negate = body.startswith("^")
-    chars = _unescape(body[1:] if negate else body)
-    out, i = [], 0
-    while i < len(chars):
-        if i + 2 < len(chars) and chars[i + 1] == "-":
-            out.append(f"{re.escape(chars[i])}-{re.escape(chars[i + 2])}")
-            i += 3
-        else:
-            out.append(re.escape(chars[i]))
-            i += 1
-    return "[" + ("^" if negate else "") + "".join(out) + "]"
-
-
-def gbnf_to_regex(gbnf: str, root: str = GRAMMAR_ROOT) -> str:
-    """A Python regex equivalent to a non-recursive GBNF grammar (the subset REPLY_GBNF uses)."""
-    rules: dict[str, list[tuple[str, str]]] = {}
-    current: list[tuple[str, str]] = []
-    pos = 0
-    while pos < len(gbnf):
-        m = _TOKEN.match(gbnf, pos)
-        assert m is not None, f"cannot tokenize GBNF at {gbnf[pos:pos + 30]!r}"
-        pos = m.end()
-        kind = m.lastgroup
-        if kind == "rule":
-            assert m.group("rule") not in rules, f"rule {m.group('rule')} defined twice"
-            current = rules[m.group("rule")] = []
-        elif kind is not None:
-            current.append((kind, m.group(kind)))
-
-    def expand(name: str, stack: tuple[str, ...]) -> str:
-        assert name in rules, f"undefined rule {name}"
-        assert name not in stack, f"recursive rule {name}"
-        out = []
-        for kind, text in rules[name]:
-            if kind == "str":
-                out.append(re.escape("".join(_unescape(text[1:-1]))))
-            elif kind == "cls":
-                out.append(_char_class(text))
-            elif kind == "ref":
-                out.append(f"(?:{expand(text, (*stack, name))})")
-            else:
-                out.append({"(": "(?:"}.get(text, text))
-        return "".join(out)
-
-    return expand(root, ())
-
-
-REPLY = re.compile(gbnf_to_regex(REPLY_GBNF), re.DOTALL)
+REPLY = Grammar(REPLY_GBNF, GRAMMAR_ROOT)
 
 CANONICAL = [
     WatCall("(argv 0 $text)\n(resv $text)\n(i32.const 0)", ("hello",), "Echo it."),
@@ -320,7 +279,7 @@ CANONICAL = [
 @pytest.mark.parametrize("action", CANONICAL, ids=lambda a: type(a).__name__)
 def test_canonical_replies_match_the_grammar_and_parse_cleanly(action: Any) -> None:
     text = format_action(action)
-    assert REPLY.fullmatch(text), text
+    assert REPLY.accepts(text), text
     parsed = parse_reply(text)
     assert parsed.notes == () and parsed.kind == action.kind
     assert parsed == action
@@ -333,7 +292,7 @@ def test_prompt_examples_match_the_grammar() -> None:
         'ToolCall::Response("""HELLO""")',
         '<reasoning>x</reasoning>ToolCall::Response("""\n4\n""")',
     ]:
-        assert REPLY.fullmatch(text), text
+        assert REPLY.accepts(text), text
         assert parse_reply(text).notes == ()
 
 
@@ -356,7 +315,7 @@ def test_prompt_examples_match_the_grammar() -> None:
     ],
 )
 def test_deviations_are_outside_the_grammar(text: str) -> None:
-    assert not REPLY.fullmatch(text)
+    assert not REPLY.accepts(text)
 
 
 def test_the_grammar_parses_with_llama_cpp() -> None:

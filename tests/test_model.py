@@ -663,3 +663,142 @@ def test_real_connection_refused() -> None:
     ):
         model.complete(MESSAGES)
     model.close()
+
+
+# -- the reply grammar (llama.cpp's top-level "grammar" field) ---------------------------------
+
+AGENT = [Message.system("Reply with exactly ONE ToolCall::Wat or ToolCall::Response."), Message.user("hi")]
+GBNF = 'root ::= "ToolCall::Response(\\"\\"\\"x\\"\\"\\")"\n'
+OPENAPI = {  # the part of llama-cpp-python's /openapi.json the probe reads
+    "info": {"title": "🦙 llama.cpp Python API", "version": "0.3.36"},
+    "components": {"schemas": {"CreateChatCompletionRequest": {"properties": {
+        "messages": {}, "grammar": {"anyOf": [{"type": "string"}, {"type": "null"}]},
+    }}}},
+}
+
+
+class Server:
+    """A fake endpoint: ``pages`` answers GETs by path; chat requests are recorded."""
+
+    def __init__(self, pages: dict[str, Any] | None = None, reject_grammar: bool = False) -> None:
+        self.pages = pages or {}
+        self.reject_grammar = reject_grammar
+        self.gets: list[str] = []
+        self.chats: list[dict[str, Any]] = []
+
+    def __call__(self, request: httpx.Request) -> httpx.Response:
+        if request.method == "GET":
+            self.gets.append(request.url.path)
+            page = self.pages.get(request.url.path)
+            if isinstance(page, Exception):
+                raise page
+            return httpx.Response(404, text="Not Found") if page is None else httpx.Response(200, json=page)
+        body = payload(request)
+        self.chats.append(body)
+        if self.reject_grammar and "grammar" in body:
+            return httpx.Response(400, json={"error": {"message": "failed to parse grammar"}})
+        return httpx.Response(200, json=completion_json("ToolCall::Response(\"\"\"x\"\"\")"))
+
+
+def grammar_model(server: Server, mode: str = "auto") -> OpenAIChatModel:
+    model, _ = make(server, stream=False, grammar=mode, max_retries=0)
+    model.use_grammar(GBNF)
+    return model
+
+
+def test_grammar_is_sent_with_agent_turns_under_on_and_never_under_off() -> None:
+    server = Server()
+    model = grammar_model(server, "on")
+    model.complete(AGENT)
+    model.complete(MESSAGES)  # not an agent turn (the ai capability's calls): sampled freely
+    assert server.chats[0]["grammar"] == GBNF and "grammar" not in server.chats[1]
+    off = Server({"/openapi.json": OPENAPI})
+    grammar_model(off, "off").complete(AGENT)
+    assert "grammar" not in off.chats[0] and off.gets == []  # off never probes
+    assert server.gets == []  # nor does on
+
+
+def test_auto_detects_llama_cpp_python_once_by_its_openapi_schema() -> None:
+    server = Server({"/openapi.json": OPENAPI})
+    model = grammar_model(server)
+    model.complete(AGENT)
+    model.complete(AGENT)
+    assert [c.get("grammar") for c in server.chats] == [GBNF, GBNF]
+    assert server.gets == ["/openapi.json"]  # once per endpoint; not /v1/models, which waits
+    assert model.grammar_supported()
+
+
+def test_auto_detects_llama_server_by_its_props() -> None:
+    server = Server({"/props": {"default_generation_settings": {"n_ctx": 8192}, "total_slots": 1}})
+    grammar_model(server).complete(AGENT)
+    assert server.chats[0]["grammar"] == GBNF and server.gets == ["/openapi.json", "/props"]
+
+
+@pytest.mark.parametrize(
+    "pages",
+    [
+        {},  # api.openai.com and most servers: neither page
+        {"/openapi.json": {"components": {"schemas": {"ChatCompletionRequest": {"properties": {
+            "guided_grammar": {}}}}}}},  # a FastAPI server without llama.cpp's field (vLLM-like)
+        {"/props": {"model": "x"}},
+        {"/openapi.json": [1, 2], "/props": "not an object"},
+    ],
+)
+def test_auto_sends_no_grammar_to_other_servers(pages: dict[str, Any]) -> None:
+    server = Server(pages)
+    model = grammar_model(server)
+    model.complete(AGENT)
+    model.complete(AGENT)
+    assert all("grammar" not in c for c in server.chats)
+    assert server.gets == ["/openapi.json", "/props"]  # probed once
+    assert not model.grammar_supported()
+
+
+def test_auto_never_probes_without_a_grammar_or_an_agent_turn() -> None:
+    server = Server({"/openapi.json": OPENAPI})
+    model, _ = make(server, stream=False)
+    model.complete(AGENT)  # no use_grammar: nothing to send
+    grammar_model(server).complete(MESSAGES)
+    assert server.gets == [] and all("grammar" not in c for c in server.chats)
+
+
+def test_an_unreachable_probe_is_made_again_later() -> None:
+    server = Server({"/openapi.json": httpx.ConnectError("refused")})
+    model = grammar_model(server)
+    model.complete(AGENT)
+    server.pages["/openapi.json"] = OPENAPI
+    model.complete(AGENT)
+    assert [c.get("grammar") for c in server.chats] == [None, GBNF]
+
+
+def test_auto_turns_the_grammar_off_when_the_server_rejects_it() -> None:
+    server = Server({"/openapi.json": OPENAPI}, reject_grammar=True)
+    model = grammar_model(server)
+    assert model.complete(AGENT).text.startswith("ToolCall::")
+    model.complete(AGENT)
+    assert [c.get("grammar") for c in server.chats] == [GBNF, None, None]
+    strict = Server(reject_grammar=True)
+    with pytest.raises(ModelAPIError, match="HTTP 400.*failed to parse grammar"):
+        grammar_model(strict, "on").complete(AGENT)
+
+
+def test_grammar_mode_is_validated() -> None:
+    with pytest.raises(ConfigError, match="grammar must be one of auto, on, off"):
+        OpenAIChatModel(BASE, KEY, "m1", grammar="maybe")
+
+
+def test_a_stream_cut_short_is_never_taken_for_the_whole_reply() -> None:
+    # llama-cpp-python's server (interrupt_requests, the default) ends a reply with [DONE] and
+    # no finish_reason when another request arrives: with the grammar on, the cut reply was
+    # parsed as an answer with the note "unclosed string" and the right answer was lost.
+    cut = sse_bytes(delta('ToolCall::Response("""ol'))
+    whole = sse_bytes(delta('ToolCall::Response("""olleh""")'), delta(None, "stop"))
+    answers = [cut, whole]
+    model, sleeps = make(lambda r: sse_response(answers.pop(0)))
+    assert model.complete(MESSAGES).text == 'ToolCall::Response("""olleh""")'  # nobody saw it: retried
+    assert len(sleeps) == 1
+    model, _ = make(lambda r: sse_response(cut))
+    seen: list[str] = []
+    with pytest.raises(ModelAPIError, match=r"ended before the reply did .*\(after partial output\)"):
+        model.complete(MESSAGES, on_text=seen.append)
+    assert seen == ['ToolCall::Response("""ol']
