@@ -38,8 +38,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from rt.errors import CatalogError
+from rt.errors import CatalogError, CompileError
 from rt.nesting import TooDeep, check_depth
+from rt.preprocess import called_functions
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -320,8 +321,14 @@ def _code_only(body: str) -> str:
 
 
 def body_capabilities(body: str) -> tuple[str, ...]:
-    """Namespaces of the ``(call $ns.name ...)`` targets in a body, sorted."""
-    return tuple(sorted({m.group(1) for m in _CALL_RE.finditer(_code_only(body))}))
+    """Namespaces of the host functions a body calls, in any spelling, sorted; read with the
+    preprocessor's tokenizer (rt.preprocess.called_functions), the same reader the link check
+    uses, so a call in a comment or a string never counts."""
+    try:
+        calls = called_functions(body)
+    except CompileError:  # unterminated text: it will not compile; scan what is code
+        return tuple(sorted({m.group(1) for m in _CALL_RE.finditer(_code_only(body))}))
+    return tuple(sorted({q.partition(".")[0] for q in calls}))
 
 
 def parse_program(data: bytes, path: Path) -> Program:

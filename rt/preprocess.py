@@ -625,3 +625,34 @@ def preprocess(source: str, functions: Mapping[str, HostFunction] | None = None)
 
 def _note_line(note: str) -> int:
     return int(note.split(":", 1)[0].removeprefix("line "))
+
+
+# WAT's own dotted instruction families: any other ``(ns.name`` head is a host call.
+WAT_FAMILIES = frozenset(
+    {"i32", "i64", "f32", "f64", "v128", "local", "global", "memory", "table", "ref", "elem", "data"}
+)
+
+
+def called_functions(source: str) -> list[str]:
+    """The host functions a body calls, in every spelling (``(call $a.b``, ``($a.b``,
+    ``(a.b``, ``return_call``, flat ``call $a.b``), read with the tokenizer: a call inside a
+    comment or a string literal is not a call. Raises CompileError on unterminated text."""
+    words = [t for t in tokenize(source) if t.kind not in ("ws", "comment")]
+    found: list[str] = []
+    for i, tok in enumerate(words):
+        if tok.kind != "atom":
+            continue
+        nxt = words[i + 1] if i + 1 < len(words) else None
+        after_paren = i > 0 and words[i - 1].kind == "("
+        if tok.text in ("call", "return_call") and nxt is not None and nxt.text.startswith("$"):
+            qual = nxt.text[1:]
+        elif after_paren and tok.text.startswith("$"):
+            qual = tok.text[1:]
+        elif after_paren and tok.text.partition(".")[0] not in WAT_FAMILIES:
+            qual = tok.text
+        else:
+            continue
+        ns, dot, name = qual.partition(".")
+        if dot and _NAME_RE.fullmatch("$" + qual) and ns and name:
+            found.append(qual)
+    return found

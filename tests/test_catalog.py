@@ -252,6 +252,11 @@ def test_example_with_too_few_args() -> None:
         ('"""raw (call $ai.assist) text"""\n(call $debug.log (i32.const 0))', ("debug",)),
         ('"a \\" (call $x.y)" (call $arr.new)', ("arr",)),
         ("(return_call $str.upper (local.get 0))", ("str",)),
+        # the short forms, in folded and flat code; WAT's own dotted instructions are not calls
+        ('(answer (http.get (arg 0)))', ("http",)),
+        ("(resv ($kv.get \"k\"))\nlocal.get 0\ncall $fs.read\ndrop", ("fs", "kv")),
+        ("(i32.add (local.get $a) (i32.const 1)) (memory.size)", ()),
+        ("(; (ai.assist x) ;) ;; ($http.get y)\n(i32.const 0)", ()),
     ],
 )
 def test_body_capabilities(body: str, expected: tuple[str, ...]) -> None:
