@@ -29,6 +29,7 @@ from agent.messages import ChatModel, Message
 from agent.prompt import build_system_prompt
 from agent.scripted import ScriptedModel
 from agent.sessions import Session, SessionStore
+from agent.steps import ActionKind
 from capabilities import Registry, standard_registry
 from rt.engine import Runtime
 from rt.errors import CatalogError, ConfigError, WattError
@@ -211,7 +212,7 @@ def compact_history(session: Session, turns: int = HISTORY_TURNS) -> list[Messag
     budget) are left out, so the model never takes a failed program for an answer."""
     out: list[Message] = []
     for info in session.turns()[-turns:]:
-        answers = [s.reply for s in session.steps(turn=info.id) if s.action.value == "response"]
+        answers = [s.reply for s in session.steps(turn=info.id) if s.action is ActionKind.RESPONSE]
         if answers:
             out += [Message.user(info.task), Message.assistant(answers[-1])]
     return out

@@ -13,8 +13,8 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
-from rt.engine import Limits
 from rt.errors import ConfigError
+from rt.limits import Limits
 
 if sys.version_info >= (3, 11):
     import tomllib

@@ -1,10 +1,19 @@
-"""Typed events the loop yields; renderers (rich, JSON lines) consume the same stream."""
+"""Typed events the loop yields; renderers (rich, JSON lines) consume the same stream.
+
+``Event.to_dict`` is an event's JSON: its fields, ``kind`` as a string, enums as their values
+(``ToolStart.action`` "wat" or "catalog", ``ErrorEvent.error_type``, ``ToolResult.cache``).
+"""
 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 from enum import Enum
 from typing import Any
+
+from agent.messages import Usage
+from agent.steps import ActionKind
+from rt.cache import CacheSource
+from rt.errors import Interrupted, ModelAPIError
 
 
 class EventKind(str, Enum):
@@ -21,15 +30,17 @@ class AnswerSource(str, Enum):
     PROGRAM = "program"  # a program's (answer ...) ended the task, byte-exact, with no model call
 
 
-@dataclass(frozen=True)
-class TokenUsage:
-    prompt: int = 0
-    completion: int = 0
-    estimated: bool = False
+class ErrorKind(str, Enum):
+    """Why the loop stopped with an ``ErrorEvent``."""
 
-    @property
-    def total(self) -> int:
-        return self.prompt + self.completion
+    LOOP_GUARD = "LoopGuard"  # one failing action was repeated GUARD_REPEATS times
+    BUDGET = "BudgetExceeded"  # the task's token budget is spent
+    MODEL_API = "ModelAPIError"  # the model endpoint failed (the error propagates after it)
+    INTERRUPTED = "Interrupted"  # Ctrl-C (the interruption propagates after it)
+
+    @classmethod
+    def of(cls, error: ModelAPIError | Interrupted) -> ErrorKind:
+        return cls.INTERRUPTED if isinstance(error, Interrupted) else cls.MODEL_API
 
 
 @dataclass(frozen=True)
@@ -47,7 +58,7 @@ class Event:
 @dataclass(frozen=True)
 class Thinking(Event):
     text: str = ""
-    usage: TokenUsage = TokenUsage()
+    usage: Usage = Usage()
     model_ms: float = 0.0
     notes: tuple[str, ...] = ()
     kind: EventKind = field(init=False, default=EventKind.THINKING)
@@ -55,7 +66,7 @@ class Thinking(Event):
 
 @dataclass(frozen=True)
 class ToolStart(Event):
-    action: str = "wat"  # "wat" or "catalog"
+    action: ActionKind = ActionKind.WAT  # WAT or CATALOG
     name: str | None = None  # the catalog program's name
     program: str = ""
     args: tuple[str, ...] = ()
@@ -73,7 +84,7 @@ class ToolResult(Event):
     error_type: str | None = None
     fuel_used: int = 0
     timings: dict[str, float] = field(default_factory=dict)
-    cache: str = ""
+    cache: CacheSource | None = None  # None when nothing ran
     module_hash: str = ""
     observation: str = ""
     answer: str | None = None  # what (answer ...) gave, when the program ended the task
@@ -93,7 +104,7 @@ class Retry(Event):
 class ResponseEvent(Event):
     text: str = ""
     forced: bool = False
-    usage: TokenUsage = TokenUsage()
+    usage: Usage = Usage()
     elapsed_ms: float = 0.0
     source: AnswerSource = AnswerSource.MODEL
     # a best answer asked for after a guard or the step limit stopped the task: not checked
@@ -105,5 +116,5 @@ class ResponseEvent(Event):
 @dataclass(frozen=True)
 class ErrorEvent(Event):
     message: str = ""
-    error_type: str = ""
+    error_type: ErrorKind = ErrorKind.LOOP_GUARD
     kind: EventKind = field(init=False, default=EventKind.ERROR)

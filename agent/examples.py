@@ -14,8 +14,9 @@ import httpx
 from agent.catalog import Example, Program, apply_defaults
 from capabilities import standard_registry
 from capabilities.kv import MemoryKv
-from rt.engine import Limits, Runtime
+from rt.engine import Runtime
 from rt.errors import ModelAPIError, WattError
+from rt.limits import Limits
 
 
 @dataclass(frozen=True)

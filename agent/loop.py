@@ -26,7 +26,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Collection, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Protocol
 
 from agent import observation
@@ -34,17 +34,18 @@ from agent.catalog import Catalog, apply_defaults
 from agent.events import (
     AnswerSource,
     ErrorEvent,
+    ErrorKind,
     Event,
     ResponseEvent,
     Retry,
     Thinking,
-    TokenUsage,
     ToolResult,
     ToolStart,
 )
 from agent.hints import catalog_hint, repair_hint
-from agent.messages import ChatModel, Completion, Message, Usage
+from agent.messages import ChatModel, Completion, Message, Role, Usage
 from agent.parser import Action, CatalogCall, Response, WatCall, parse_reply
+from agent.steps import ActionKind, Step
 from rt.engine import RunResult, Runtime
 from rt.errors import CatalogError, CompileError, Interrupted, LinkError, ModelAPIError, RunError
 
@@ -68,16 +69,16 @@ OBSERVATION_STOPS = ("[Observation", "\nObservation:", "\nObservation (")
 class Recorder(Protocol):
     """Where a turn's messages and steps go (a session Turn, or nothing)."""
 
-    def add_message(self, role: str, content: str) -> object: ...
+    def add_message(self, role: Role, content: str) -> object: ...
 
-    def add_step(self, **fields: object) -> object: ...
+    def add_step(self, record: Step) -> object: ...
 
 
 class NullRecorder:
-    def add_message(self, role: str, content: str) -> None:
+    def add_message(self, role: Role, content: str) -> None:
         return None
 
-    def add_step(self, **fields: object) -> None:
+    def add_step(self, record: Step) -> None:
         return None
 
 
@@ -107,10 +108,8 @@ class _Budget:
 
     @property
     def exhausted(self) -> bool:
-        return self.limit is not None and self.usage.total_tokens >= self.limit
+        return self.limit is not None and self.usage.total >= self.limit
 
-    def tokens(self) -> TokenUsage:
-        return TokenUsage(self.usage.prompt_tokens, self.usage.completion_tokens, self.usage.estimated)
 
 
 def run_task(
@@ -156,16 +155,16 @@ def run_task(
         rec.add_message("assistant", reply.text)
         action = parse_reply(reply.text)
         ms = (time.perf_counter() - t0) * 1000
-        return reply, action, Thinking(step, action.reasoning, _tokens(reply.usage), ms, action.notes)
+        return reply, action, Thinking(step, action.reasoning, reply.usage, ms, action.notes)
 
     def tell(text: str) -> None:
         messages.append(Message.user(text))
         rec.add_message("user", text)
 
-    def record(**fields: object) -> None:
+    def record(step_record: Step) -> None:
         nonlocal records
         records += 1
-        rec.add_step(step=records, **fields)
+        rec.add_step(replace(step_record, step=records))
 
     try:
         for step in range(1, settings.max_steps + 1):
@@ -194,15 +193,15 @@ def run_task(
                         step, outcome.compile_error, attempt, settings.max_retries,
                         outcome.hint, repeated=repeats > 1,
                     )
-                    record(**_fields(reply.text, action, outcome.event, reply.usage, told))
+                    record(_tool_step(reply, action, outcome.event, told))
                     tell(told)
                     reply, action, thinking = ask()
                     yield thinking
                     continue
                 yield outcome.event
-                record(**_fields(reply.text, action, outcome.event, reply.usage))
+                record(_tool_step(reply, action, outcome.event))
                 if outcome.event.ok and outcome.event.answer is not None:
-                    record(action="response", observation=f"answer from the program (step {step})")
+                    record(Step(ActionKind.RESPONSE, observation=f"answer from the program (step {step})"))
                     yield _answer(step, outcome.event.answer, False, budget, started, AnswerSource.PROGRAM)
                     return
                 tell(outcome.event.observation)
@@ -212,7 +211,7 @@ def run_task(
                             f"stopped: the same failing action was repeated {GUARD_REPEATS} times "
                             f"({outcome.event.error or outcome.event.failure or outcome.event.status_name})"
                         )
-                        yield ErrorEvent(step, reason, "LoopGuard")
+                        yield ErrorEvent(step, reason, ErrorKind.LOOP_GUARD)
                         tell(BEST_ANSWER.format(reason=reason[0].upper() + reason[1:]))
                         try:
                             reply, action, thinking = ask()
@@ -221,33 +220,33 @@ def run_task(
                                 raise exc.error from None
                             return
                         yield thinking
-                        record(**_response_fields(reply, unverified=True))
+                        record(_response_step(reply, unverified=True))
                         yield _answer(step, _text(reply, action), True, budget, started, unverified=True)
                         return
                 break
             else:
-                record(**_response_fields(reply))
+                record(_response_step(reply))
                 yield _answer(step, action.text, False, budget, started)
                 return
         step = settings.max_steps + 1
         tell(FORCE_ANSWER.format(steps=settings.max_steps))
         reply, action, thinking = ask()
         yield thinking
-        record(**_response_fields(reply, unverified=True))
+        record(_response_step(reply, unverified=True))
         yield _answer(step, _text(reply, action), True, budget, started, unverified=True)
     except _BudgetOut:
         yield ErrorEvent(
             step,
             f"stopped: the token budget of {settings.max_tokens_total} tokens is spent "
-            f"({budget.usage.total_tokens} used); raise --max-tokens-total to allow more",
-            "BudgetExceeded",
+            f"({budget.usage.total} used); raise --max-tokens-total to allow more",
+            ErrorKind.BUDGET,
         )
     except _Fatal as fatal:
         exc = fatal.error
-        yield ErrorEvent(step, exc.one_line(), type(exc).__name__)
+        yield ErrorEvent(step, exc.one_line(), ErrorKind.of(exc))
         raise exc from exc.__cause__
     except Interrupted as exc:
-        yield ErrorEvent(step, exc.one_line(), "Interrupted")
+        yield ErrorEvent(step, exc.one_line(), ErrorKind.INTERRUPTED)
         raise
 
 
@@ -260,16 +259,12 @@ class _Fatal(Exception):
         self.error = error
 
 
-def _tokens(usage: Usage) -> TokenUsage:
-    return TokenUsage(usage.prompt_tokens, usage.completion_tokens, usage.estimated)
-
-
 def _answer(
     step: int, text: str, forced: bool, budget: _Budget, started: float,
     source: AnswerSource = AnswerSource.MODEL, *, unverified: bool = False,
 ) -> ResponseEvent:
     elapsed = (time.perf_counter() - started) * 1000
-    return ResponseEvent(step, text, forced, budget.tokens(), elapsed, source, unverified)  # fmt: skip
+    return ResponseEvent(step, text, forced, budget.usage, elapsed, source, unverified)  # fmt: skip
 
 
 def _text(reply: Completion, action: Action) -> str:
@@ -279,9 +274,9 @@ def _text(reply: Completion, action: Action) -> str:
 
 def _start(step: int, action: Action) -> ToolStart:
     if isinstance(action, CatalogCall):
-        return ToolStart(step, "catalog", action.name, "", tuple(action.args))
+        return ToolStart(step, ActionKind.CATALOG, action.name, "", tuple(action.args))
     assert isinstance(action, WatCall)
-    return ToolStart(step, "wat", None, action.body, tuple(action.args))
+    return ToolStart(step, ActionKind.WAT, None, action.body, tuple(action.args))
 
 
 def _signature(action: Action, event: ToolResult) -> tuple[object, ...]:
@@ -292,33 +287,32 @@ def _signature(action: Action, event: ToolResult) -> tuple[object, ...]:
     return (what, event.status, event.error)
 
 
-def _fields(
-    reply: str, action: Action, event: ToolResult, usage: Usage, told: str | None = None
-) -> dict[str, object]:
+def _tool_step(reply: Completion, action: Action, event: ToolResult, told: str | None = None) -> Step:
     """A tool step as the recorder stores it; ``told`` is the observation when it differs."""
-    return {
-        "action": "catalog" if isinstance(action, CatalogCall) else "wat",
-        "reply": reply,
-        "program": action.body if isinstance(action, WatCall) else getattr(action, "name", None),
-        "args": tuple(getattr(action, "args", ())),
-        "observation": told if told is not None else event.observation,
-        "status": event.status,
-        "fuel": event.fuel_used,
-        "timings": event.timings,
-        "prompt_tokens": usage.prompt_tokens,
-        "completion_tokens": usage.completion_tokens,
-        "program_hash": event.module_hash or None,
-    }
+    wat = isinstance(action, WatCall)
+    return Step(
+        ActionKind.WAT if wat else ActionKind.CATALOG,
+        reply=reply.text,
+        program=action.body if isinstance(action, WatCall) else getattr(action, "name", None),
+        args=tuple(getattr(action, "args", ())),
+        observation=told if told is not None else event.observation,
+        status=event.status,
+        fuel=event.fuel_used,
+        timings=event.timings,
+        prompt_tokens=reply.usage.prompt,
+        completion_tokens=reply.usage.completion,
+        program_hash=event.module_hash or None,
+    )
 
 
-def _response_fields(reply: Completion, *, unverified: bool = False) -> dict[str, object]:
-    return {
-        "action": "response",
-        "reply": reply.text,
-        "observation": "unverified: a best answer after the task was stopped" if unverified else "",
-        "prompt_tokens": reply.usage.prompt_tokens,
-        "completion_tokens": reply.usage.completion_tokens,
-    }
+def _response_step(reply: Completion, *, unverified: bool = False) -> Step:
+    return Step(
+        ActionKind.RESPONSE,
+        reply=reply.text,
+        observation="unverified: a best answer after the task was stopped" if unverified else "",
+        prompt_tokens=reply.usage.prompt,
+        completion_tokens=reply.usage.completion,
+    )
 
 
 def _execute(

@@ -17,8 +17,7 @@ CHARS_PER_TOKEN = 4
 MESSAGE_OVERHEAD_TOKENS = 4
 
 Role = Literal["system", "user", "assistant"]
-
-
+"""Who wrote a chat message; the session store keeps the same three."""
 
 
 @dataclass(frozen=True)
@@ -46,22 +45,24 @@ class Message:
 
 @dataclass(frozen=True)
 class Usage:
-    """Token counts; ``estimated`` is true when any part was guessed rather than reported."""
+    """Token counts of one call or a sum of calls (the one usage type: models, the loop's
+    budget and the events share it); ``estimated`` is true when any part was guessed rather
+    than reported. In JSON: ``{"prompt": N, "completion": N, "estimated": bool}``."""
 
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
+    prompt: int = 0
+    completion: int = 0
     estimated: bool = False
 
     @property
-    def total_tokens(self) -> int:
-        return self.prompt_tokens + self.completion_tokens
+    def total(self) -> int:
+        return self.prompt + self.completion
 
     def __add__(self, other: Usage) -> Usage:
         if not isinstance(other, Usage):
             return NotImplemented
         return Usage(
-            self.prompt_tokens + other.prompt_tokens,
-            self.completion_tokens + other.completion_tokens,
+            self.prompt + other.prompt,
+            self.completion + other.completion,
             self.estimated or other.estimated,
         )
 

@@ -25,13 +25,8 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, replace
-from enum import Enum
 
-
-class ActionKind(str, Enum):
-    WAT = "wat"
-    CATALOG = "catalog"
-    RESPONSE = "response"
+from agent.steps import ActionKind
 
 
 @dataclass(frozen=True)

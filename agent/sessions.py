@@ -28,7 +28,6 @@ Every sqlite3 failure becomes a ``SessionError`` with a one-line message.
 from __future__ import annotations
 
 import contextlib
-import enum
 import hashlib
 import json
 import os
@@ -36,14 +35,16 @@ import re
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Literal
+from typing import Any, get_args
 
+from agent.messages import Role
 from agent.session_lock import SessionLock
 from agent.session_schema import MIGRATIONS, Migration, migrate
+from agent.steps import ActionKind, Step
 from rt.errors import ConfigError, SessionError, SessionInUse
 
 BUSY_TIMEOUT_MS = 5000
@@ -51,46 +52,19 @@ _NAME = re.compile(r"[A-Za-z0-9_.-]{1,64}")
 _SUFFIX = ".sqlite"
 _SIDE_FILES = ("-wal", "-shm", "-journal")
 
-Role = Literal["system", "user", "assistant"]
-_ROLES = ("system", "user", "assistant")
+_ROLES: tuple[Role, ...] = get_args(Role)
 Clock = Callable[[], float]
-
-
-class ActionKind(str, enum.Enum):
-    """What a step's reply asked for."""
-
-    WAT = "wat"
-    CATALOG = "catalog"
-    RESPONSE = "response"
 
 
 @dataclass(frozen=True)
 class HistoryMessage:
-    role: str
+    role: Role
     content: str
     turn: int
     seq: int
 
     def as_dict(self) -> dict[str, str]:
         return {"role": self.role, "content": self.content}
-
-
-@dataclass(frozen=True)
-class Step:
-    turn: int
-    step: int
-    action: ActionKind
-    reply: str
-    program: str | None
-    program_hash: str | None
-    args: tuple[str, ...]
-    observation: str
-    status: int | None
-    fuel: int | None
-    timings: Mapping[str, float] = field(default_factory=dict)
-    prompt_tokens: int | None = None
-    completion_tokens: int | None = None
-    created: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -451,8 +425,10 @@ class Session:
         except (ValueError, TypeError) as exc:
             raise SessionError(f"session {self.name!r}: malformed step row: {exc}") from exc
         return Step(
-            row[0], row[1], action, row[3], row[4], row[5], _load_args(row[6]), row[7],
-            row[8], row[9], timings, row[11], row[12], row[13],
+            turn=row[0], step=row[1], action=action, reply=row[3], program=row[4],
+            program_hash=row[5], args=_load_args(row[6]), observation=row[7], status=row[8],
+            fuel=row[9], timings=timings, prompt_tokens=row[11], completion_tokens=row[12],
+            created=row[13],
         )  # fmt: skip
 
 
@@ -502,47 +478,38 @@ class Turn:
             )
             return HistoryMessage(role, content, self.id, int(cur.lastrowid or 0))
 
-    def add_step(
-        self,
-        *,
-        action: ActionKind,
-        reply: str = "",
-        program: str | None = None,
-        args: Sequence[str] = (),
-        observation: str = "",
-        status: int | None = None,
-        fuel: int | None = None,
-        timings: Mapping[str, float] | None = None,
-        prompt_tokens: int | None = None,
-        completion_tokens: int | None = None,
-        step: int | None = None,
-        program_hash: str | None = None,
-    ) -> Step:
-        """Record one step; ``step`` defaults to the turn's next number (from 1)."""
-        record_args = tuple(args)
+    def add_step(self, record: Step) -> Step:
+        """Record one step and return it as stored: this turn's id, the time, the program's
+        hash, and ``record.step`` or, when that is 0, the turn's next number (from 1)."""
         with self.session._write("add step") as conn:
             self._check()
-            if step is None:
+            number = record.step
+            if number == 0:
                 row = conn.execute(
                     "SELECT coalesce(max(step), 0) + 1 FROM steps WHERE turn = ?", (self.id,)
                 ).fetchone()
-                step = int(row[0])
-            phash = program_hash or (hash_program(program) if program is not None else None)
-            record = Step(
-                self.id, step, ActionKind(action), reply, program, phash, record_args,
-                observation, status, fuel, dict(timings or {}), prompt_tokens,
-                completion_tokens, self.session._clock(),
-            )  # fmt: skip
+                number = int(row[0])
+            program = record.program
+            stored = replace(
+                record,
+                action=ActionKind(record.action),
+                args=tuple(record.args),
+                timings=dict(record.timings),
+                program_hash=record.program_hash or (hash_program(program) if program is not None else None),
+                step=number,
+                turn=self.id,
+                created=self.session._clock(),
+            )
             conn.execute(
                 f"INSERT INTO steps ({_STEP_COLUMNS}) VALUES ({', '.join('?' * 14)})",
                 (
-                    record.turn, record.step, record.action.value, record.reply, record.program,
-                    record.program_hash, json.dumps(list(record_args)), record.observation,
-                    record.status, record.fuel, json.dumps(dict(record.timings)),
-                    record.prompt_tokens, record.completion_tokens, record.created,
+                    stored.turn, stored.step, stored.action.value, stored.reply, stored.program,
+                    stored.program_hash, json.dumps(list(stored.args)), stored.observation,
+                    stored.status, stored.fuel, json.dumps(dict(stored.timings)),
+                    stored.prompt_tokens, stored.completion_tokens, stored.created,
                 ),
             )  # fmt: skip
-            return record
+            return stored
 
 
 class SessionKv:

@@ -27,8 +27,9 @@ import wasmtime  # noqa: E402
 
 from capabilities.strings import StrCapability  # noqa: E402
 from capabilities.sys import SysCapability  # noqa: E402
-from rt.engine import Limits, Runtime, _functype  # noqa: E402
+from rt.engine import Runtime, _functype  # noqa: E402
 from rt.host import HostFunction  # noqa: E402
+from rt.limits import Limits  # noqa: E402
 
 TRIVIAL = "(i32.const 0)"
 HOST_CALLS = """(local $i i32)

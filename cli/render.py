@@ -22,6 +22,7 @@ from agent.events import (
     ToolResult,
     ToolStart,
 )
+from agent.steps import ActionKind
 from cli.safe_text import dumps, inert
 
 
@@ -55,7 +56,7 @@ class RichRenderer:
                 line.append("  " + inert(" ".join(event.text.split()))[:300], style="italic")
             c.print(line)
         elif isinstance(event, ToolStart):
-            if event.action == "catalog":
+            if event.action is ActionKind.CATALOG:
                 args = ", ".join(repr(a) for a in event.args)
                 c.print(shown(f"  run catalog {event.name}({args})", style="magenta"))
             else:

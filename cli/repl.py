@@ -20,7 +20,8 @@ from rich.console import Console
 from rich.text import Text
 
 from agent.app import Parts
-from agent.events import ErrorEvent, Event, ResponseEvent
+from agent.events import ErrorEvent, Event
+from agent.outcome import task_outcome
 from cli.common import EXIT_OK, cancel_on_sigint
 from cli.render import RichRenderer, shown
 from cli.slash import INPUT_HELP, command_list, find_command
@@ -91,27 +92,24 @@ class Repl:
         cancel = threading.Event()
         # ask is a generator function: closing it ends an open turn (rolled back)
         events = cast("Generator[Event, None, None]", ask(self.parts, task, cancel=cancel))
-        gave_up: ErrorEvent | None = None
-        answer: str | None = None
+        seen: list[Event] = []
         try:
             with cancel_on_sigint(cancel):
                 for event in events:
-                    if isinstance(event, ErrorEvent):
-                        gave_up = event  # shown once, below, or as the exception that follows
-                        continue
-                    self.render(event)
-                    if isinstance(event, ResponseEvent):
-                        answer = event.text
+                    seen.append(event)
+                    if not isinstance(event, ErrorEvent):  # a stop is shown once, below
+                        self.render(event)
         except BaseException:
             cancel.set()
             raise
         finally:
             events.close()  # a turn left open by Ctrl-C in our own code is rolled back here
-        if gave_up is not None:
-            self.error(gave_up.message)
-        if answer is not None:
+        outcome = task_outcome(seen)
+        if outcome.error is not None:
+            self.error(outcome.error)
+        if outcome.answer is not None:
             self.console.print()
-            self.console.print(shown(answer, style="bold"))
+            self.console.print(shown(outcome.answer, style="bold"))
             self.console.print()
 
     def loop(self, read: Reader) -> int:

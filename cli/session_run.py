@@ -26,7 +26,8 @@ from cli.safe_text import dumps
 
 def run_ask(settings: Any, task: str, *, model_spec: str | None, json_out: bool, quiet: bool) -> int:
     from agent.app import ask, open_parts, prewarm
-    from agent.events import ErrorEvent, ResponseEvent
+    from agent.events import ErrorEvent, Event
+    from agent.outcome import task_outcome
     from cli.render import JsonRenderer, RichRenderer
     from rt.errors import Interrupted
 
@@ -40,27 +41,23 @@ def run_ask(settings: Any, task: str, *, model_spec: str | None, json_out: bool,
             render = None
         else:
             render = RichRenderer(err_console())
-        answer: str | None = None
-        failed = False
+        seen: list[Event] = []
         cancel = threading.Event()
         try:
             with cancel_on_sigint(cancel):
                 for event in ask(parts, task, cancel=cancel):
+                    seen.append(event)
                     if render is not None:
                         render(event)
-                    if isinstance(event, ResponseEvent):
-                        answer = event.text
-                        failed = failed or event.unverified
                     elif isinstance(event, ErrorEvent):
-                        failed = True
-                        if render is None:
-                            say(f"watt: {event.message}", err=True)
+                        say(f"watt: {event.message}", err=True)
         except (Interrupted, KeyboardInterrupt):
             print("watt: interrupted", file=sys.stderr)
             return EXIT_INTERRUPTED
-        if answer is not None and not json_out:
-            say(answer)
-        return EXIT_OK if answer is not None and not failed else EXIT_FAILED
+        outcome = task_outcome(seen)
+        if outcome.answer is not None and not json_out:
+            say(outcome.answer)
+        return EXIT_OK if outcome.answered else EXIT_FAILED
 
 
 def load_program(settings: Any, name_or_path: str) -> tuple[str, int, Any]:

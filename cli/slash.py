@@ -31,6 +31,7 @@ from agent.catalog import (
     render_front_matter,
 )
 from agent.sessions import Session
+from agent.steps import ActionKind
 from cli.render import program_view, shown
 from rt.codes import status_name
 from rt.errors import CatalogError, ConfigError, Interrupted, RunError, SessionError
@@ -182,9 +183,9 @@ def cmd_steps(parts: Parts, console: Console, arg: str) -> None:
         tokens = f"{s.prompt_tokens or 0}+{s.completion_tokens or 0}"
         head = f"  step {s.step} {s.action.value}: status {status}, fuel {s.fuel or 0}, tokens {tokens}"
         console.print(Text(head, style="cyan"))
-        if s.action.value == "response":
+        if s.action is ActionKind.RESPONSE:
             snippet = s.reply
-        elif s.action.value == "catalog":
+        elif s.action is ActionKind.CATALOG:
             snippet = f"{s.program}({', '.join(repr(a) for a in s.args)})"
         else:
             snippet = one_line(s.program or "") + (f"  args {list(s.args)}" if s.args else "")

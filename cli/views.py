@@ -157,13 +157,7 @@ def show_log(settings: Any, *, json_out: bool, limit: int) -> int:
         steps = session.steps()[-limit:]
     for step in steps:
         if json_out:
-            print(dumps({
-                "turn": step.turn, "step": step.step, "action": step.action.value,
-                "program": step.program, "program_hash": step.program_hash, "args": list(step.args),
-                "status": step.status, "fuel": step.fuel, "timings": dict(step.timings),
-                "prompt_tokens": step.prompt_tokens, "completion_tokens": step.completion_tokens,
-                "observation": step.observation, "reply": step.reply,
-            }))  # fmt: skip
+            print(dumps(step.to_dict()))
             continue
         tokens = (step.prompt_tokens or 0) + (step.completion_tokens or 0)
         say(f"turn {step.turn} step {step.step} {step.action.value}  status {step.status}  fuel {step.fuel}  tokens {tokens}")

@@ -7,18 +7,28 @@ does not check out (truncated, corrupt, foreign, another key) is ignored and rew
 
 from __future__ import annotations
 
+import enum
 import hashlib
 import os
 import tempfile
 from collections import OrderedDict
 from collections.abc import Callable
 from pathlib import Path
-from typing import Generic, TypeVar
+from typing import TYPE_CHECKING, Generic, TypeVar
 
-import wasmtime
+if TYPE_CHECKING:  # the module is imported for CacheSource by code that never compiles
+    import wasmtime
 
 MAGIC = b"WATTMOD1"
 V = TypeVar("V")
+
+
+class CacheSource(str, enum.Enum):
+    """Where a run's compiled module came from."""
+
+    MEMORY = "memory"  # this process compiled or loaded it before
+    DISK = "disk"  # a serialized module from the cache directory
+    COMPILED = "compiled"  # compiled now (and stored on disk, when there is a directory)
 
 
 def cache_key(fingerprint: str, wat: str) -> str:
@@ -61,16 +71,18 @@ class ModuleCache:
         self.memory: LRU[wasmtime.Module] = LRU(capacity)
         self.rejected = 0  # disk entries found invalid and ignored
 
-    def get_or_compile(self, key: str, compile_: Callable[[], wasmtime.Module]) -> tuple[wasmtime.Module, str]:
-        """The module for ``key`` and where it came from: "memory", "disk" or "compiled"."""
+    def get_or_compile(
+        self, key: str, compile_: Callable[[], wasmtime.Module]
+    ) -> tuple[wasmtime.Module, CacheSource]:
+        """The module for ``key`` and where it came from."""
         module = self.memory.get(key)
         if module is not None:
-            return module, "memory"
+            return module, CacheSource.MEMORY
         module = self._load(key)
-        source = "disk"
+        source = CacheSource.DISK
         if module is None:
             module = compile_()
-            source = "compiled"
+            source = CacheSource.COMPILED
             self._store(key, module)
         self.memory.put(key, module)
         return module, source
@@ -95,8 +107,10 @@ class ModuleCache:
         ):
             self.rejected += 1
             return None
+        from wasmtime import Module
+
         try:
-            return wasmtime.Module.deserialize(self.engine, blob[head:])
+            return Module.deserialize(self.engine, blob[head:])
         except Exception:  # wasmtime refuses artifacts of another version or configuration
             self.rejected += 1
             return None

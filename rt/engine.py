@@ -19,11 +19,10 @@ from typing import Any
 
 import wasmtime
 
-from rt.cache import LRU, ModuleCache, cache_key
+from rt.cache import LRU, CacheSource, ModuleCache, cache_key
 from rt.codes import Err, status_name
 from rt.errors import (
     CompileError,
-    ConfigError,
     FuelExhausted,
     Interrupted,
     LinkError,
@@ -34,36 +33,13 @@ from rt.errors import (
     Trap,
 )
 from rt.host import GuestError, HostFunction, RunContext
+from rt.limits import Limits
 from rt.preprocess import preprocess
 from rt.template import MEMORY_EXPORT, SITE_EXPORT, Assembled, assemble, is_whole_module
 from rt.worker import Worker
 
 MAX_WASM_STACK = 512 * 1024
 CORE = "sys"
-
-
-@dataclass(frozen=True)
-class Limits:
-    """Per-run limits; every one is configurable and documented in the README."""
-
-    fuel: int = 10_000_000
-    memory_bytes: int = 16 * 1024 * 1024
-    timeout_s: float = 10.0
-    max_source_bytes: int = 256 * 1024
-    max_result_bytes: int = 64 * 1024
-    max_debug_lines: int = 200
-    table_elements: int = 10_000
-
-    def validated(self) -> Limits:
-        if self.fuel <= 0:
-            raise ConfigError(f"fuel must be positive, got {self.fuel}")
-        if not 65536 <= self.memory_bytes <= 4 * 1024**3:
-            raise ConfigError(f"memory must be between 65536 and 4294967296 bytes, got {self.memory_bytes}")
-        if not 0 < self.timeout_s <= 3600:
-            raise ConfigError(f"timeout must be between 0 and 3600 seconds, got {self.timeout_s}")
-        if self.max_source_bytes <= 0 or self.max_result_bytes <= 0:
-            raise ConfigError("source and result size limits must be positive")
-        return self
 
 
 @dataclass(frozen=True)
@@ -82,7 +58,7 @@ class RunResult:
     fuel_used: int
     timings: Timings
     module_hash: str
-    cache: str  # "memory", "disk" or "compiled"
+    cache: CacheSource
     answer: str | None = None  # set by (answer ...): the task's final answer, byte-exact
     failure: str = ""  # which checked call ended the run: "line 3: http.get failed: EREMOTE (...)"
     notes: tuple[str, ...] = ()  # what the preprocessor rewrote, one line each
@@ -148,7 +124,7 @@ class Prepared:
     assembled: Assembled
     key: str
     pre: wasmtime.InstancePre
-    cache: str
+    cache: CacheSource
     preprocess_ms: float
     compile_ms: float
     line_offset: int = 0
@@ -251,7 +227,7 @@ class Runtime:
             raise LinkError(_first_line(str(exc))) from exc
         t2 = time.perf_counter()
         prepared = Prepared(assembled, key, pre, where, (t1 - t0) * 1000, (t2 - t1) * 1000, line_offset)
-        self._prepared.put(memo_key, replace(prepared, cache="memory", preprocess_ms=0.0, compile_ms=0.0))
+        self._prepared.put(memo_key, replace(prepared, cache=CacheSource.MEMORY, preprocess_ms=0.0, compile_ms=0.0))
         return prepared
 
     def _assemble(self, source: str, grants: list[str], line_offset: int) -> Assembled:

@@ -23,7 +23,8 @@ from agent.config import Settings, load_settings
 from agent.events import ErrorEvent, Event, ResponseEvent, ToolResult
 from agent.messages import Message
 from agent.scripted import ScriptedModel
-from agent.sessions import ActionKind, SessionStore
+from agent.sessions import SessionStore
+from agent.steps import ActionKind, Step
 from rt.errors import Interrupted, ModelAPIError, SessionInUse
 
 REPO = Path(__file__).resolve().parent.parent
@@ -286,9 +287,9 @@ def test_history_holds_only_answered_turns_and_is_capped(tmp_path) -> None:
         for i in range(12):
             with session.turn(f"task {i}") as turn:
                 turn.add_message("user", f"task {i}")
-                turn.add_step(action="wat", reply="ToolCall::Wat(```wat\n(i32.const 4)\n```)")
+                turn.add_step(Step(ActionKind.WAT, reply="ToolCall::Wat(```wat\n(i32.const 4)\n```)"))
                 if i != 10:  # turn 10 was stopped by a guard: no answer
-                    turn.add_step(action="response", reply=f'ToolCall::Response("answer {i}")')
+                    turn.add_step(Step(ActionKind.RESPONSE, reply=f'ToolCall::Response("answer {i}")'))
         history = compact_history(session, turns=4)
     assert [m.content for m in history] == [
         "task 8", 'ToolCall::Response("answer 8")',

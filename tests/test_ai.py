@@ -11,9 +11,10 @@ import pytest
 from capabilities.ai import AiCapability, cap_utf8, failure_detail, first_line, scrub
 from capabilities.sys import SysCapability
 from rt.codes import Err
-from rt.engine import Limits, RunResult, Runtime
+from rt.engine import RunResult, Runtime
 from rt.errors import BudgetExceeded, Interrupted, ModelAPIError
 from rt.host import GuestError, RunContext
+from rt.limits import Limits
 
 KEY = "sk-proj-Abc123SECRETkey456"
 

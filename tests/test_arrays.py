@@ -8,8 +8,9 @@ from capabilities.arrays import ArrCapability, check_index
 from capabilities.strings import StrCapability
 from capabilities.sys import SysCapability
 from rt.codes import Err
-from rt.engine import Limits, Runtime
+from rt.engine import Runtime
 from rt.host import GuestError
+from rt.limits import Limits
 
 
 @pytest.mark.parametrize(("length", "idx"), [(1, 0), (3, 2), (3, 0)])

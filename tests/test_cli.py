@@ -14,13 +14,15 @@ from typer.testing import CliRunner
 
 from agent.events import (
     ErrorEvent,
+    ErrorKind,
     ResponseEvent,
     Retry,
     Thinking,
-    TokenUsage,
     ToolResult,
     ToolStart,
 )
+from agent.messages import Usage
+from agent.steps import ActionKind
 from cli.main import app
 from cli.render import JsonRenderer, RichRenderer
 from tests.golden_util import assert_golden
@@ -177,15 +179,15 @@ def test_catalog_new_check_and_test(_watt_home: Path) -> None:
 
 
 EVENTS = [
-    Thinking(1, "Upper-case the text with str.upper.", TokenUsage(900, 60), 812.0),
-    ToolStart(1, "wat", None, "(argv 0 $t)\n(resv $t)\n(i32.const 0)", ("hello",)),
+    Thinking(1, "Upper-case the text with str.upper.", Usage(900, 60), 812.0),
+    ToolStart(1, ActionKind.WAT, None, "(argv 0 $t)\n(resv $t)\n(i32.const 0)", ("hello",)),
     ToolResult(1, ok=True, status=0, status_name="SUCCESS", results=("HELLO",), fuel_used=31,
                timings={"compile_ms": 2.5, "run_ms": 0.4}),
     Retry(2, 1, "line 2, column 1: unknown operator"),
-    ToolStart(2, "catalog", "word_count", "", ("a b",)),
+    ToolStart(2, ActionKind.CATALOG, "word_count", "", ("a b",)),
     ToolResult(2, ok=False, status_name="Trap", error="trap: unreachable", error_type="Trap"),
-    ResponseEvent(3, "HELLO", False, TokenUsage(2000, 100, True), 2400.0),
-    ErrorEvent(3, "stopped: the token budget is spent", "BudgetExceeded"),
+    ResponseEvent(3, "HELLO", False, Usage(2000, 100, True), 2400.0),
+    ErrorEvent(3, "stopped: the token budget is spent", ErrorKind.BUDGET),
 ]
 
 
@@ -469,13 +471,13 @@ def test_rich_renderer_shows_every_event_inert() -> None:
     out = io.StringIO()
     render = RichRenderer(Console(file=out, width=200, color_system=None, force_terminal=False))
     for event in [
-        Thinking(1, NASTY, TokenUsage(1, 1), 1.0),
-        ToolStart(1, "wat", None, f";; {NASTY}\n(i32.const 0)", (NASTY,)),
-        ToolStart(1, "catalog", NASTY, "", (NASTY,)),
+        Thinking(1, NASTY, Usage(1, 1), 1.0),
+        ToolStart(1, ActionKind.WAT, None, f";; {NASTY}\n(i32.const 0)", (NASTY,)),
+        ToolStart(1, ActionKind.CATALOG, NASTY, "", (NASTY,)),
         ToolResult(1, ok=True, status=0, status_name="SUCCESS", results=(NASTY,), debug=(NASTY,)),
         ToolResult(1, ok=False, status_name="Trap", error=NASTY, error_type="Trap"),
         Retry(2, 1, NASTY),
-        ErrorEvent(3, NASTY, "BudgetExceeded"),
+        ErrorEvent(3, NASTY, ErrorKind.BUDGET),
     ]:
         render(event)
     text = out.getvalue()

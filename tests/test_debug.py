@@ -6,7 +6,8 @@ import pytest
 
 from capabilities.debug import DebugCapability
 from capabilities.sys import SysCapability
-from rt.engine import Limits, Runtime
+from rt.engine import Runtime
+from rt.limits import Limits
 
 
 @pytest.fixture(scope="module")

@@ -8,7 +8,7 @@ import pytest
 from capabilities.sys import SysCapability
 from rt.cache import MAGIC
 from rt.codes import Err
-from rt.engine import Limits, Runtime
+from rt.engine import Runtime
 from rt.errors import (
     CompileError,
     FuelExhausted,
@@ -20,6 +20,7 @@ from rt.errors import (
     Trap,
 )
 from rt.host import GuestError, HostFunction, RunContext
+from rt.limits import Limits
 
 
 def _echo(ctx: RunContext, ptr: int) -> tuple[int, int]:

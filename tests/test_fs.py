@@ -13,9 +13,10 @@ from capabilities.arrays import ArrCapability
 from capabilities.fs import NO_ROOT, TEMP_PREFIX, FsCapability, split_path, validate_root
 from capabilities.sys import SysCapability
 from rt.codes import Err
-from rt.engine import Limits, RunResult, Runtime
+from rt.engine import RunResult, Runtime
 from rt.errors import CapabilityError
 from rt.host import GuestError
+from rt.limits import Limits
 
 READ = """
 (argv 0 $p)

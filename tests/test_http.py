@@ -36,9 +36,10 @@ from capabilities.netguard import (
 )
 from capabilities.sys import SysCapability
 from rt.codes import Err
-from rt.engine import Limits, RunResult, Runtime
+from rt.engine import RunResult, Runtime
 from rt.errors import CapabilityError
 from rt.host import GuestError, RunContext
+from rt.limits import Limits
 
 BOMB = gzip.compress(b"\0" * 10_000_000)
 

@@ -16,8 +16,9 @@ from capabilities.jsonpath import (
 )
 from capabilities.sys import SysCapability
 from rt.codes import Err
-from rt.engine import Limits, Runtime
+from rt.engine import Runtime
 from rt.host import GuestError
+from rt.limits import Limits
 
 DOC: Any = {
     "a": {"b": [10, 20, {"c": "deep"}]},

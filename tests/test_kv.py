@@ -8,8 +8,9 @@ from capabilities.arrays import ArrCapability
 from capabilities.kv import KvBackend, KvCapability, MemoryKv
 from capabilities.sys import SysCapability
 from rt.codes import Err
-from rt.engine import Limits, RunResult, Runtime
+from rt.engine import RunResult, Runtime
 from rt.errors import SessionError
+from rt.limits import Limits
 
 GET = """
 (argv 0 $k)

@@ -34,6 +34,7 @@ def peak_mb():
 SOURCE = """
 from capabilities.sys import SysCapability
 from rt.engine import Runtime
+from rt.limits import Limits
 from rt.errors import SourceTooLarge
 runtime = Runtime(SysCapability().functions())
 source = ";;" * 50_000_000  # 100 MB of WAT-plus, built in one allocation (no transient copy)

@@ -34,10 +34,12 @@ from agent.loop import EMPTY_ANSWER, FORCE_ANSWER, GUARD_REPEATS, LoopSettings, 
 from agent.messages import ChatModel, Message
 from agent.model import OpenAIChatModel
 from agent.scripted import ScriptedModel, ScriptItem
+from agent.steps import Step
 from capabilities import standard_registry
 from capabilities.kv import MemoryKv
-from rt.engine import Limits, Runtime
+from rt.engine import Runtime
 from rt.errors import Interrupted, ModelAPIError
+from rt.limits import Limits
 
 # ---- replies in the real grammar ---------------------------------------------------------
 
@@ -85,13 +87,13 @@ class FakeRecorder:
     """Records what the loop hands a session turn, in order."""
 
     messages: list[tuple[str, str]] = field(default_factory=list)
-    steps: list[dict[str, object]] = field(default_factory=list)
+    steps: list[Step] = field(default_factory=list)
 
     def add_message(self, role: str, content: str) -> None:
         self.messages.append((role, content))
 
-    def add_step(self, **fields: object) -> None:
-        self.steps.append(fields)
+    def add_step(self, record: Step) -> None:
+        self.steps.append(record)
 
 
 @dataclass
@@ -490,13 +492,13 @@ def test_recorder_gets_every_message_and_uniquely_numbered_steps(harness: Harnes
     rec = FakeRecorder()
     replies = [wat(BROKEN, "x"), wat(UPPER, "x"), respond("X")]
     events, model = harness.run(replies, "shout x", recorder=rec)
-    assert [s["step"] for s in rec.steps] == [1, 2, 3]
-    assert [s["action"] for s in rec.steps] == ["wat", "wat", "response"]
+    assert [s.step for s in rec.steps] == [1, 2, 3]
+    assert [s.action for s in rec.steps] == ["wat", "wat", "response"]
     failed, ok, answer = rec.steps
-    assert failed["status"] is None and "(repair 1 of 2)" in str(failed["observation"])
-    assert ok["status"] == 0 and ok["args"] == ("x",) and ok["program"] == UPPER
-    assert ok["observation"] == only(events, ToolResult)[0].observation
-    assert answer["reply"] == respond("X")
+    assert failed.status is None and "(repair 1 of 2)" in str(failed.observation)
+    assert ok.status == 0 and ok.args == ("x",) and ok.program == UPPER
+    assert ok.observation == only(events, ToolResult)[0].observation
+    assert answer.reply == respond("X")
     assert isinstance(model, ScriptedModel)
     # the recorded conversation is exactly what the model saw after the system prompt
     seen = [(m.role, m.content) for m in model.requests[-1][1:]] + [("assistant", respond("X"))]

@@ -35,8 +35,9 @@ from capabilities.math import (
 from capabilities.sys import SysCapability
 from cli.slash import PURE_NAMESPACES
 from rt.codes import Err
-from rt.engine import Limits, Runtime
+from rt.engine import Runtime
 from rt.host import GuestError, HostFunction
+from rt.limits import Limits
 
 
 def short_id(value: object) -> str | None:

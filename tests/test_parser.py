@@ -11,13 +11,13 @@ import pytest
 from agent.parser import (
     NO_TOOLCALL,
     Action,
-    ActionKind,
     CatalogCall,
     Response,
     WatCall,
     format_action,
     parse_reply,
 )
+from agent.steps import ActionKind
 
 W, C, R = WatCall, CatalogCall, Response
 BODY = "(argv 0 $s)\n(resv $s)\n(i32.const 0)"

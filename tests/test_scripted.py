@@ -106,7 +106,7 @@ def test_stop_and_max_tokens_are_applied() -> None:
     assert model.complete(ASK, stop=["\n\n"]).text == "answer"
     truncated = model.complete(ASK, max_tokens=5)
     assert (truncated.text, truncated.finish_reason) == ("x" * 20, "length")
-    assert truncated.usage.completion_tokens == 5
+    assert truncated.usage.completion == 5
 
 
 @pytest.mark.parametrize(

@@ -15,11 +15,11 @@ import pytest
 
 from agent.sessions import (
     MIGRATIONS,
-    ActionKind,
     Session,
     SessionStore,
     hash_program,
 )
+from agent.steps import ActionKind, Step
 from rt.errors import ConfigError, SessionError, SessionInUse
 
 REPO = Path(__file__).resolve().parents[1]
@@ -52,7 +52,7 @@ def one_turn(s: Session, task: str = "task", n_steps: int = 1) -> int:
     with s.turn(task) as t:
         t.add_message("user", task)
         for i in range(n_steps):
-            t.add_step(action=ActionKind.WAT, program=f"(i32.const {i})", status=0)
+            t.add_step(Step(ActionKind.WAT, program=f"(i32.const {i})", status=0))
         t.add_message("assistant", "done")
     return t.id
 
@@ -118,8 +118,8 @@ def test_history_steps_kv_round_trip(store: SessionStore) -> None:
         with s.turn("count words") as t:
             t.add_message("user", "count words")
             t.add_message("assistant", "ToolCall::Wat(...)")
-            step = t.add_step(
-                action=ActionKind.WAT,
+            step = t.add_step(Step(
+                ActionKind.WAT,
                 reply="<reasoning>go</reasoning>",
                 program="(i32.const 0)",
                 args=["a b", "ünï"],
@@ -129,13 +129,13 @@ def test_history_steps_kv_round_trip(store: SessionStore) -> None:
                 timings={"model": 0.5, "run": 0.01},
                 prompt_tokens=100,
                 completion_tokens=20,
-            )
-            t.add_step(action=ActionKind.RESPONSE, reply="two words")
+            ))
+            t.add_step(Step(ActionKind.RESPONSE, reply="two words"))
             s.kv.set("k", "v1")
         assert step.step == 1 and step.program_hash == hash_program("(i32.const 0)")
         with s.turn("second") as t2:
             t2.add_message("user", "second")
-            t2.add_step(action=ActionKind.CATALOG, program="body", args=["x"], status=3)
+            t2.add_step(Step(ActionKind.CATALOG, program="body", args=["x"], status=3))
         s.kv.set("a", "first")
         s.kv.set("k", "v2")
 
@@ -175,10 +175,10 @@ def test_kv_keys_sorted_by_code_point(session: Session) -> None:
 def test_last_program(session: Session) -> None:
     assert session.last_program() is None
     with session.turn("t") as t:
-        t.add_step(action=ActionKind.WAT, program="good", args=["1"], status=0)
-        t.add_step(action=ActionKind.WAT, program="bad", status=1)
-        t.add_step(action=ActionKind.CATALOG, program="cat", status=0)
-        t.add_step(action=ActionKind.RESPONSE, reply="answer")
+        t.add_step(Step(ActionKind.WAT, program="good", args=["1"], status=0))
+        t.add_step(Step(ActionKind.WAT, program="bad", status=1))
+        t.add_step(Step(ActionKind.CATALOG, program="cat", status=0))
+        t.add_step(Step(ActionKind.RESPONSE, reply="answer"))
     last = session.last_program()
     assert last is not None
     assert (last.text, last.args, last.turn, last.step) == ("good", ("1",), 1, 1)
@@ -230,7 +230,7 @@ def test_exception_inside_a_turn_rolls_back_everything(session: Session) -> None
     for exc in (RuntimeError("boom"), KeyboardInterrupt()):
         with pytest.raises(type(exc)), session.turn("lost") as t:
             t.add_message("user", "lost")
-            t.add_step(action=ActionKind.WAT, program="p", status=0)
+            t.add_step(Step(ActionKind.WAT, program="p", status=0))
             session.kv.set("k", "after")
             session.kv.set("extra", "x")
             raise exc
@@ -256,10 +256,10 @@ def test_turn_misuse(session: Session) -> None:
 
 def test_duplicate_step_number_is_a_session_error_and_turn_survives(session: Session) -> None:
     with session.turn("t") as t:
-        t.add_step(action=ActionKind.WAT, step=1)
+        t.add_step(Step(ActionKind.WAT, step=1))
         with pytest.raises(SessionError, match="UNIQUE"):
-            t.add_step(action=ActionKind.WAT, step=1)
-        t.add_step(action=ActionKind.RESPONSE)
+            t.add_step(Step(ActionKind.WAT, step=1))
+        t.add_step(Step(ActionKind.RESPONSE))
     assert [x.step for x in session.steps()] == [1, 2]
 
 
@@ -441,7 +441,7 @@ def test_bad_text_becomes_session_error(session: Session) -> None:
     with pytest.raises(SessionError, match="kv set"):
         session.kv.set("k", "\ud800")
     with pytest.raises(SessionError, match="add step"), session.turn("t") as t:
-        t.add_step(action=ActionKind.WAT, fuel=2**70)
+        t.add_step(Step(ActionKind.WAT, fuel=2**70))
 
 
 # --- locking -------------------------------------------------------------------------------
@@ -504,18 +504,19 @@ def test_in_use_by_a_subprocess_then_released_on_exit(store: SessionStore) -> No
 
 KILL_SCRIPT = """
 from pathlib import Path
-from agent.sessions import ActionKind, SessionStore
+from agent.sessions import SessionStore
+from agent.steps import ActionKind, Step
 s = SessionStore(Path(sys.argv[1])).open("k")
 with s.turn("one") as t:
     t.add_message("user", "one")
-    t.add_step(action=ActionKind.WAT, program="p1", observation="o" * 100, status=0)
+    t.add_step(Step(ActionKind.WAT, program="p1", observation="o" * 100, status=0))
     t.add_message("assistant", "answer one")
     s.kv.set("k1", "v1")
 s.kv.set("outside", "committed")
 with s.turn("two") as t:
     t.add_message("user", "two")
     for i in range(ROWS):
-        t.add_step(action=ActionKind.WAT, program=f"p{i}", observation="x" * 4096, status=0)
+        t.add_step(Step(ActionKind.WAT, program=f"p{i}", observation="x" * 4096, status=0))
         s.kv.set(f"two{i}", "y" * 100)
     print("ready", flush=True)
     sys.stdin.readline()

@@ -14,8 +14,9 @@ from capabilities.strings import (
 )
 from capabilities.sys import SysCapability
 from rt.codes import Err
-from rt.engine import Limits, Runtime
+from rt.engine import Runtime
 from rt.host import GuestError
+from rt.limits import Limits
 
 # ---- pure functions -----------------------------------------------------------------------
 
