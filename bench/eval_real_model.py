@@ -10,18 +10,24 @@ temporary jail, http tasks with `--allow-domain` for a fixture server on 127.0.0
 
 Printed, per task and overall:
 
-- task success: the task's checker accepted the final answer (and the state left behind);
+- task success: the task's checker accepted the final answer (and the state left behind),
+  for all tasks, the tuning set and the held-out set (``Task.held_out``), and per kind;
 - format compliance: share of model turns that parsed with no fallback at all (a reply with no
   ToolCall, or one the parser had to repair, is a miss; the parser's notes are listed);
 - first-try compile rate: share of WAT programs that compiled at their first attempt
   (a program after a compile-repair request is a repair, not a first try);
 - repair success: share of compile-repair requests whose next program compiled;
-- median steps, tokens (prompt + completion, summed over calls) and wall time per task.
+- model calls per task (median and mean; a compile repair is a call of its own), median
+  steps, median tokens (prompt + completion, summed over calls) and wall time per task.
 
 It also prints the system prompt's size: estimated (agent.messages.estimate_tokens) and as
 the server counts it (``usage.prompt_tokens`` of a one-token call, which also warms its cache).
 
-``--out FILE`` writes one JSON object per task: its events and the model's raw replies.
+``--out FILE`` writes one JSON object per task: its events and the model's raw replies;
+``--summarize FILE`` prints the report of such a file again (or of a partial one) without
+running anything. ``--held-out`` / ``--tuning`` run only that part of the suite; ``--task``
+names tasks. ``--model SPEC`` is passed to `watt ask --model`: a model name for the endpoint,
+``local:/path/to/model.gguf`` (the embedded backend) or ``script:FILE.jsonl``.
 ``--prompt FILE.py`` takes ``build_system_prompt`` from a copy of agent/prompt.py, to compare
 prompts without editing the tree. ``--max-tokens-total`` (default 30000) bounds each task:
 a small model stuck resending one failing program otherwise runs to the step limit.
@@ -48,7 +54,7 @@ from typing import Any
 if __package__ in (None, ""):  # run as a script: make the repository importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.tasks import TASKS, Outcome, Task, fixture_server, write_files  # noqa: E402
+from bench.tasks import KINDS, TASKS, Outcome, Task, fixture_server, write_files  # noqa: E402
 
 COMPILE_ERRORS = frozenset({"CompileError", "LinkError", "PreprocessError"})
 
@@ -64,6 +70,21 @@ class TaskRun:
     events: list[dict[str, Any]] = field(default_factory=list)
     replies: list[str] = field(default_factory=list)
     stderr: str = ""
+    kind: str = ""
+    held_out: bool = False
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> TaskRun:
+        """A run as ``--out`` wrote it (kind and held_out from bench/tasks.py when missing)."""
+        known = {t.name: t for t in TASKS}
+        names = set(cls.__dataclass_fields__)
+        run = cls(**{k: v for k, v in data.items() if k in names})
+        task = known.get(run.name)
+        if task is not None and "kind" not in data:
+            run.kind = task.kind
+        if task is not None and "held_out" not in data:
+            run.held_out = task.held_out
+        return run
 
 
 @dataclass(frozen=True)
@@ -193,8 +214,11 @@ def run_one(
     max_tokens_total: int | None = None,
     timeout_s: float = 1800.0,
     cmd: Sequence[str] | None = None,
+    model: str | None = None,
 ) -> TaskRun:
-    """Run ``task`` through `watt ask --json` in a fresh WATT_HOME; ``base_url`` is the fixture's."""
+    """Run ``task`` through `watt ask --json` in a fresh WATT_HOME; ``base_url`` is the fixture's.
+
+    ``model`` is passed as `--model` (a name, ``local:PATH.gguf`` or ``script:FILE.jsonl``)."""
     cmd = list(cmd or watt_command())
     with tempfile.TemporaryDirectory(prefix="watt-eval-") as tmp:
         home, jail = Path(tmp) / "home", Path(tmp) / "jail"
@@ -204,6 +228,8 @@ def run_one(
         _seed_kv(home, task.kv)
         run_env = {**env, "WATT_HOME": str(home)}
         args = [*cmd, "ask", "--json", "--no-ai", "--max-steps", str(max_steps)]
+        if model:
+            args += ["--model", model]
         if max_tokens_total:
             args += ["--max-tokens-total", str(max_tokens_total)]
         if task.fs:
@@ -213,7 +239,7 @@ def run_one(
         t0 = time.perf_counter()
         try:
             done = subprocess.run(
-                [*args, task.render(base_url)], env=run_env, capture_output=True, text=True,
+                [*args, task.render(base_url, jail)], env=run_env, capture_output=True, text=True,
                 timeout=timeout_s, check=False,
             )  # fmt: skip
             stdout, stderr, code = done.stdout, done.stderr, done.returncode
@@ -231,7 +257,10 @@ def run_one(
         outcome = Outcome(answer or "", jail if task.fs else None, _read_kv(home))
         ok = answer is not None and code == 0 and task.check(outcome)
         replies = _replies(cmd, run_env)
-    return TaskRun(task.name, task.category, ok, answer, code, wall, events, replies, stderr.strip()[-2000:])
+    return TaskRun(
+        task.name, task.category, ok, answer, code, wall, events, replies, stderr.strip()[-2000:],
+        task.kind, task.held_out,
+    )  # fmt: skip
 
 
 def render_prompt(prompt_file: Path | None, *, ai: bool) -> str:
@@ -261,7 +290,7 @@ def server_prompt_tokens(system: str, env: Mapping[str, str]) -> int | None:
     import httpx
 
     url = env.get("WATT_BASE_URL")
-    if not url:
+    if not url or env.get("WATT_MODEL", "").startswith(("local:", "script:")):
         return None
     try:
         reply = httpx.post(
@@ -292,9 +321,22 @@ def summarize(runs: Sequence[TaskRun]) -> dict[str, Any]:
         repairs=sum(c.repairs for c in counts),
         repaired=sum(c.repaired for c in counts),
     )
+    calls = [c.turns for c in counts]
+    tuning = [r for r in runs if not r.held_out]
+    held = [r for r in runs if r.held_out]
+    kinds = [k for k in KINDS if any(r.kind == k for r in runs)]
+    kinds += sorted({r.kind for r in runs} - set(kinds))
     return {
         "tasks": len(runs),
         "succeeded": sum(r.ok for r in runs),
+        "tuning_tasks": len(tuning),
+        "tuning_succeeded": sum(r.ok for r in tuning),
+        "held_out_tasks": len(held),
+        "held_out_succeeded": sum(r.ok for r in held),
+        "by_kind": {
+            k: (sum(r.ok for r in runs if r.kind == k), sum(r.kind == k for r in runs))
+            for k in kinds
+        },
         "turns": total.turns,
         "compliant_turns": total.compliant,
         "notes": dict(Counter(total.notes).most_common()),
@@ -303,6 +345,8 @@ def summarize(runs: Sequence[TaskRun]) -> dict[str, Any]:
         "repairs": total.repairs,
         "repaired": total.repaired,
         "median_steps": statistics.median([c.steps for c in counts]) if counts else 0,
+        "median_calls": statistics.median(calls) if calls else 0,
+        "mean_calls": statistics.fmean(calls) if calls else 0.0,
         "median_tokens": statistics.median([c.tokens for c in counts]) if counts else 0,
         "median_wall_s": statistics.median([r.wall_s for r in runs]) if runs else 0.0,
         "mean_wall_s": statistics.fmean([r.wall_s for r in runs]) if runs else 0.0,
@@ -312,23 +356,31 @@ def summarize(runs: Sequence[TaskRun]) -> dict[str, Any]:
 
 def report(runs: Sequence[TaskRun]) -> str:
     """The printed table and summary."""
-    lines = [f"{'task':<22} {'category':<11} {'ok':<4} {'steps':>5} {'turns':>5} {'tokens':>7} {'wall s':>7}  answer"]
+    lines = [
+        f"{'task':<26} {'kind':<10} {'set':<4} {'ok':<4} {'steps':>5} {'calls':>5} {'tokens':>7} "
+        f"{'wall s':>7}  answer"
+    ]  # fmt: skip
     for run in runs:
         c = count(run.events)
         answer = " ".join((run.answer or f"(no answer, exit {run.exit_code})").split())[:60]
         lines.append(
-            f"{run.name:<22} {run.category:<11} {'yes' if run.ok else 'NO':<4} {c.steps:>5} "
-            f"{c.turns:>5} {c.tokens:>7} {run.wall_s:>7.1f}  {answer}"
+            f"{run.name:<26} {run.kind or run.category:<10} {'held' if run.held_out else 'tune':<4} "
+            f"{'yes' if run.ok else 'NO':<4} {c.steps:>5} {c.turns:>5} {c.tokens:>7} {run.wall_s:>7.1f}  {answer}"
         )
     s = summarize(runs)
+    kinds = ", ".join(f"{k} {ok}/{n}" for k, (ok, n) in s["by_kind"].items())
     lines += [
         "",
-        f"task success            {_share(s['succeeded'], s['tasks'])}",
+        f"task success            {_share(s['succeeded'], s['tasks'])} of all tasks",
+        f"  tuning set            {_share(s['tuning_succeeded'], s['tuning_tasks'])}",
+        f"  held-out set          {_share(s['held_out_succeeded'], s['held_out_tasks'])}",
+        f"  by kind               {kinds}",
         f"format compliance       {_share(s['compliant_turns'], s['turns'])} of turns",
         f"first-try compile rate  {_share(s['first_compiled'], s['first_tries'])} of WAT programs",
         f"repair success          {_share(s['repaired'], s['repairs'])} of repair requests",
-        f"median steps            {s['median_steps']}",
-        f"median tokens per task  {s['median_tokens']}",
+        f"model calls per task    median {s['median_calls']:g}, mean {s['mean_calls']:.1f}",
+        f"median steps            {s['median_steps']:g}",
+        f"median tokens per task  {s['median_tokens']:g}",
         f"wall time per task      median {s['median_wall_s']:.1f}s, mean {s['mean_wall_s']:.1f}s",
         f"first-call prompt tokens (median, as the client reported them) {s['median_first_prompt_tokens']}",
     ]
@@ -337,26 +389,58 @@ def report(runs: Sequence[TaskRun]) -> str:
     return "\n".join(lines)
 
 
-def select(names: Iterable[str] | None) -> list[Task]:
-    if not names:
-        return list(TASKS)
-    wanted = set(names)
-    unknown = wanted - {t.name for t in TASKS}
-    if unknown:
-        raise SystemExit(f"unknown task(s): {', '.join(sorted(unknown))}")
-    return [t for t in TASKS if t.name in wanted]
+def select(names: Iterable[str] | None, held_out: bool | None = None) -> list[Task]:
+    """The tasks named (all without names), then only the held-out (True) or tuning (False) ones."""
+    tasks = list(TASKS)
+    if names:
+        wanted = set(names)
+        unknown = wanted - {t.name for t in TASKS}
+        if unknown:
+            raise SystemExit(f"unknown task(s): {', '.join(sorted(unknown))}")
+        tasks = [t for t in tasks if t.name in wanted]
+    if held_out is not None:
+        tasks = [t for t in tasks if t.held_out == held_out]
+    return tasks
+
+
+def load_runs(path: Path) -> list[TaskRun]:
+    """The runs an ``--out`` file holds (a line cut short by an interrupted run is skipped)."""
+    runs = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        try:
+            runs.append(TaskRun.from_dict(json.loads(line)))
+        except (json.JSONDecodeError, TypeError):
+            continue
+    return runs
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
     parser.add_argument("--base-url", help="OpenAI-compatible /v1 URL (default: $WATT_BASE_URL)")
-    parser.add_argument("--model", help="model name (default: $WATT_MODEL)")
+    parser.add_argument(
+        "--model", metavar="SPEC",
+        help="passed to `watt ask --model`: a model name, local:PATH.gguf or script:FILE.jsonl "
+        "(default: $WATT_MODEL)",
+    )  # fmt: skip
     parser.add_argument("--max-steps", type=int, default=6)
     parser.add_argument(
         "--max-tokens-total", type=int, default=30000,
         help="token budget per task (prompt tokens count on every call); 0 = none",
     )  # fmt: skip
     parser.add_argument("--task", action="append", help="run only this task; repeatable")
+    subset = parser.add_mutually_exclusive_group()
+    subset.add_argument(
+        "--held-out", dest="held_out", action="store_const", const=True,
+        help="run only the held-out tasks",
+    )  # fmt: skip
+    subset.add_argument(
+        "--tuning", dest="held_out", action="store_const", const=False,
+        help="run only the tuning tasks (the ones not held out)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--summarize", type=Path, metavar="FILE.jsonl",
+        help="print the report of an --out file and exit (runs nothing)",
+    )  # fmt: skip
     parser.add_argument(
         "--prompt", type=Path, metavar="FILE.py",
         help="take build_system_prompt from this file instead of agent/prompt.py",
@@ -364,6 +448,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, help="write per-task events and replies as JSON lines")
     parser.add_argument("--timeout", type=float, default=1800.0, help="seconds per task")
     args = parser.parse_args(argv)
+    if args.summarize is not None:
+        print(report(load_runs(args.summarize)))
+        return 0
     env = dict(os.environ)
     if args.base_url:
         env["WATT_BASE_URL"] = args.base_url
@@ -373,10 +460,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("eval_real_model: set WATT_BASE_URL and WATT_MODEL (or --base-url/--model)", file=sys.stderr)
         return 2
     env.setdefault("WATT_API_KEY", "local")
-    tasks = select(args.task)
+    tasks = select(args.task, args.held_out)
     runs: list[TaskRun] = []
-    print(f"endpoint {env.get('WATT_BASE_URL', '(none)')} model {env.get('WATT_MODEL', '(default)')}, "
-          f"{len(tasks)} tasks, max-steps {args.max_steps}, max-tokens-total {args.max_tokens_total}, "
+    spec = env.get("WATT_MODEL", "")
+    embedded = spec.startswith(("local:", "script:"))
+    where = "embedded" if embedded else f"endpoint {env.get('WATT_BASE_URL', '(none)')}"
+    print(f"{where} model {spec or '(default)'}, "
+          f"{len(tasks)} tasks ({sum(t.held_out for t in tasks)} held out), max-steps {args.max_steps}, max-tokens-total {args.max_tokens_total}, "
           f"prompt {args.prompt or 'agent/prompt.py'}",
           flush=True)  # fmt: skip
     from agent.messages import estimate_tokens
@@ -394,11 +484,12 @@ def main(argv: Sequence[str] | None = None) -> int:
                 run = run_one(
                     task, base_url=base_url, env=env, max_steps=args.max_steps,
                     max_tokens_total=args.max_tokens_total, timeout_s=args.timeout,
-                    cmd=watt_command(args.prompt),
+                    cmd=watt_command(args.prompt), model=args.model,
                 )  # fmt: skip
                 runs.append(run)
                 c = count(run.events)
-                print(f"  {task.name}: {'ok' if run.ok else 'FAILED'} in {run.wall_s:.1f}s, "
+                print(f"  {task.name}{' (held out)' if task.held_out else ''}: "
+                      f"{'ok' if run.ok else 'FAILED'} in {run.wall_s:.1f}s, "
                       f"{c.steps} steps, {c.turns} turns", flush=True)  # fmt: skip
                 if out is not None:
                     out.write(json.dumps(asdict(run), ensure_ascii=False) + "\n")
