@@ -1,0 +1,99 @@
+"""Watt as a library: build the parts once, then ask tasks and read the typed events.
+
+    from agent import ScriptedModel, ask, load_settings, open_parts, task_outcome
+
+    with open_parts(load_settings(), model=ScriptedModel([...]), use_session=False) as parts:
+        outcome = task_outcome(ask(parts, "Upper-case 'hello'"))
+
+The names in ``__all__`` are the public API; they load on first use, so importing ``agent``
+(or ``agent.config``) does not import wasmtime, httpx or llama-cpp-python.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+_EXPORTS = {  # where each public name lives; tests/test_shape.py checks it matches __all__
+    # assembling and asking
+    "Parts": "agent.app",
+    "open_parts": "agent.app",
+    "ask": "agent.app",
+    "prewarm": "agent.app",
+    "load_program": "agent.app",
+    "run_program": "agent.app",
+    "Settings": "agent.config",
+    "load_settings": "agent.config",
+    # the event stream and how a task ended
+    "Event": "agent.events",
+    "EventKind": "agent.events",
+    "Thinking": "agent.events",
+    "ToolStart": "agent.events",
+    "ToolResult": "agent.events",
+    "Retry": "agent.events",
+    "ResponseEvent": "agent.events",
+    "ErrorEvent": "agent.events",
+    "ErrorKind": "agent.events",
+    "AnswerSource": "agent.events",
+    "TaskOutcome": "agent.outcome",
+    "OutcomeKind": "agent.outcome",
+    "StopReason": "agent.outcome",
+    "task_outcome": "agent.outcome",
+    "ActionKind": "agent.steps",
+    "Step": "agent.steps",
+    # models: the protocol, its message types and the backends
+    "ChatModel": "agent.messages",
+    "Message": "agent.messages",
+    "Completion": "agent.messages",
+    "Usage": "agent.messages",
+    "OpenAIChatModel": "agent.model",
+    "LocalModel": "agent.local",
+    "ScriptedModel": "agent.scripted",
+    "make_model": "agent.backends",
+    "choose_model": "agent.backends",
+}
+
+__all__ = [
+    "Parts", "open_parts", "ask", "prewarm", "load_program", "run_program", "Settings",
+    "load_settings", "Event", "EventKind", "Thinking", "ToolStart", "ToolResult", "Retry",
+    "ResponseEvent", "ErrorEvent", "ErrorKind", "AnswerSource", "TaskOutcome", "OutcomeKind",
+    "StopReason", "task_outcome", "ActionKind", "Step", "ChatModel", "Message", "Completion",
+    "Usage", "OpenAIChatModel", "LocalModel", "ScriptedModel", "make_model", "choose_model",
+]
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'agent' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value  # later lookups skip this function
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *__all__])
+
+
+if TYPE_CHECKING:
+    from agent.app import Parts, ask, load_program, open_parts, prewarm, run_program
+    from agent.backends import choose_model, make_model
+    from agent.config import Settings, load_settings
+    from agent.events import (
+        AnswerSource,
+        ErrorEvent,
+        ErrorKind,
+        Event,
+        EventKind,
+        ResponseEvent,
+        Retry,
+        Thinking,
+        ToolResult,
+        ToolStart,
+    )
+    from agent.local import LocalModel
+    from agent.messages import ChatModel, Completion, Message, Usage
+    from agent.model import OpenAIChatModel
+    from agent.outcome import OutcomeKind, StopReason, TaskOutcome, task_outcome
+    from agent.scripted import ScriptedModel
+    from agent.steps import ActionKind, Step

@@ -1,7 +1,9 @@
 """Assemble the agent's parts from Settings: model, capabilities, runtime, catalog, session.
 
-The CLI and library users call ``open_parts`` once, then ``ask`` per task. Nothing here
-prints; every failure is a WattError.
+The CLI and library users call ``open_parts`` once, then ``ask`` per task (``watt run`` is
+``load_program`` and ``run_program``; ``/save`` is ``Parts.save_last_program``). Which model a
+setting means is ``agent.backends``'s decision. Nothing here prints; every failure is a
+WattError.
 
 The model gets the run's reply grammar (``Parts.reply_grammar``: the granted host functions
 and the usable catalog programs, as the system prompt lists them) when it is created, if it
@@ -14,69 +16,40 @@ llama.cpp server (``agent.model``).
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import TYPE_CHECKING
-from urllib.parse import urlparse
 
-from agent.catalog import Catalog, catalog_dirs, shipped_dir
+from agent.backends import make_model
+from agent.catalog import (
+    Catalog,
+    Source,
+    apply_defaults,
+    body_capabilities,
+    catalog_dirs,
+    load_source,
+    shipped_dir,
+)
 from agent.config import Settings
 from agent.events import Event
 from agent.grammar import GrammarAware, reply_grammar
 from agent.loop import LoopSettings, run_task
 from agent.messages import ChatModel, Message
 from agent.prompt import build_system_prompt
-from agent.scripted import ScriptedModel
 from agent.sessions import Session, SessionStore
 from agent.steps import ActionKind
+from agent.writer import Saved, save_last_program
 from capabilities import Registry, standard_registry
-from rt.engine import Runtime
-from rt.errors import CatalogError, ConfigError, WattError
+from rt.engine import RunResult, Runtime
+from rt.errors import CatalogError, ConfigError, SessionError, WattError
 
 if TYPE_CHECKING:
     import httpx
 
-LOCAL_HOSTS = {"127.0.0.1", "localhost", "::1"}
 ASSIST_SYSTEM = (
     "You transform text exactly as instructed. Reply with the result only: no preamble, "
     "no ToolCall, no markdown fences."
 )
-
-
-def make_model(settings: Settings, spec: str | None = None) -> ChatModel:
-    """The model named by ``spec`` (``script:FILE.jsonl``, ``local:PATH.gguf``) or configured."""
-    spec = spec if spec is not None else settings.model
-    if spec and spec.startswith("script:"):
-        return ScriptedModel.from_jsonl(spec[len("script:") :])
-    if spec and spec.startswith("local:"):
-        from agent.local import LocalModel  # optional extra: llama-cpp-python
-
-        return LocalModel(Path(spec[len("local:") :]).expanduser(), grammar=settings.grammar != "off")
-    if not settings.base_url:
-        local = _default_local_model(settings)
-        if local is not None:
-            return local
-        raise ConfigError(
-            "no model endpoint configured: set WATT_BASE_URL to an OpenAI-compatible /v1 URL "
-            "(and WATT_API_KEY), run `watt model pull`, or pass --model script:FILE.jsonl"
-        )
-    host = urlparse(settings.base_url).hostname or ""
-    if not settings.api_key and host not in LOCAL_HOSTS:
-        raise ConfigError("no API key: set WATT_API_KEY (or OPENAI_API_KEY) for " + settings.base_url)
-    if not spec:
-        raise ConfigError("no model name: set WATT_MODEL or pass --model NAME")
-    from agent.model import OpenAIChatModel  # httpx loads only when a model is used
-
-    return OpenAIChatModel(settings.base_url, settings.api_key or "none", spec, grammar=settings.grammar)
-
-
-def _default_local_model(settings: Settings) -> ChatModel | None:
-    try:
-        from agent.local import default_local_model
-    except ImportError:
-        return None
-    return default_local_model(settings.home, grammar=settings.grammar != "off")
 
 
 class LazyAssistant:
@@ -125,6 +98,22 @@ class Parts:
 
     def system_prompt(self) -> str:
         return build_system_prompt(self.registry, self.catalog, self.granted)
+
+    def reload_catalog(self) -> None:
+        """Load the catalog directories again (after a program was written)."""
+        self.catalog, self.catalog_errors = Catalog.load(catalog_dirs(self.settings.home, self.settings.catalog))
+
+    def save_last_program(self, name: str) -> Saved:
+        """``/save NAME``: the session's last successful program into the user catalog
+        (``agent.writer.save_last_program``), which is then loaded again."""
+        if self.session is None:
+            raise SessionError("no session is open")
+        saved = save_last_program(
+            self.session, name, directory=self.settings.user_catalog, catalog=self.catalog,
+            runtime=self.runtime, granted=self.granted, pure=self.registry.pure_names(),
+        )  # fmt: skip
+        self.reload_catalog()
+        return saved
 
     def reply_grammar(self) -> str:
         """The GBNF reply grammar of this run: granted functions, usable catalog programs."""
@@ -203,6 +192,23 @@ def prewarm(parts: Parts) -> list[WattError]:
     return errors
 
 
+def load_program(settings: Settings, name_or_path: str) -> Source:
+    """``watt run NAME|PATH``: a .wat file, else the catalog program of that name."""
+    return load_source(name_or_path, catalog_dirs(settings.home, settings.catalog))
+
+
+def run_program(
+    settings: Settings, source: Source, args: Sequence[str] = (), *, model_spec: str | None = None
+) -> RunResult:
+    """Run ``source`` once on ``args`` (a catalog program's defaults fill omitted ones) with
+    the granted capabilities; the session is opened only when the program uses kv. Raises
+    the RunError of a failed run (with its ``partial`` result)."""
+    full = apply_defaults(source.program, args) if source.program is not None else list(args)
+    uses_kv = "kv" in body_capabilities(source.body)
+    with open_parts(settings, model_spec=model_spec, use_session=uses_kv) as parts:
+        return parts.runtime.run(source.body, full, granted=parts.granted, line_offset=source.line_offset)
+
+
 HISTORY_TURNS = 8
 
 
@@ -228,18 +234,16 @@ def ask(
     """Run one task through the loop; with a session, the turn is saved whole or not at all."""
     s = parts.settings
     loop_settings = LoopSettings(s.max_steps, s.max_retries, s.max_tokens_total, s.observation_chars, parts.granted)
-    kwargs = dict(
-        model=parts.model,
-        runtime=parts.runtime,
-        catalog=parts.catalog,
-        system_prompt=parts.system_prompt(),
-        settings=loop_settings,
-        cancel=cancel,
-        on_text=on_text,
-    )
+    model, system_prompt = parts.model, parts.system_prompt()
     if parts.session is None:
-        yield from run_task(task, **kwargs)  # type: ignore[arg-type]
+        yield from run_task(
+            task, model=model, runtime=parts.runtime, catalog=parts.catalog, system_prompt=system_prompt,
+            settings=loop_settings, cancel=cancel, on_text=on_text,
+        )  # fmt: skip
         return
     history = compact_history(parts.session)
     with parts.session.turn(task) as turn:
-        yield from run_task(task, history=history, recorder=turn, **kwargs)  # type: ignore[arg-type]
+        yield from run_task(
+            task, model=model, runtime=parts.runtime, catalog=parts.catalog, system_prompt=system_prompt,
+            history=history, recorder=turn, settings=loop_settings, cancel=cancel, on_text=on_text,
+        )  # fmt: skip

@@ -38,9 +38,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from rt.errors import CatalogError, CompileError
+from rt.errors import CatalogError
 from rt.nesting import TooDeep, check_depth
-from rt.preprocess import called_functions
+from rt.preprocess import called_functions, tokenize
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -57,7 +57,6 @@ ARG_NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")
 TOP_KEYS = ("name", "description", "args", "examples")
 ARG_KEYS = ("name", "type_hint", "description", "default")
 EXAMPLE_KEYS = ("args", "results", "status", "http", "ai", "files", "kv", "fs_after", "kv_after")
-_CALL_RE = re.compile(r"\(\s*(?:return_)?call\s+\$([A-Za-z_][A-Za-z0-9_]*)\.[A-Za-z_][A-Za-z0-9_]*")
 _TOML_POS_RE = re.compile(r"\s*\(at (?:line (\d+), column \d+|end of document)\)\s*$")
 
 
@@ -113,7 +112,7 @@ class Program:
 
     def usage(self) -> str:
         """``name(url, count="3")``: the one-line signature shown to users and the model."""
-        parts = [a.name if a.default is None else f"{a.name}={_toml_str(a.default)}" for a in self.args]
+        parts = [a.name if a.default is None else f"{a.name}={toml_str(a.default)}" for a in self.args]
         return f"{self.name}({', '.join(parts)})"
 
 
@@ -312,23 +311,16 @@ def _arity(args: Sequence[ArgSpec]) -> str:
     return f"{required}" if required == len(args) else f"{required} to {len(args)}"
 
 
-_NOT_CODE_RE = re.compile(r'"""[\s\S]*?(?:"""|\Z)|"(?:[^"\\\n]|\\.)*"?|;;[^\n]*|\(;[\s\S]*?(?:;\)|\Z)')
-
-
-def _code_only(body: str) -> str:
-    """The body with strings and comments blanked out (newlines kept)."""
-    return _NOT_CODE_RE.sub(lambda m: " " + "\n" * m.group(0).count("\n"), body)
-
-
 def body_capabilities(body: str) -> tuple[str, ...]:
     """Namespaces of the host functions a body calls, in any spelling, sorted; read with the
     preprocessor's tokenizer (rt.preprocess.called_functions), the same reader the link check
     uses, so a call in a comment or a string never counts."""
-    try:
-        calls = called_functions(body)
-    except CompileError:  # unterminated text: it will not compile; scan what is code
-        return tuple(sorted({m.group(1) for m in _CALL_RE.finditer(_code_only(body))}))
-    return tuple(sorted({q.partition(".")[0] for q in calls}))
+    return tuple(sorted({q.partition(".")[0] for q in called_functions(body)}))
+
+
+def _has_code(body: str) -> bool:
+    """Whether the body holds anything but blanks, comments and string literals."""
+    return any(t.kind in ("(", ")", "atom") for t in tokenize(body, lenient=True))
 
 
 def parse_program(data: bytes, path: Path) -> Program:
@@ -368,7 +360,7 @@ def parse_program(data: bytes, path: Path) -> Program:
     if not isinstance(raw_examples, list) or not all(isinstance(e, dict) for e in raw_examples):
         raise ck.fail("examples must be written as [[examples]] tables", "examples")
     examples = tuple(_parse_example(ck, e, i, args) for i, e in enumerate(raw_examples))
-    if not _code_only(body).strip():
+    if not _has_code(body):
         raise CatalogError(f"{path}:{body_line}: empty body: write WAT-plus after the ';;;' front matter")
     return Program(
         name=name,
@@ -412,6 +404,36 @@ def _too_large(path: Path, size: int) -> str:
 
 def load_file(path: Path) -> Program:
     return parse_program(read_catalog_file(path), path)
+
+
+@dataclass(frozen=True)
+class Source:
+    """A program to run (``watt run``): a catalog program, or a ``.wat`` file whose front
+    matter is optional (``program`` is None without it)."""
+
+    body: str
+    line_offset: int  # lines before the body in its file: errors name the file's lines
+    program: Program | None
+    where: str  # the file, for messages
+
+
+def load_source(name_or_path: str, dirs: Sequence[Path]) -> Source:
+    """A ``.wat`` file (or any existing path), else the catalog program of that name in
+    ``dirs``; the file is read through ``read_catalog_file`` (refused from its stat)."""
+    path = Path(name_or_path)
+    if path.suffix == ".wat" or path.exists():
+        data = read_catalog_file(path)
+        front, body_line, body = split_front_matter(data.decode("utf-8", errors="replace"))
+        if front:
+            program = parse_program(data, path)
+            return Source(program.body, program.body_line - 1, program, str(path))
+        return Source(body, body_line - 1, None, name_or_path)
+    catalog, _errors = Catalog.load(dirs)
+    found = catalog.get(name_or_path)
+    if found is None:
+        names = ", ".join(catalog.names())
+        raise CatalogError(f"no catalog program or file named {name_or_path!r}; programs: {names}")
+    return Source(found.body, found.body_line - 1, found, str(found.path))
 
 
 def apply_defaults(program: Program, args: Sequence[str]) -> list[str]:
@@ -511,10 +533,8 @@ def _name_line(path: Path) -> int | None:
     return _key_lines(split_front_matter(text)[0]).get(("name",))
 
 
-# ---- writing -------------------------------------------------------------------------------
-
-
-def _toml_str(value: str) -> str:
+def toml_str(value: str) -> str:
+    """``value`` as a TOML basic string (front matter; ``Program.usage`` shows defaults so)."""
     out = ['"']
     for ch in value:
         if ch in '"\\':
@@ -529,66 +549,3 @@ def _toml_str(value: str) -> str:
             out.append(ch)
     out.append('"')
     return "".join(out)
-
-
-def _inline(table: Mapping[str, Any]) -> str:
-    items = []
-    for key, value in table.items():
-        if isinstance(value, CannedResponse):
-            text = _toml_str(value.body) if value.status == 200 else (
-                f"{{ status = {value.status}, body = {_toml_str(value.body)} }}"
-            )
-        else:
-            text = _toml_str(str(value))
-        items.append(f"{_toml_str(key)} = {text}")
-    return "{ " + ", ".join(items) + " }" if items else "{}"
-
-
-def render_front_matter(
-    name: str, description: str, args: Sequence[ArgSpec], examples: Sequence[Example] = ()
-) -> str:
-    """The ``;;;`` front matter for a program (ends with a newline)."""
-    lines = [f"name = {_toml_str(name)}", f"description = {_toml_str(description)}"]
-    for a in args:
-        lines += ["", "[[args]]", f"name = {_toml_str(a.name)}", f"type_hint = {_toml_str(a.type_hint)}",
-                  f"description = {_toml_str(a.description)}"]
-        if a.default is not None:
-            lines.append(f"default = {_toml_str(a.default)}")
-    for ex in examples:
-        lines += ["", "[[examples]]", "args = [" + ", ".join(_toml_str(a) for a in ex.args) + "]"]
-        for key in ("http", "ai", "files", "kv"):
-            if getattr(ex, key):
-                lines.append(f"{key} = {_inline(getattr(ex, key))}")
-        if ex.results is not None:
-            lines.append("results = [" + ", ".join(_toml_str(r) for r in ex.results) + "]")
-        if ex.status is not None:
-            lines.append(f"status = {ex.status}")
-        for key in ("fs_after", "kv_after"):
-            if getattr(ex, key) is not None:
-                lines.append(f"{key} = {_inline(getattr(ex, key))}")
-    return "".join(f";;; {line}".rstrip() + "\n" for line in lines)
-
-
-_SCAFFOLD_BODY = """\
-;; Body: WAT-plus, run inside (func $run (result i32) ...); return 0 for success.
-(argv 0 $text)
-(local $out i32) (local $e i32)
-;; A (ptr err) result is consumed err first: (local.set $e) (local.set $out)
-(call $str.upper (local.get $text)) (local.set $e) (local.set $out)
-(check $e)
-(resv $out)
-(i32.const 0)
-"""
-
-
-def scaffold(name: str) -> str:
-    """A new program template (front matter, a body and one example) for ``watt catalog new``."""
-    if not NAME_RE.fullmatch(name):
-        raise CatalogError(f"program name {name!r} must match [a-z][a-z0-9_]{{0,63}}")
-    front = render_front_matter(
-        name,
-        f"Describe what {name} does in one line",
-        [ArgSpec("text", "string", "the input text")],
-        [Example(args=("hello",), results=("HELLO",))],
-    )
-    return front + _SCAFFOLD_BODY

@@ -2,8 +2,11 @@
 
 The real model (qwen2.5-coder-1.5b, bench/eval_real_model.py) answered a bare compile error by
 sending the same program again, every time. What moves it is a concrete instruction naming
-its own mistake, so ``repair_hint`` matches the error (and the line it quotes) against the
-mistakes seen in those runs and says what to write instead. No match: no hint.
+its own mistake, so ``repair_hint`` matches the error (its message, and the source line a
+CompileError carries) against the mistakes seen in those runs and says what to write
+instead. No match: no hint. What a body or a line calls is read with the preprocessor's
+tokenizer (``rt.preprocess.called_functions``, ``list_heads``), so comments and strings never
+count; the regexes below only rewrite the quoted line's text.
 """
 
 from __future__ import annotations
@@ -12,12 +15,11 @@ import re
 from collections.abc import Collection, Sequence
 
 from agent.parser import CatalogCall, format_action
+from rt.errors import CompileError, LinkError
+from rt.preprocess import WAT_FAMILIES, called_functions, list_heads
 
-# WAT's own dotted instruction families; any other `(ns.fn` is a host function missing its call.
-_WAT_FAMILIES = ("i32", "i64", "f32", "f64", "v128", "local", "global", "memory", "table", "ref", "elem", "data")
-
-_DOLLAR_HEAD = re.compile(r"\(\s*\$([A-Za-z_][\w.]*)")  # ($url) or ($argv 0 ...) or ($str.len ...)
-_UNCALLED = re.compile(rf"\(\s*((?!(?:{'|'.join(_WAT_FAMILIES)})\.)[a-z_]\w*\.[a-z_0-9]+)\b")  # (json.get ...)
+_DOLLAR_HEAD = re.compile(r"\$([A-Za-z_][\w.]*)")  # a list head ($url) or ($argv ...) or ($str.len ...)
+_UNCALLED_HEAD = re.compile(r"([a-z_]\w*\.[a-z_0-9]+)\b")  # a list head (json.get ...)
 _UNKNOWN_NS = re.compile(r"unknown import \$([A-Za-z_]\w*)\.\w+; capabilities granted")
 _UNKNOWN_NAME = re.compile(r"unknown local: failed to find name `(\$[^`]+)`")
 _MACROS = ("argv", "check", "resv")
@@ -29,10 +31,9 @@ _REWRITES = (
     (re.compile(r"\(\s*\$(argv|check|resv)\b"), r"(\1"),
     (re.compile(r"\(\s*\$([A-Za-z_]\w*\.[\w.]+)"), r"(call $\1"),
     (re.compile(r"\(\s*\$([A-Za-z_]\w*)\s*\)"), r"(local.get $\1)"),
-    (_UNCALLED, r"(call $\1"),
+    (re.compile(rf"\(\s*((?!(?:{'|'.join(sorted(WAT_FAMILIES))})\.)[a-z_]\w*\.[a-z_0-9]+)\b"), r"(call $\1"),
 )
 _ARGV_LITERAL = re.compile(r'\(argv\s+(\d+)\s+"(?:[^"\\]|\\.)*"\s*\)')
-_LINE = re.compile(r"^line (\d+)")
 _NAME = re.compile(r"\$[A-Za-z_]\w*(?![\w.])|(?<=[\s(])-?\d+(?=[\s)])")  # a $name or a bare integer
 _NAME_TAKERS = frozenset(
     {"local.get", "local.set", "local.tee", "local", "check", "resv", "br", "br_if",
@@ -68,28 +69,31 @@ def _owner(before: str) -> str:
     return ""
 
 
-def repair_hint(error: str) -> str:
-    """A one-line suggestion for ``error`` (a CompileError/LinkError one-liner), or "".
+def repair_hint(error: CompileError | LinkError) -> str:
+    """A one-line suggestion for ``error``, or "".
 
-    When the mistake is in the quoted source line, the hint ends with that line corrected:
-    a small model that copies its last program copies the correction too.
+    When the mistake is in the quoted source line (``CompileError.source_line``), the hint
+    ends with that line corrected: a small model that copies its last program copies the
+    correction too.
     """
-    shown = error.split(" | ", 1)[1] if " | " in error else ""
-    hint = _advice(error, shown)
+    if isinstance(error, CompileError):
+        message, line, shown = error.message, error.line, (error.source_line or "").strip()
+    else:
+        message, line, shown = error.one_line(), None, ""
+    hint = _advice(message, shown)
     fixed = shown
     for pattern, replacement in _REWRITES:
         fixed = pattern.sub(replacement, fixed)
     fixed = _wrap_bare_operands(fixed)
-    if "argv expects" in error:
+    if "argv expects" in message:
         fixed = _ARGV_LITERAL.sub(r"(argv \1 $text)", fixed)
-    line = _LINE.match(error)
-    if hint and fixed != shown and line:
-        hint += f" Write line {line.group(1)} as: {fixed.strip()}"
+    if hint and fixed != shown and line is not None:
+        hint += f" Write line {line} as: {fixed.strip()}"
     return hint
 
 
 def _advice(error: str, shown: str) -> str:
-    """The hint's advice for ``error``, whose quoted source line is ``shown``."""
+    """The hint's advice for the error message ``error``, whose source line is ``shown``."""
     if "argv expects" in error:
         return (
             'Hint: argv takes a local name, as in (argv 0 $text); put the value itself after the '
@@ -106,15 +110,16 @@ def _advice(error: str, shown: str) -> str:
     if m := _UNKNOWN_NAME.search(error):
         return f"Hint: declare {m.group(1)} before using it: (local {m.group(1)} i32)."
     if "expected an instruction" in error or "unknown operator" in error:
-        if m := _DOLLAR_HEAD.search(shown):
-            name = m.group(1)
+        heads = list_heads(shown)
+        if name := _first_head(heads, _DOLLAR_HEAD):
             if name in _MACROS:
                 return f"Hint: macros have no $: write ({name} ...), as in (argv 0 $text)."
             if "." in name:
                 return f"Hint: call a host function with call: (call ${name} ...)."
             return f"Hint: read a local with (local.get ${name}), not (${name})."
-        if m := _UNCALLED.search(shown):
-            return f"Hint: call a host function with call and $: (call ${m.group(1)} ...)."
+        uncalled = [h for h in heads if h.partition(".")[0] not in WAT_FAMILIES]
+        if name := _first_head(uncalled, _UNCALLED_HEAD):
+            return f"Hint: call a host function with call and $: (call ${name} ...)."
         if _wrap_bare_operands(shown) != shown:
             return "Hint: an operand must be an instruction: read a local with (local.get $x)."
     if "type mismatch" in error:
@@ -126,7 +131,12 @@ def _advice(error: str, shown: str) -> str:
     return ""
 
 
-_CALLED = re.compile(r"\(\s*(?:call\s+)?\$?([A-Za-z_]\w*)\.([A-Za-z_]\w*)")
+def _first_head(heads: Sequence[str], pattern: re.Pattern[str]) -> str:
+    """Group 1 of the first list head that ``pattern`` matches at its start, or ""."""
+    for head in heads:
+        if m := pattern.match(head):
+            return m.group(1)
+    return ""
 
 
 def catalog_hint(body: str, args: Sequence[str], known: Collection[str], programs: Collection[str]) -> str:
@@ -136,9 +146,10 @@ def catalog_hint(body: str, args: Sequence[str], known: Collection[str], program
     The real model imitates the prompt's WAT example (``$str.upper``) for tasks the catalog
     already does; told the ToolCall to copy, it copies it.
     """
-    for ns, name in _CALLED.findall(body):
-        if f"{ns}.{name}" in known:
+    for qualname in called_functions(body):
+        if qualname in known:
             continue
+        ns, _, name = qualname.partition(".")
         for candidate in (name.lower(), f"{ns}_{name}".lower()):
             if candidate in programs:
                 call = format_action(CatalogCall(candidate, tuple(args)))

@@ -16,8 +16,8 @@ silenced, then answers through ``Llama.create_chat_completion(stream=True)``:
   requests) are sampled freely;
 - ``max_tokens`` defaults to ``DEFAULT_MAX_TOKENS`` so that a looping small model stops.
 
-``default_local_model(home)`` is what ``watt`` uses when no endpoint is configured: the best
-model installed under ``home/models`` (see ``agent.weights``), or None.
+With no endpoint configured, ``watt`` uses the best model installed under ``home/models``
+(``agent.weights.best_installed``), when ``llama_available()``: ``agent.backends`` decides.
 """
 
 from __future__ import annotations
@@ -33,11 +33,10 @@ from pathlib import Path
 from typing import Any
 
 from agent.grammar import GRAMMAR_TRIGGER, REPLY_GBNF, wants_grammar
-from agent.model import ChatModel, Completion, Message, Usage, check_cancel, estimate_usage
-from agent.weights import best_installed
+from agent.model import Completion, Message, Usage, check_cancel, estimate_usage
 from rt.errors import ConfigError, ModelAPIError
 
-__all__ = ["GRAMMAR_TRIGGER", "LocalModel", "default_local_model", "llama_available", "wants_grammar"]
+__all__ = ["GRAMMAR_TRIGGER", "LocalModel", "llama_available", "wants_grammar"]
 
 N_CTX = 8192
 DEFAULT_MAX_TOKENS = 1024
@@ -55,14 +54,6 @@ def llama_available() -> bool:
         return importlib.util.find_spec("llama_cpp") is not None
     except (ImportError, ValueError):
         return False
-
-
-def default_local_model(home: Path, *, grammar: bool = True) -> ChatModel | None:
-    """A ``LocalModel`` for the best model installed under ``home/models``, or None."""
-    best = best_installed(home)
-    if best is None or not llama_available():
-        return None
-    return LocalModel(best.path, grammar=grammar)
 
 
 def _import_llama() -> Any:

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Collection, Iterator, Sequence
+from collections.abc import Callable, Collection, Generator, Iterator, Sequence
 from dataclasses import dataclass, replace
 from typing import Protocol
 
@@ -98,18 +98,11 @@ class _Outcome:
     hint: str = ""  # a one-line fix for the compile error, when one is known
 
 
-class _Budget:
-    def __init__(self, limit: int | None) -> None:
-        self.limit = limit
-        self.usage = Usage()
-
-    def add(self, usage: Usage) -> None:
-        self.usage = self.usage + usage
-
-    @property
-    def exhausted(self) -> bool:
-        return self.limit is not None and self.usage.total >= self.limit
-
+@dataclass(frozen=True)
+class _Reply:
+    completion: Completion
+    action: Action
+    thinking: Thinking
 
 
 def run_task(
@@ -132,139 +125,167 @@ def run_task(
     event step numbers); every message the model saw after the system prompt and the
     history is recorded too, observations included.
     """
-    rec = recorder or NullRecorder()
-    messages = [Message.system(system_prompt), *history, Message.user(task)]
-    rec.add_message("user", task)
-    budget = _Budget(settings.max_tokens_total)
-    started = time.perf_counter()
-    failures: dict[tuple[object, ...], int] = {}
-    step = 0  # the step in progress, for the events of a stop
-    asked_again = False
-    records = 0
-
-    def ask() -> tuple[Completion, Action, Thinking]:
-        if budget.exhausted:
-            raise _BudgetOut
-        t0 = time.perf_counter()
-        try:
-            reply = model.complete(messages, on_text=on_text, cancel=cancel, stop=OBSERVATION_STOPS)
-        except (ModelAPIError, Interrupted) as exc:
-            raise _Fatal(exc) from exc
-        budget.add(reply.usage)
-        messages.append(Message.assistant(reply.text))
-        rec.add_message("assistant", reply.text)
-        action = parse_reply(reply.text)
-        ms = (time.perf_counter() - t0) * 1000
-        return reply, action, Thinking(step, action.reasoning, reply.usage, ms, action.notes)
-
-    def tell(text: str) -> None:
-        messages.append(Message.user(text))
-        rec.add_message("user", text)
-
-    def record(step_record: Step) -> None:
-        nonlocal records
-        records += 1
-        rec.add_step(replace(step_record, step=records))
-
+    state = _Task(task, model, runtime, catalog, system_prompt, history, recorder, settings, cancel, on_text)
     try:
-        for step in range(1, settings.max_steps + 1):
-            reply, action, thinking = ask()
-            yield thinking
-            if isinstance(action, Response) and not action.text.strip() and not asked_again:
-                asked_again = True  # an empty answer is asked for once more, at the cost of a step
-                tell(EMPTY_ANSWER)
-                continue
-            attempt = 0
-            while not isinstance(action, Response):
-                yield _start(step, action)
-                outcome = _execute(step, action, runtime, catalog, settings, cancel)
-                repeats = 0
-                if not outcome.event.ok:  # repair attempts count too: a model may resend one program
-                    key = _signature(action, outcome.event)
-                    repeats = failures[key] = failures.get(key, 0) + 1
-                if (
-                    outcome.compile_error is not None
-                    and attempt < settings.max_retries
-                    and repeats < GUARD_REPEATS
-                ):
-                    attempt += 1
-                    yield Retry(step, attempt, outcome.compile_error)
-                    told = observation.compile_failure(
-                        step, outcome.compile_error, attempt, settings.max_retries,
-                        outcome.hint, repeated=repeats > 1,
-                    )
-                    record(_tool_step(reply, action, outcome.event, told))
-                    tell(told)
-                    reply, action, thinking = ask()
-                    yield thinking
-                    continue
-                yield outcome.event
-                record(_tool_step(reply, action, outcome.event))
-                if outcome.event.ok and outcome.event.answer is not None:
-                    record(Step(ActionKind.RESPONSE, observation=f"answer from the program (step {step})"))
-                    yield _answer(step, outcome.event.answer, False, budget, started, AnswerSource.PROGRAM)
-                    return
-                tell(outcome.event.observation)
-                if not outcome.event.ok:
-                    if repeats >= GUARD_REPEATS:
-                        reason = (
-                            f"stopped: the same failing action was repeated {GUARD_REPEATS} times "
-                            f"({outcome.event.error or outcome.event.failure or outcome.event.status_name})"
-                        )
-                        yield ErrorEvent(step, reason, ErrorKind.LOOP_GUARD)
-                        tell(BEST_ANSWER.format(reason=reason[0].upper() + reason[1:]))
-                        try:
-                            reply, action, thinking = ask()
-                        except (_BudgetOut, _Fatal) as exc:  # the guard's stop stands
-                            if isinstance(exc, _Fatal) and isinstance(exc.error, Interrupted):
-                                raise exc.error from None
-                            return
-                        yield thinking
-                        record(_response_step(reply, unverified=True))
-                        yield _answer(step, _text(reply, action), True, budget, started, unverified=True)
-                        return
-                break
-            else:
-                record(_response_step(reply))
-                yield _answer(step, action.text, False, budget, started)
-                return
-        step = settings.max_steps + 1
-        tell(FORCE_ANSWER.format(steps=settings.max_steps))
-        reply, action, thinking = ask()
-        yield thinking
-        record(_response_step(reply, unverified=True))
-        yield _answer(step, _text(reply, action), True, budget, started, unverified=True)
-    except _BudgetOut:
-        yield ErrorEvent(
-            step,
-            f"stopped: the token budget of {settings.max_tokens_total} tokens is spent "
-            f"({budget.usage.total} used); raise --max-tokens-total to allow more",
-            ErrorKind.BUDGET,
-        )
-    except _Fatal as fatal:
-        exc = fatal.error
-        yield ErrorEvent(step, exc.one_line(), ErrorKind.of(exc))
-        raise exc from exc.__cause__
-    except Interrupted as exc:
-        yield ErrorEvent(step, exc.one_line(), ErrorKind.INTERRUPTED)
+        yield from state.run()
+    except (ModelAPIError, Interrupted) as exc:
+        yield ErrorEvent(state.step, exc.one_line(), ErrorKind.of(exc))
         raise
 
 
-class _BudgetOut(Exception):
-    pass
+class _Task:
+    """One task's state. ``run`` takes it a step at a time: ask the model, then ``_act`` on
+    the reply (repairs within the step), which says whether the task has ended."""
 
+    def __init__(
+        self, task: str, model: ChatModel, runtime: Runtime, catalog: Catalog, system_prompt: str,
+        history: Sequence[Message], recorder: Recorder | None, settings: LoopSettings,
+        cancel: threading.Event | None, on_text: Callable[[str], None] | None,
+    ) -> None:  # fmt: skip
+        self.model, self.runtime, self.catalog, self.settings = model, runtime, catalog, settings
+        self.cancel, self.on_text = cancel, on_text
+        self.messages = [Message.system(system_prompt), *history, Message.user(task)]
+        self.recorder: Recorder = recorder or NullRecorder()
+        self.recorder.add_message("user", task)
+        self.usage = Usage()
+        self.started = time.perf_counter()
+        self.failures: dict[tuple[object, ...], int] = {}
+        self.step = 0  # the step in progress, for the events of a stop
+        self.records = 0
+        self.asked_again = False
 
-class _Fatal(Exception):
-    def __init__(self, error: ModelAPIError | Interrupted) -> None:
-        self.error = error
+    def run(self) -> Generator[Event, None, None]:
+        for step in range(1, self.settings.max_steps + 1):
+            self.step = step
+            reply = self._ask()
+            if reply is None:
+                yield self._budget_spent()
+                return
+            yield reply.thinking
+            action = reply.action
+            if isinstance(action, Response) and not action.text.strip() and not self.asked_again:
+                self.asked_again = True  # an empty answer is asked for once more, at the cost of a step
+                self._tell(EMPTY_ANSWER)
+                continue
+            if (yield from self._act(reply)):
+                return
+        self.step = self.settings.max_steps + 1
+        self._tell(FORCE_ANSWER.format(steps=self.settings.max_steps))
+        yield from self._best_answer()
 
+    def _act(self, reply: _Reply) -> Generator[Event, None, bool]:
+        """Carry out the reply's action, sending compile errors back for repair within the
+        step; True when the task has ended."""
+        attempt = 0
+        while not isinstance(reply.action, Response):
+            yield _start(self.step, reply.action)
+            outcome = _execute(self.step, reply.action, self.runtime, self.catalog, self.settings, self.cancel)
+            repeats = self._count_failure(reply.action, outcome.event)
+            if outcome.compile_error is None or attempt >= self.settings.max_retries or repeats >= GUARD_REPEATS:
+                yield outcome.event
+                self._record(_tool_step(reply.completion, reply.action, outcome.event))
+                return (yield from self._after_run(outcome.event, repeats))
+            attempt += 1
+            yield Retry(self.step, attempt, outcome.compile_error)
+            told = observation.compile_failure(
+                self.step, outcome.compile_error, attempt, self.settings.max_retries,
+                outcome.hint, repeated=repeats > 1,
+            )  # fmt: skip
+            self._record(_tool_step(reply.completion, reply.action, outcome.event, told))
+            self._tell(told)
+            repaired = self._ask()
+            if repaired is None:
+                yield self._budget_spent()
+                return True
+            reply = repaired
+            yield reply.thinking
+        self._record(_response_step(reply.completion))
+        yield self._answer(reply.action.text)
+        return True
 
-def _answer(
-    step: int, text: str, forced: bool, budget: _Budget, started: float,
-    source: AnswerSource = AnswerSource.MODEL, *, unverified: bool = False,
-) -> ResponseEvent:
-    elapsed = (time.perf_counter() - started) * 1000
-    return ResponseEvent(step, text, forced, budget.usage, elapsed, source, unverified)  # fmt: skip
+    def _after_run(self, event: ToolResult, repeats: int) -> Generator[Event, None, bool]:
+        """After a run: a program's answer ends the task; else the model is told what happened,
+        and the loop guard stops a failure repeated GUARD_REPEATS times."""
+        if event.ok and event.answer is not None:
+            self._record(Step(ActionKind.RESPONSE, observation=f"answer from the program (step {self.step})"))
+            yield self._answer(event.answer, source=AnswerSource.PROGRAM)
+            return True
+        self._tell(event.observation)
+        if event.ok or repeats < GUARD_REPEATS:
+            return False
+        reason = (
+            f"stopped: the same failing action was repeated {GUARD_REPEATS} times "
+            f"({event.error or event.failure or event.status_name})"
+        )
+        yield ErrorEvent(self.step, reason, ErrorKind.LOOP_GUARD)
+        self._tell(BEST_ANSWER.format(reason=reason[0].upper() + reason[1:]))
+        yield from self._best_answer(quiet=True)
+        return True
+
+    def _best_answer(self, *, quiet: bool = False) -> Generator[Event, None, None]:
+        """Ask once for a best answer after a stop; it is yielded forced and unverified.
+        ``quiet``: a spent budget or a model failure leaves the stop already reported."""
+        try:
+            reply = self._ask()
+        except ModelAPIError:
+            if not quiet:
+                raise
+            return
+        if reply is None:
+            if not quiet:
+                yield self._budget_spent()
+            return
+        yield reply.thinking
+        self._record(_response_step(reply.completion, unverified=True))
+        yield self._answer(_text(reply.completion, reply.action), forced=True, unverified=True)
+
+    def _ask(self) -> _Reply | None:
+        """The model's next reply, parsed; None when the token budget is spent."""
+        limit = self.settings.max_tokens_total
+        if limit is not None and self.usage.total >= limit:
+            return None
+        t0 = time.perf_counter()
+        completion = self.model.complete(
+            self.messages, on_text=self.on_text, cancel=self.cancel, stop=OBSERVATION_STOPS
+        )
+        self.usage = self.usage + completion.usage
+        self.messages.append(Message.assistant(completion.text))
+        self.recorder.add_message("assistant", completion.text)
+        action = parse_reply(completion.text)
+        ms = (time.perf_counter() - t0) * 1000
+        return _Reply(completion, action, Thinking(self.step, action.reasoning, completion.usage, ms, action.notes))
+
+    def _tell(self, text: str) -> None:
+        self.messages.append(Message.user(text))
+        self.recorder.add_message("user", text)
+
+    def _record(self, record: Step) -> None:
+        self.records += 1
+        self.recorder.add_step(replace(record, step=self.records))
+
+    def _count_failure(self, action: Action, event: ToolResult) -> int:
+        """How often this failure has been seen in the task (0 for a success); repair
+        attempts count too: a model may resend one program."""
+        if event.ok:
+            return 0
+        key = _signature(action, event)
+        self.failures[key] = self.failures.get(key, 0) + 1
+        return self.failures[key]
+
+    def _answer(
+        self, text: str, *, source: AnswerSource = AnswerSource.MODEL, forced: bool = False,
+        unverified: bool = False,
+    ) -> ResponseEvent:  # fmt: skip
+        elapsed = (time.perf_counter() - self.started) * 1000
+        return ResponseEvent(self.step, text, forced, self.usage, elapsed, source, unverified)
+
+    def _budget_spent(self) -> ErrorEvent:
+        return ErrorEvent(
+            self.step,
+            f"stopped: the token budget of {self.settings.max_tokens_total} tokens is spent "
+            f"({self.usage.total} used); raise --max-tokens-total to allow more",
+            ErrorKind.BUDGET,
+        )
 
 
 def _text(reply: Completion, action: Action) -> str:
@@ -342,7 +363,7 @@ def _execute(
         result = runtime.run(source, args, granted=settings.granted, cancel=cancel, line_offset=offset)
     except (CompileError, LinkError) as exc:
         text = exc.one_line()
-        hint = repair_hint(text)
+        hint = repair_hint(exc)
         if isinstance(action, WatCall):
             hint = catalog_hint(action.body, action.args, runtime.functions, catalog.names()) or hint
         event = _failed(step, observation.failure(step, text, limit, hint=hint), text, type(exc).__name__)

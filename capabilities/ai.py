@@ -98,6 +98,7 @@ class AiCapability:
     """Host functions of the ``ai`` namespace (one object per session: it holds the session quota)."""
 
     namespace = "ai"
+    pure = False  # side effects outside the run
     summary = "ask the model to transform text (summarise, classify, extract); budgeted"
 
     def __init__(

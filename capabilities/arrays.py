@@ -33,6 +33,7 @@ class ArrCapability:
     """Host functions of the ``arr`` namespace."""
 
     namespace = "arr"
+    pure = True  # no side effects: a run may be repeated
     summary = "arrays of strings (handles live for one run); bad handle or index EBOUND"
 
     def new(self, ctx: RunContext) -> tuple[int, int]:

@@ -1,7 +1,9 @@
 """What every capability provides, and the registry the caller builds.
 
 A capability is an object with a ``namespace`` (the import module name the WAT sees), a
-one-line ``summary``, and ``functions()``: the ``rt.host.HostFunction``s it offers. The
+one-line ``summary``, ``pure`` (true when its functions have no effect outside the run, so
+a program using only pure capabilities may be run again: ``/save`` records its results),
+and ``functions()``: the ``rt.host.HostFunction``s it offers. The
 object itself holds per-session state and quotas (it is built once per session by the
 caller); per-run state lives in ``RunContext.state(namespace, factory)``.
 """
@@ -20,6 +22,7 @@ from rt.host import HostFunction
 class Capability(Protocol):
     namespace: str
     summary: str
+    pure: bool
 
     def functions(self) -> list[HostFunction]: ...
 
@@ -70,6 +73,10 @@ class Registry:
 
     def names(self) -> list[str]:
         return list(self._caps)
+
+    def pure_names(self) -> frozenset[str]:
+        """The namespaces whose functions have no effect outside a run."""
+        return frozenset(ns for ns, cap in self._caps.items() if cap.pure)
 
     def functions(self) -> list[HostFunction]:
         return [f for cap in self._caps.values() for f in cap.functions()]

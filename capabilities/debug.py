@@ -22,6 +22,7 @@ class DebugCapability:
     """Host functions of the ``debug`` namespace."""
 
     namespace = "debug"
+    pure = True  # no side effects: a run may be repeated
     summary = "debug lines shown with the result; never fail"
 
     def log(self, ctx: RunContext, ptr: int) -> None:

@@ -268,6 +268,7 @@ class FsCapability:
     """Host functions of the ``fs`` namespace, jailed under ``root`` (one object per session)."""
 
     namespace = "fs"
+    pure = False  # side effects outside the run
     summary = (
         "files under the user's jail dir; paths relative to it or absolute under it; "
         "no .. or symlinks (EACCESS)"

@@ -57,6 +57,7 @@ class HttpCapability:
     session's call counter); per-run counters live in ``ctx.state("http", ...)``."""
 
     namespace = "http"
+    pure = False  # side effects outside the run
     summary = "GET/POST to user-granted hosts only; ENOMEM when a size or call limit is reached"
 
     def __init__(

@@ -134,6 +134,7 @@ class JsonCapability:
     """Host functions of the ``json`` namespace."""
 
     namespace = "json"
+    pure = True  # no side effects: a run may be repeated
     summary = "read JSON documents by path; bad pointer ETRFM, too large ENOMEM"
 
     def __init__(self, max_doc_bytes: int = 2_000_000, max_depth: int = MAX_DEPTH) -> None:

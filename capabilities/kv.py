@@ -89,6 +89,7 @@ class KvCapability:
     """Host functions of the ``kv`` namespace over one backend (one object per session)."""
 
     namespace = "kv"
+    pure = False  # side effects outside the run
     summary = "text key-value store kept for the whole session"
 
     def __init__(

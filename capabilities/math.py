@@ -703,6 +703,7 @@ class MathCapability:
     """Host functions of the ``math`` namespace; pure (no state, no side effects)."""
 
     namespace = "math"
+    pure = True  # no side effects: a run may be repeated
     summary = "exact decimal-string math; EPARSE bad input; EBOUND /0, negative or fractional args; ENOMEM >10000 digits"
 
     def __init__(self, time_cap_s: float = TIME_CAP_S) -> None:

@@ -190,6 +190,7 @@ class StrCapability:
     """Host functions of the ``str`` namespace."""
 
     namespace = "str"
+    pure = True  # no side effects: a run may be repeated
     summary = "Unicode strings; indexes count code points; bad pointer ETRFM, too large ENOMEM"
 
     def __init__(self, max_output_bytes: int = 1_000_000) -> None:

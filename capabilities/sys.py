@@ -40,6 +40,7 @@ SHAPES = {
 
 class SysCapability:
     namespace = "sys"
+    pure = True  # no side effects: a run may be repeated
     summary = "program arguments and results (always granted)"
 
     def functions(self) -> list[HostFunction]:

@@ -9,7 +9,6 @@ from __future__ import annotations
 import sys
 import threading
 from collections.abc import Iterable
-from pathlib import Path
 from typing import Any
 
 from cli.common import (
@@ -60,34 +59,6 @@ def run_ask(settings: Any, task: str, *, model_spec: str | None, json_out: bool,
         return EXIT_OK if outcome.answered else EXIT_FAILED
 
 
-def load_program(settings: Any, name_or_path: str) -> tuple[str, int, Any]:
-    """(body, line offset, Program or None) for a catalog name or a .wat file."""
-    from agent.catalog import (
-        Catalog,
-        catalog_dirs,
-        parse_program,
-        read_catalog_file,
-        split_front_matter,
-    )
-    from rt.errors import CatalogError
-
-    path = Path(name_or_path)
-    if path.suffix == ".wat" or path.exists():
-        data = read_catalog_file(path)  # refused from its stat when it is too large
-        text = data.decode("utf-8", errors="replace")
-        front, body_line, body = split_front_matter(text)
-        if front:
-            program = parse_program(data, path)
-            return program.body, program.body_line - 1, program
-        return body, body_line - 1, None
-    catalog, _errors = Catalog.load(catalog_dirs(settings.home, settings.catalog))
-    found = catalog.get(name_or_path)
-    if found is None:
-        names = ", ".join(catalog.names())
-        raise CatalogError(f"no catalog program or file named {name_or_path!r}; programs: {names}")
-    return found.body, found.body_line - 1, found
-
-
 def write_raw(lines: Iterable[str]) -> None:
     """Each line's UTF-8 bytes and a newline on stdout, with no escaping (``watt run --raw``)."""
     sys.stdout.flush()
@@ -104,31 +75,26 @@ def run_program(
     settings: Any, name_or_path: str, args: list[str], *, json_out: bool, model_spec: str | None, raw: bool = False
 ) -> int:
     """Results on stdout (inert, or byte-exact with ``raw``); debug and errors inert on stderr."""
-    from agent.app import open_parts
-    from agent.catalog import apply_defaults
+    from agent.app import load_program
+    from agent.app import run_program as run_source
     from rt.errors import CompileError, Interrupted, LinkError, RunError
 
-    body, offset, program = load_program(settings, name_or_path)
-    if program is not None:
-        args = apply_defaults(program, args)
-    uses_kv = "$kv." in body
-    with open_parts(settings, model_spec=model_spec, use_session=uses_kv) as parts:
-        try:
-            result = parts.runtime.run(body, args, granted=parts.granted, line_offset=offset)
-        except Interrupted:
-            raise fail("interrupted", EXIT_INTERRUPTED) from None
-        except RunError as exc:
-            kind = type(exc).__name__
-            if json_out:
-                partial = exc.partial.to_dict() if exc.partial is not None else None
-                print(dumps({"error": exc.one_line(), "error_type": kind, "partial": partial}))
-                return EXIT_FAILED
-            if isinstance(exc, (CompileError, LinkError)):
-                where = program.path if program is not None else name_or_path
-                raise fail(f"{where}: {exc.one_line()}", EXIT_FAILED) from None
-            if exc.partial is not None:
-                _print_results(exc.partial.results, raw=raw)
-            raise fail(f"{kind}: {exc.one_line()}", EXIT_FAILED) from None
+    source = load_program(settings, name_or_path)
+    try:
+        result = run_source(settings, source, args, model_spec=model_spec)
+    except Interrupted:
+        raise fail("interrupted", EXIT_INTERRUPTED) from None
+    except RunError as exc:
+        kind = type(exc).__name__
+        if json_out:
+            partial = exc.partial.to_dict() if exc.partial is not None else None
+            print(dumps({"error": exc.one_line(), "error_type": kind, "partial": partial}))
+            return EXIT_FAILED
+        if isinstance(exc, (CompileError, LinkError)):
+            raise fail(f"{source.where}: {exc.one_line()}", EXIT_FAILED) from None
+        if exc.partial is not None:
+            _print_results(exc.partial.results, raw=raw)
+        raise fail(f"{kind}: {exc.one_line()}", EXIT_FAILED) from None
     if json_out:
         print(dumps(result.to_dict()))
     else:

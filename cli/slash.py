@@ -2,9 +2,8 @@
 
 Each command is a function ``(parts, console, arg) -> None`` that prints to the console (text
 from programs, the model or the session through ``shown``: inert, never markup) and raises
-``WattError`` on failure (the REPL turns that into one line). ``save_last_program``
-is the library-style part of /save: it writes the file and returns what it did, printing
-nothing.
+``WattError`` on failure (the REPL turns that into one line). The work is the library's:
+/save is ``Parts.save_last_program`` (``agent.writer``).
 """
 
 from __future__ import annotations
@@ -12,33 +11,18 @@ from __future__ import annotations
 import shlex
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 
 from rich.console import Console
 from rich.text import Text
 
 from agent.app import Parts
-from agent.catalog import (
-    NAME_RE,
-    ArgSpec,
-    Catalog,
-    Example,
-    Program,
-    apply_defaults,
-    body_capabilities,
-    catalog_dirs,
-    parse_program,
-    render_front_matter,
-)
+from agent.catalog import Catalog, Program, apply_defaults
 from agent.sessions import Session
 from agent.steps import ActionKind
 from cli.render import program_view, shown
 from rt.codes import status_name
-from rt.errors import CatalogError, ConfigError, Interrupted, RunError, SessionError
+from rt.errors import CatalogError, ConfigError, RunError, SessionError
 
-# Capabilities without side effects: /save may re-run such a program to record its results.
-PURE_NAMESPACES = frozenset({"sys", "str", "math", "arr", "json", "debug"})
-DESCRIPTION_CHARS = 200
 VALUE_CHARS = 60
 SNIPPET_CHARS = 72
 
@@ -192,79 +176,11 @@ def cmd_steps(parts: Parts, console: Console, arg: str) -> None:
         console.print(shown(f"    {clip(snippet.strip(), SNIPPET_CHARS)}", style="dim"))
 
 
-@dataclass(frozen=True)
-class Saved:
-    path: Path
-    program: Program
-    results_captured: bool
-    notes: tuple[str, ...] = ()
-
-
-def save_last_program(parts: Parts, name: str) -> Saved:
-    """Write the session's last successful program to the user catalog and reload the catalog."""
-    if not NAME_RE.fullmatch(name):
-        raise CatalogError(f"program name {name!r} must match [a-z][a-z0-9_]{{0,63}}")
-    session = need_session(parts)
-    last = session.last_program()
-    if last is None:
-        raise CatalogError("no successful program in this session yet: nothing to save")
-    path = parts.settings.user_catalog / f"{name}.wat"
-    if path.exists():
-        raise CatalogError(f"{path} already exists: choose another name or remove it")
-    task = next((t.task for t in session.turns() if t.id == last.turn), "")
-    description = clip(one_line(task), DESCRIPTION_CHARS) or f"saved from session {session.name}"
-    specs = [ArgSpec(f"arg{i}", "string", f"argument {i}") for i in range(len(last.args))]
-    body = last.text.strip("\n")
-    results, note = _example_results(parts, body, list(last.args))
-    notes = [note] if note else []
-    shadowed = parts.catalog.get(name)
-    if shadowed is not None:
-        notes.append(f"it overrides {shadowed.path}")
-    example = Example(args=tuple(last.args), results=results)
-    # The blank line keeps a body that starts with ';;;' out of the front matter.
-    source = render_front_matter(name, description, specs, [example]) + "\n" + body + "\n"
-    program = parse_program(source.encode("utf-8"), path)
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with path.open("x", encoding="utf-8") as fh:
-            fh.write(source)
-    except FileExistsError as exc:
-        raise CatalogError(f"{path} already exists: choose another name or remove it") from exc
-    except OSError as exc:
-        raise CatalogError(f"cannot write {path}: {exc.strerror or exc}") from exc
-    reload_catalog(parts)
-    return Saved(path, program, results is not None, tuple(notes))
-
-
-def _example_results(
-    parts: Parts, body: str, args: list[str]
-) -> tuple[tuple[str, ...] | None, str]:
-    """Re-run a side-effect-free program to capture its results; None when we cannot."""
-    impure = sorted(set(body_capabilities(body)) - PURE_NAMESPACES)
-    if impure:
-        return None, f"example results not recorded: the program uses {', '.join(impure)}"
-    try:
-        result = parts.runtime.run(body, args, granted=parts.granted)
-    except Interrupted:
-        raise
-    except RunError as exc:
-        return None, f"example results not recorded: the re-run failed: {exc.one_line()}"
-    if not result.ok:
-        return None, f"example results not recorded: the re-run returned {result.status_name}"
-    return tuple(result.results), ""
-
-
-def reload_catalog(parts: Parts) -> None:
-    parts.catalog, parts.catalog_errors = Catalog.load(
-        catalog_dirs(parts.settings.home, parts.settings.catalog)
-    )
-
-
 def cmd_save(parts: Parts, console: Console, arg: str) -> None:
     words = arg.split()
     if len(words) != 1:
         raise ConfigError("usage: /save NAME")
-    saved = save_last_program(parts, words[0])
+    saved = parts.save_last_program(words[0])
     console.print(program_view(saved.program.body))
     console.print(shown(f"saved {saved.program.usage()} to {saved.path}", style="green"))
     for note in saved.notes:

@@ -76,15 +76,9 @@ def check_catalog(settings: Any, paths: list[Path]) -> int:
 
 
 def new_program(settings: Any, name: str, directory: Path | None) -> int:
-    from agent.catalog import scaffold
+    from agent.writer import new_program as write_scaffold
 
-    text = scaffold(name)
-    target_dir = directory or settings.user_catalog
-    target = target_dir / f"{name}.wat"
-    if target.exists():
-        raise fail(f"{target} exists; choose another name or remove it", EXIT_USAGE)
-    target_dir.mkdir(parents=True, exist_ok=True)
-    target.write_text(text, encoding="utf-8")
+    target = write_scaffold(directory or settings.user_catalog, name)
     say(f"wrote {target}; edit it, then `watt catalog check {target}` and `watt catalog test {name}`")
     return EXIT_OK
 
@@ -171,14 +165,14 @@ def show_log(settings: Any, *, json_out: bool, limit: int) -> int:
     return EXIT_OK
 
 
-def _model_file_checks(spec: str) -> list[tuple[bool, str]]:
+def _model_file_checks(choice: Any) -> list[tuple[bool, str]]:
     """``--model local:PATH.gguf`` or ``script:FILE.jsonl``: the file, and for local the library."""
+    from agent.backends import Backend
     from agent.local import INSTALL_HINT, llama_available
 
-    kind, _, name = spec.partition(":")
-    path = Path(name).expanduser()
-    checks = [(path.is_file(), f"{kind} model file: {path}" + ("" if path.is_file() else " (not found)"))]
-    if kind == "local":
+    path = choice.path
+    checks = [(path.is_file(), f"{choice.backend.value} model file: {path}" + ("" if path.is_file() else " (not found)"))]
+    if choice.backend is Backend.LOCAL:
         library = llama_available()
         checks.append((library, "llama-cpp-python installed" if library else f"llama-cpp-python missing: {INSTALL_HINT}"))
     return checks
@@ -203,44 +197,44 @@ def _default_local_checks(home: Path) -> list[tuple[bool, str]]:
     return [(False, f"no model: {endpoint}, or {INSTALL_HINT} && watt model pull")]
 
 
-def run_doctor(settings: Any) -> int:
-    """One line per check: ok, or what to do."""
-    from importlib.metadata import version
-
+def _endpoint_checks(settings: Any) -> list[tuple[bool, str]]:
+    """An OpenAI-compatible endpoint: the key, whether it answers, whether it lists the model."""
+    from agent.backends import is_local_endpoint
     from agent.model import OpenAIChatModel
     from rt.errors import WattError
 
+    checks = [(True, f"endpoint configured: {settings.base_url}")]
+    local = is_local_endpoint(settings.base_url)
+    checks.append((bool(settings.api_key) or local, "API key present" if settings.api_key else
+                   ("no API key (not needed for a local endpoint)" if local else "no API key: set WATT_API_KEY")))
+    try:
+        client = OpenAIChatModel(settings.base_url, settings.api_key, settings.model or "-", max_retries=0, timeout_s=5)
+        models = client.list_models()
+        client.close()
+    except WattError as exc:
+        return [*checks, (False, f"endpoint: {exc.one_line()}")]
+    checks.append((True, f"endpoint reachable: {len(models)} model(s)"))
+    if not settings.model:
+        return [*checks, (False, "no model name: set WATT_MODEL")]
+    listed = settings.model in models
+    return [*checks, (listed, f"model {settings.model} listed" if listed else
+                      f"model {settings.model} is not listed; available: {', '.join(models[:8])}")]
+
+
+def _model_checks(settings: Any) -> list[tuple[bool, str]]:
+    """What ``agent.backends.choose_model`` decided the setting means, and whether it works."""
+    from agent.backends import Backend, choose_model
+
+    choice = choose_model(settings)
+    if choice.backend in (Backend.SCRIPT, Backend.LOCAL) and not choice.default:
+        return _model_file_checks(choice)
+    if choice.backend is Backend.ENDPOINT:
+        return _endpoint_checks(settings)
+    return _default_local_checks(settings.home)
+
+
+def _state_checks(settings: Any) -> list[tuple[bool, str]]:
     checks: list[tuple[bool, str]] = []
-    checks.append((True, f"config: {settings.config_file} ({'present' if settings.config_file.exists() else 'absent, using defaults'})"))
-    spec = settings.model or ""
-    if spec.startswith(("local:", "script:")):
-        checks += _model_file_checks(spec)
-    elif settings.base_url:
-        checks.append((True, f"endpoint configured: {settings.base_url}"))
-        from urllib.parse import urlparse
-
-        from agent.app import LOCAL_HOSTS
-
-        local = (urlparse(settings.base_url).hostname or "") in LOCAL_HOSTS
-        key_ok = bool(settings.api_key) or local
-        checks.append((key_ok, "API key present" if settings.api_key else
-                       ("no API key (not needed for a local endpoint)" if local else "no API key: set WATT_API_KEY")))
-        try:
-            client = OpenAIChatModel(settings.base_url, settings.api_key, settings.model or "-", max_retries=0, timeout_s=5)
-            models = client.list_models()
-            client.close()
-            checks.append((True, f"endpoint reachable: {len(models)} model(s)"))
-            if settings.model:
-                listed = settings.model in models
-                checks.append((listed, f"model {settings.model} listed" if listed else
-                               f"model {settings.model} is not listed; available: {', '.join(models[:8])}"))
-            else:
-                checks.append((False, "no model name: set WATT_MODEL"))
-        except WattError as exc:
-            checks.append((False, f"endpoint: {exc.one_line()}"))
-    else:
-        checks += _default_local_checks(settings.home)
-    checks.append((True, f"wasmtime {version('wasmtime')}"))
     for label, path in (("state", settings.home), ("cache", settings.cache_dir)):
         try:
             path.mkdir(parents=True, exist_ok=True)
@@ -250,8 +244,21 @@ def run_doctor(settings: Any) -> int:
             checks.append((True, f"{label} directory writable: {path}"))
         except OSError as exc:
             checks.append((False, f"{label} directory {path} not writable: {exc.strerror}; set WATT_HOME"))
+    return checks
+
+
+def run_doctor(settings: Any) -> int:
+    """One line per check: ok, or what to do."""
+    from importlib.metadata import version
+
+    config = settings.config_file
+    checks = [(True, f"config: {config} ({'present' if config.exists() else 'absent, using defaults'})")]
+    checks += _model_checks(settings)
+    checks.append((True, f"wasmtime {version('wasmtime')}"))
+    checks += _state_checks(settings)
     catalog, errors = _load_catalog(settings)
-    checks.append((not errors, f"catalog: {len(catalog)} program(s)" + (f", {len(errors)} bad file(s): {errors[0].one_line()}" if errors else "")))
+    bad = f", {len(errors)} bad file(s): {errors[0].one_line()}" if errors else ""
+    checks.append((not errors, f"catalog: {len(catalog)} program(s){bad}"))
     for ok, line in checks:
         say(f"{'ok  ' if ok else 'FIX '} {line}")
     return EXIT_OK if all(ok for ok, _ in checks) else EXIT_FAILED

@@ -34,7 +34,7 @@ from rt.errors import (
 )
 from rt.host import GuestError, HostFunction, RunContext
 from rt.limits import Limits
-from rt.preprocess import preprocess
+from rt.preprocess import module_imports, preprocess
 from rt.template import MEMORY_EXPORT, SITE_EXPORT, Assembled, assemble, is_whole_module
 from rt.worker import Worker
 
@@ -260,11 +260,10 @@ class Runtime:
         )
 
     def _check_module_imports(self, source: str, grants: list[str]) -> None:
-        for m in re.finditer(r'\(\s*import\s+"([^"]*)"\s+"([^"]*)"', source):
-            ns, name = m.group(1), m.group(2)
+        for ns, name, pos in module_imports(source):
             qual = f"{ns}.{name}"
             if qual not in self.functions or ns not in grants:
-                self._check_import(qual, grants, source, m.start(), 0)
+                self._check_import(qual, grants, source, pos, 0)
 
     def _compile(self, assembled: Assembled, source: str, line_offset: int) -> wasmtime.Module:
         try:

@@ -70,8 +70,12 @@ _ATOM_END = re.compile(r'[\s()";]')
 _SURROGATE = re.compile("[\ud800-\udfff]")
 
 
-def tokenize(source: str) -> list[Token]:
-    """Split WAT text into tokens, keeping every character (the output is lossless)."""
+def tokenize(source: str, *, lenient: bool = False) -> list[Token]:
+    """Split WAT text into tokens, keeping every character (the output is lossless).
+
+    Unterminated text (a block comment, a string, a raw string) is a CompileError; with
+    ``lenient`` it is a token up to the end of the text (a "..." string: of its line), so
+    that text which will not compile can still be read (what does it call?)."""
     tokens: list[Token] = []
     i, n = 0, len(source)
     while i < n:
@@ -79,8 +83,9 @@ def tokenize(source: str) -> list[Token]:
         if c in "()":
             if source.startswith("(;", i):
                 end = source.find(";)", i + 2)
-                if end < 0:
+                if end < 0 and not lenient:
                     raise error_at(source, i, "unterminated block comment (; ... ;)")
+                end = n - 2 if end < 0 else end
                 tokens.append(Token("comment", source[i : end + 2], i))
                 i = end + 2
                 continue
@@ -99,20 +104,15 @@ def tokenize(source: str) -> list[Token]:
             i = end
         elif source.startswith('"""', i):
             end = source.find('"""', i + 3)
-            if end < 0:
+            if end < 0 and not lenient:
                 raise error_at(source, i, 'unterminated raw string: """ without a closing """')
+            end = n - 3 if end < 0 else end
             tokens.append(Token("raw", source[i : end + 3], i))
             i = end + 3
         elif c == '"':
-            j = i + 1
-            while j < n and source[j] != '"':
-                if source[j] == "\n":
-                    raise error_at(source, i, 'unterminated string: a "..." literal must close on its line')
-                j += 2 if source[j] == "\\" else 1
-            if j >= n:
-                raise error_at(source, i, 'unterminated string: missing closing "')
-            tokens.append(Token("str", source[i : j + 1], i))
-            i = j + 1
+            j = _string_end(source, i, lenient)
+            tokens.append(Token("str", source[i:j], i))
+            i = j
         else:
             m = _ATOM_END.search(source, i + 1)
             j = m.start() if m else n
@@ -121,6 +121,22 @@ def tokenize(source: str) -> list[Token]:
             tokens.append(Token("atom", source[i:j], i))
             i = j
     return tokens
+
+
+def _string_end(source: str, start: int, lenient: bool) -> int:
+    """The index just past the "..." literal at ``start`` (lenient: or its line's end)."""
+    j, n = start + 1, len(source)
+    while j < n and source[j] != '"':
+        if source[j] == "\n":
+            if lenient:
+                return j
+            raise error_at(source, start, 'unterminated string: a "..." literal must close on its line')
+        j += 2 if source[j] == "\\" else 1
+    if j >= n:
+        if lenient:
+            return n
+        raise error_at(source, start, 'unterminated string: missing closing "')
+    return j + 1
 
 
 def parse(source: str) -> list[Token | Node]:
@@ -635,9 +651,10 @@ WAT_FAMILIES = frozenset(
 
 def called_functions(source: str) -> list[str]:
     """The host functions a body calls, in every spelling (``(call $a.b``, ``($a.b``,
-    ``(a.b``, ``return_call``, flat ``call $a.b``), read with the tokenizer: a call inside a
-    comment or a string literal is not a call. Raises CompileError on unterminated text."""
-    words = [t for t in tokenize(source) if t.kind not in ("ws", "comment")]
+    ``(a.b``, ``return_call``, flat ``call $a.b``), in order, read with the tokenizer: a call
+    inside a comment or a string literal is not a call. Text that will not compile (an
+    unterminated string or comment) is read leniently: what follows it is not code."""
+    words = [t for t in tokenize(source, lenient=True) if t.kind not in ("ws", "comment")]
     found: list[str] = []
     for i, tok in enumerate(words):
         if tok.kind != "atom":
@@ -655,4 +672,23 @@ def called_functions(source: str) -> list[str]:
         ns, dot, name = qual.partition(".")
         if dot and _NAME_RE.fullmatch("$" + qual) and ns and name:
             found.append(qual)
+    return found
+
+
+def list_heads(source: str) -> list[str]:
+    """The first word of every parenthesised list, in order (``(call $a.b x)`` -> "call",
+    ``($x)`` -> "$x"), read leniently with the tokenizer: comments and strings hold none."""
+    tokens = [t for t in tokenize(source, lenient=True) if t.kind not in ("ws", "comment")]
+    return [b.text for a, b in zip(tokens, tokens[1:], strict=False) if a.kind == "(" and b.kind == "atom"]
+
+
+def module_imports(source: str) -> list[tuple[str, str, int]]:
+    """The ``(import "ns" "name" ...)`` declarations of a whole module as (ns, name, offset),
+    read leniently with the tokenizer: a commented-out import is not an import."""
+    tokens = [t for t in tokenize(source, lenient=True) if t.kind not in ("ws", "comment")]
+    found: list[tuple[str, str, int]] = []
+    for i in range(len(tokens) - 3):
+        paren, word, ns, name = tokens[i : i + 4]
+        if paren.kind == "(" and word.text == "import" and ns.kind == name.kind == "str":
+            found.append((ns.text[1:-1], name.text[1:-1], paren.pos))
     return found

@@ -4,7 +4,8 @@ from pathlib import Path
 
 import pytest
 
-from agent.app import make_model, open_parts
+from agent.app import open_parts
+from agent.backends import make_model
 from agent.catalog import shipped_dir
 from agent.config import load_settings
 from agent.scripted import ScriptedModel

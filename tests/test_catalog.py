@@ -22,10 +22,9 @@ from agent.catalog import (
     catalog_dirs,
     load_file,
     parse_program,
-    render_front_matter,
-    scaffold,
     shipped_dir,
 )
+from agent.writer import render_front_matter, scaffold
 from capabilities.ai import AiCapability
 from capabilities.arrays import ArrCapability
 from capabilities.debug import DebugCapability

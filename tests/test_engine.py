@@ -247,6 +247,15 @@ def test_whole_module_checks_imports_and_export(runtime: Runtime) -> None:
         runtime.run('(module (func (export "main") (result i32) (i32.const 0)))')
 
 
+def test_whole_module_import_in_a_comment_needs_no_grant(runtime: Runtime) -> None:
+    module = (
+        '(module ;; (import "ai" "assist" (func (param i32 i32 i32) (result i32 i32)))\n'
+        ' (; (import "http" "get" (func)) ;)\n'
+        ' (func (export "run") (result i32) (i32.const 0)))'
+    )
+    assert runtime.run(module, granted={"sys"}).ok
+
+
 def test_disk_cache_survives_a_new_runtime_and_rejects_corruption(tmp_path) -> None:
     cache = tmp_path / "c"
     body = '(resv "cached")\n(i32.const 0)'

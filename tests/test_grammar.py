@@ -464,7 +464,7 @@ def test_the_app_hands_the_model_the_grammar_of_the_granted_run(tmp_path: Path) 
 
 
 def test_make_model_passes_the_grammar_setting(tmp_path: Path) -> None:
-    from agent.app import make_model
+    from agent.backends import make_model
     from agent.config import load_settings
     from agent.model import OpenAIChatModel
 

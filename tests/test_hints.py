@@ -17,10 +17,11 @@ def runtime() -> Runtime:
     return Runtime(standard_registry().functions())
 
 
-def error_of(runtime: Runtime, body: str) -> str:
+def error_of(runtime: Runtime, body: str) -> CompileError | LinkError:
     with pytest.raises((CompileError, LinkError)) as info:
         runtime.run(body, granted={"sys", "str", "json", "http"})
-    return info.value.one_line()
+    assert isinstance(info.value, (CompileError, LinkError))
+    return info.value
 
 
 @pytest.mark.parametrize(
@@ -59,7 +60,11 @@ def test_no_hint_where_the_error_says_enough(runtime: Runtime, body: str) -> Non
 
 
 def test_hints_are_one_line() -> None:
-    for error in ["argv expects (argv <int> $name)", "line 1: type mismatch", "unknown local: failed to find name `$x`"]:
+    for error in [
+        CompileError("argv expects (argv <int> $name)"),
+        CompileError("type mismatch", line=1),
+        CompileError("unknown local: failed to find name `$x`"),
+    ]:
         hint = repair_hint(error)
         assert hint.startswith("Hint: ") and "\n" not in hint
 
@@ -133,3 +138,19 @@ def test_catalog_hint_names_the_program_to_call_instead() -> None:
 def test_catalog_hint_matching(body: str, expected: str) -> None:
     hint = catalog_hint(body, [], {"str.upper"}, ["kv_get", "upper", "word_count"])
     assert (f"ToolCall::Catalog(\"{expected}\")" in hint) if expected else hint == ""
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        "(i32.const 0) ;; see (json.get x)",  # a call in a comment is no call
+        '(resv "($x)")',  # nor one in a string
+    ],
+)
+def test_hints_read_the_line_with_the_tokenizer(line: str) -> None:
+    assert repair_hint(CompileError("unknown operator", 1, 1, line)) == ""
+
+
+def test_catalog_hint_ignores_calls_in_comments_and_strings() -> None:
+    body = ';; (str.word_count x)\n(resv "(str.word_count y)")\n(i32.const 0)'
+    assert catalog_hint(body, [], {"str.upper"}, ["word_count"]) == ""

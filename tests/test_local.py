@@ -16,7 +16,7 @@ import pytest
 
 from agent import local
 from agent.grammar import GRAMMAR_ROOT, REPLY_GBNF
-from agent.local import DEFAULT_MAX_TOKENS, LocalModel, default_local_model, wants_grammar
+from agent.local import DEFAULT_MAX_TOKENS, LocalModel, wants_grammar
 from agent.model import Message, Usage
 from agent.parser import CatalogCall, Response, WatCall, format_action, parse_reply
 from agent.weights import MODELS, marker_path
@@ -233,20 +233,25 @@ def _install(home: Path, size: str) -> Path:
 
 
 def test_default_local_model(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    assert default_local_model(tmp_path) is None  # no models
+    from agent.backends import choose_model, make_model
+    from agent.config import load_settings
+
+    settings = load_settings(environ={"WATT_HOME": str(tmp_path)})
+    assert choose_model(settings).backend is None  # no models
     _install(tmp_path, "0.5b")
     big = _install(tmp_path, "1.5b")
     monkeypatch.setattr(local, "llama_available", lambda: False)
-    assert default_local_model(tmp_path) is None  # no llama_cpp
+    assert choose_model(settings).backend is None  # no llama_cpp
     module = _fake_llama_cpp(monkeypatch)
-    model = default_local_model(tmp_path)
+    assert choose_model(settings).default
+    model = make_model(settings)
     assert isinstance(model, LocalModel) and model.path == big
     model.complete(AGENT)
     assert module.Llama.made[0].calls[0]["grammar"] == ("G", REPLY_GBNF, False)
 
 
 def test_make_model_uses_local_models(monkeypatch: pytest.MonkeyPatch, _watt_home: Path, gguf: Path) -> None:
-    from agent.app import make_model
+    from agent.backends import make_model
     from agent.config import load_settings
 
     _fake_llama_cpp(monkeypatch)

@@ -33,7 +33,6 @@ from capabilities.math import (
     sub,
 )
 from capabilities.sys import SysCapability
-from cli.slash import PURE_NAMESPACES
 from rt.codes import Err
 from rt.engine import Runtime
 from rt.host import GuestError, HostFunction
@@ -598,7 +597,7 @@ def test_registered_after_str_and_pure() -> None:
     assert registry.names()[:3] == ["sys", "str", "math"]
     assert "math.eval (expr) -> (ptr err)" in registry.describe()
     assert "math.comb (n k) -> (ptr err)" in registry.describe()
-    assert "math" in PURE_NAMESPACES
+    assert "math" in registry.pure_names()
 
 
 def _runtime(**kw: float) -> Runtime:

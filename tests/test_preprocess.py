@@ -3,7 +3,15 @@ from __future__ import annotations
 import pytest
 
 from rt.errors import CompileError
-from rt.preprocess import DATA_BASE, ERR_LOCAL, decode_string, preprocess, tokenize
+from rt.preprocess import (
+    DATA_BASE,
+    ERR_LOCAL,
+    called_functions,
+    decode_string,
+    list_heads,
+    preprocess,
+    tokenize,
+)
 
 RET_ERR = f"(if (local.get {ERR_LOCAL}) (then (return (local.get {ERR_LOCAL}))))"
 
@@ -114,3 +122,36 @@ def test_errors(source: str, message: str, line: int | None, column: int | None)
     assert message in str(err)
     assert (err.line, err.column) == (line, column)
     assert "\n" not in str(err)
+
+
+# ---- the one reader of what a body calls ---------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("source", "calls"),
+    [
+        ("(call $str.len (local.get $s))", ["str.len"]),
+        ('(answer (str.upper ($json.get (arg 0) "k")))', ["str.upper", "json.get"]),
+        ("local.get 0\ncall $fs.read\n(return_call $kv.get (i32.const 1))", ["fs.read", "kv.get"]),
+        (';; (call $http.get x)\n"(ai.assist y)" (; ($kv.set) ;) (i32.add (i32.const 1) (memory.size))', []),
+        ('"""raw (call $ai.assist) text""" (debug.log "s")', ["debug.log"]),
+        # text that will not compile is still read: what follows unterminated text is not code
+        ('(kv.get "no closing quote\n(fs.read "p")', ["kv.get", "fs.read"]),
+        ("(http.get (arg 0)) (; never closed (ai.assist x)", ["http.get"]),
+        ('(str.len (arg 0)) """ never closed (ai.assist x)', ["str.len"]),
+    ],
+)
+def test_called_functions(source: str, calls: list[str]) -> None:
+    assert called_functions(source) == calls
+
+
+def test_lenient_tokenizing_keeps_every_character() -> None:
+    for source in ['(a "open\n(b)', "(; open", '""" open', '(a "open']:
+        with pytest.raises(CompileError):
+            tokenize(source)
+        assert "".join(t.text for t in tokenize(source, lenient=True)) == source
+
+
+def test_list_heads_skip_comments_and_strings() -> None:
+    line = '(call $str.len ($x)) (resv "($y)") ;; (json.get z)'
+    assert list_heads(line) == ["call", "$x", "resv"]

@@ -19,7 +19,7 @@ from agent.config import load_settings
 from agent.events import Event, ToolStart
 from agent.scripted import ScriptedModel
 from cli.repl import Repl, stdin_reader
-from cli.slash import COMMANDS, save_last_program
+from cli.slash import COMMANDS
 from rt.errors import CatalogError, ModelAPIError
 
 REPO = Path(__file__).resolve().parents[1]
@@ -273,11 +273,11 @@ def test_save_keeps_a_body_starting_with_triple_semicolons_out_of_front_matter(m
     body = ";;; not front matter\n" + UPPER
     h = make(wat(body, "a"), answer("A"))
     h.run("upper a")
-    saved = save_last_program(h.parts, "commented")
+    saved = h.parts.save_last_program("commented")
     assert saved.program.body.startswith(";;; not front matter")
     assert load_file(saved.path).examples[0].results == ("A",)
     with pytest.raises(CatalogError, match="already exists"):
-        save_last_program(h.parts, "commented")
+        h.parts.save_last_program("commented")
 
 
 # ---- the input side ---------------------------------------------------------------------------------
@@ -450,9 +450,7 @@ def test_slash_command_output_is_inert(make: Any) -> None:
         ';;; [[args]]\n;;; name = "text"\n;;; description = "the text"\n' + ECHO + "\n",
         encoding="utf-8",
     )
-    from cli.slash import reload_catalog
-
-    reload_catalog(h.parts)
+    h.parts.reload_catalog()
     out = h.run("/catalog")
     assert f"echo(text)  {SHOWN}  (user)" in out
     assert_inert(out)

@@ -1,0 +1,185 @@
+"""Writing catalog programs: front matter, ``watt catalog new`` and the REPL's ``/save``.
+
+Every file is written whole and only if it does not exist (``open(..., "x")``), after its text
+parsed as a catalog program, so a written file always loads.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from agent.catalog import (
+    NAME_RE,
+    ArgSpec,
+    CannedResponse,
+    Catalog,
+    Example,
+    Program,
+    body_capabilities,
+    parse_program,
+    toml_str,
+)
+from agent.sessions import Session
+from rt.engine import Runtime
+from rt.errors import CatalogError, Interrupted, RunError
+
+DESCRIPTION_CHARS = 200
+
+
+def _inline(table: Mapping[str, Any]) -> str:
+    items = []
+    for key, value in table.items():
+        if isinstance(value, CannedResponse):
+            text = toml_str(value.body) if value.status == 200 else (
+                f"{{ status = {value.status}, body = {toml_str(value.body)} }}"
+            )
+        else:
+            text = toml_str(str(value))
+        items.append(f"{toml_str(key)} = {text}")
+    return "{ " + ", ".join(items) + " }" if items else "{}"
+
+
+def render_front_matter(
+    name: str, description: str, args: Sequence[ArgSpec], examples: Sequence[Example] = ()
+) -> str:
+    """The ``;;;`` front matter for a program (ends with a newline)."""
+    lines = [f"name = {toml_str(name)}", f"description = {toml_str(description)}"]
+    for a in args:
+        lines += ["", "[[args]]", f"name = {toml_str(a.name)}", f"type_hint = {toml_str(a.type_hint)}",
+                  f"description = {toml_str(a.description)}"]
+        if a.default is not None:
+            lines.append(f"default = {toml_str(a.default)}")
+    for ex in examples:
+        lines += ["", "[[examples]]", "args = [" + ", ".join(toml_str(a) for a in ex.args) + "]"]
+        for key in ("http", "ai", "files", "kv"):
+            if getattr(ex, key):
+                lines.append(f"{key} = {_inline(getattr(ex, key))}")
+        if ex.results is not None:
+            lines.append("results = [" + ", ".join(toml_str(r) for r in ex.results) + "]")
+        if ex.status is not None:
+            lines.append(f"status = {ex.status}")
+        for key in ("fs_after", "kv_after"):
+            if getattr(ex, key) is not None:
+                lines.append(f"{key} = {_inline(getattr(ex, key))}")
+    return "".join(f";;; {line}".rstrip() + "\n" for line in lines)
+
+
+_SCAFFOLD_BODY = """\
+;; Body: WAT-plus, run inside (func $run (result i32) ...); return 0 for success.
+(argv 0 $text)
+(local $out i32) (local $e i32)
+;; A (ptr err) result is consumed err first: (local.set $e) (local.set $out)
+(call $str.upper (local.get $text)) (local.set $e) (local.set $out)
+(check $e)
+(resv $out)
+(i32.const 0)
+"""
+
+
+def scaffold(name: str) -> str:
+    """A new program template (front matter, a body and one example) for ``watt catalog new``."""
+    check_program_name(name)
+    front = render_front_matter(
+        name,
+        f"Describe what {name} does in one line",
+        [ArgSpec("text", "string", "the input text")],
+        [Example(args=("hello",), results=("HELLO",))],
+    )
+    return front + _SCAFFOLD_BODY
+
+
+def write_program(path: Path, source: str) -> Program:
+    """Create ``path`` holding ``source`` (a catalog program, checked first); CatalogError
+    if it exists or cannot be written."""
+    program = parse_program(source.encode("utf-8"), path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with path.open("x", encoding="utf-8") as fh:
+            fh.write(source)
+    except FileExistsError as exc:
+        raise CatalogError(f"{path} already exists: choose another name or remove it") from exc
+    except OSError as exc:
+        raise CatalogError(f"cannot write {path}: {exc.strerror or exc}") from exc
+    return program
+
+
+def new_program(directory: Path, name: str) -> Path:
+    """``watt catalog new``: write the scaffold of ``name`` into ``directory``."""
+    target = directory / f"{name}.wat"
+    write_program(target, scaffold(name))
+    return target
+
+
+@dataclass(frozen=True)
+class Saved:
+    path: Path
+    program: Program
+    results_captured: bool
+    notes: tuple[str, ...] = ()
+
+
+def check_program_name(name: str) -> str:
+    if not NAME_RE.fullmatch(name):
+        raise CatalogError(f"program name {name!r} must match [a-z][a-z0-9_]{{0,63}}")
+    return name
+
+
+def save_last_program(
+    session: Session,
+    name: str,
+    *,
+    directory: Path,
+    catalog: Catalog,
+    runtime: Runtime,
+    granted: Collection[str],
+    pure: Collection[str],
+) -> Saved:
+    """``/save NAME``: write the session's last successful program to ``directory`` as a
+    catalog program named ``name``, described by its task, with one example: its arguments
+    and, when it only uses ``pure`` capabilities, the results of running it again."""
+    check_program_name(name)
+    last = session.last_program()
+    if last is None:
+        raise CatalogError("no successful program in this session yet: nothing to save")
+    path = directory / f"{name}.wat"
+    if path.exists():
+        raise CatalogError(f"{path} already exists: choose another name or remove it")
+    task = next((t.task for t in session.turns() if t.id == last.turn), "")
+    description = _clip(" ".join(task.split()), DESCRIPTION_CHARS) or f"saved from session {session.name}"
+    specs = [ArgSpec(f"arg{i}", "string", f"argument {i}") for i in range(len(last.args))]
+    body = last.text.strip("\n")
+    results, note = _example_results(body, list(last.args), runtime, granted, pure)
+    notes = [note] if note else []
+    shadowed = catalog.get(name)
+    if shadowed is not None:
+        notes.append(f"it overrides {shadowed.path}")
+    example = Example(args=tuple(last.args), results=results)
+    # The blank line keeps a body that starts with ';;;' out of the front matter.
+    source = render_front_matter(name, description, specs, [example]) + "\n" + body + "\n"
+    program = write_program(path, source)
+    return Saved(path, program, results is not None, tuple(notes))
+
+
+def _clip(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _example_results(
+    body: str, args: list[str], runtime: Runtime, granted: Collection[str], pure: Collection[str]
+) -> tuple[tuple[str, ...] | None, str]:
+    """Re-run a side-effect-free program to capture its results; None when we cannot."""
+    impure = sorted(set(body_capabilities(body)) - set(pure))
+    if impure:
+        return None, f"example results not recorded: the program uses {', '.join(impure)}"
+    try:
+        result = runtime.run(body, args, granted=granted)
+    except Interrupted:
+        raise
+    except RunError as exc:
+        return None, f"example results not recorded: the re-run failed: {exc.one_line()}"
+    if not result.ok:
+        return None, f"example results not recorded: the re-run returned {result.status_name}"
+    return tuple(result.results), ""
