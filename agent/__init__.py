@@ -42,15 +42,15 @@ _EXPORTS = {  # where each public name lives; tests/test_shape.py checks it matc
     "ActionKind": "agent.steps",
     "Step": "agent.steps",
     # models: the protocol, its message types and the backends
-    "ChatModel": "agent.messages",
-    "Message": "agent.messages",
-    "Completion": "agent.messages",
-    "Usage": "agent.messages",
-    "OpenAIChatModel": "agent.model",
-    "LocalModel": "agent.local",
-    "ScriptedModel": "agent.scripted",
-    "make_model": "agent.backends",
-    "choose_model": "agent.backends",
+    "ChatModel": "agent.models.messages",
+    "Message": "agent.models.messages",
+    "Completion": "agent.models.messages",
+    "Usage": "agent.models.messages",
+    "OpenAIChatModel": "agent.models.client",
+    "LocalModel": "agent.models.local",
+    "ScriptedModel": "agent.models.scripted",
+    "make_model": "agent.models.backends",
+    "choose_model": "agent.models.backends",
 }
 
 __all__ = [
@@ -77,7 +77,6 @@ def __dir__() -> list[str]:
 
 if TYPE_CHECKING:
     from agent.app import Parts, ask, load_program, open_parts, prewarm, run_program
-    from agent.backends import choose_model, make_model
     from agent.config import Settings, load_settings
     from agent.events import (
         AnswerSource,
@@ -91,9 +90,10 @@ if TYPE_CHECKING:
         ToolResult,
         ToolStart,
     )
-    from agent.local import LocalModel
-    from agent.messages import ChatModel, Completion, Message, Usage
-    from agent.model import OpenAIChatModel
+    from agent.models.backends import choose_model, make_model
+    from agent.models.client import OpenAIChatModel
+    from agent.models.local import LocalModel
+    from agent.models.messages import ChatModel, Completion, Message, Usage
+    from agent.models.scripted import ScriptedModel
     from agent.outcome import OutcomeKind, StopReason, TaskOutcome, task_outcome
-    from agent.scripted import ScriptedModel
     from agent.steps import ActionKind, Step

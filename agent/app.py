@@ -2,15 +2,15 @@
 
 The CLI and library users call ``open_parts`` once, then ``ask`` per task (``watt run`` is
 ``load_program`` and ``run_program``; ``/save`` is ``Parts.save_last_program``). Which model a
-setting means is ``agent.backends``'s decision. Nothing here prints; every failure is a
+setting means is ``agent.models.backends``'s decision. Nothing here prints; every failure is a
 WattError.
 
 The model gets the run's reply grammar (``Parts.reply_grammar``: the granted host functions
 and the usable catalog programs, as the system prompt lists them) when it is created, if it
-takes one (``agent.grammar.GrammarAware``: the local and OpenAI-compatible models do; the
+takes one (``agent.models.grammar.GrammarAware``: the local and OpenAI-compatible models do; the
 scripted model does not). ``Settings.grammar`` ("auto", "on", "off") decides whether it is
 used: a local model uses it unless "off"; an endpoint under "auto" only when it is a
-llama.cpp server (``agent.model``).
+llama.cpp server (``agent.models.client``).
 """
 
 from __future__ import annotations
@@ -20,8 +20,13 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from agent.backends import make_model
-from agent.catalog import (
+from agent.config import Settings
+from agent.events import Event
+from agent.loop import LoopSettings, run_task
+from agent.models.backends import make_model
+from agent.models.grammar import GrammarAware, reply_grammar
+from agent.models.messages import ChatModel, Message
+from agent.programs.catalog import (
     Catalog,
     Source,
     apply_defaults,
@@ -30,15 +35,10 @@ from agent.catalog import (
     load_source,
     shipped_dir,
 )
-from agent.config import Settings
-from agent.events import Event
-from agent.grammar import GrammarAware, reply_grammar
-from agent.loop import LoopSettings, run_task
-from agent.messages import ChatModel, Message
+from agent.programs.writer import Saved, check_program_name, save_program
 from agent.prompt import build_system_prompt
-from agent.sessions import Session, SessionStore
 from agent.steps import ActionKind
-from agent.writer import Saved, save_last_program
+from agent.store.sessions import Session, SessionStore
 from capabilities import Registry, standard_registry
 from rt.engine import RunResult, Runtime
 from rt.errors import CatalogError, ConfigError, SessionError, WattError
@@ -104,13 +104,20 @@ class Parts:
         self.catalog, self.catalog_errors = Catalog.load(catalog_dirs(self.settings.home, self.settings.catalog))
 
     def save_last_program(self, name: str) -> Saved:
-        """``/save NAME``: the session's last successful program into the user catalog
-        (``agent.writer.save_last_program``), which is then loaded again."""
+        """``/save NAME``: the session's last successful program into the user catalog, its
+        task as the description (``agent.programs.writer.save_program``); the catalog is then
+        loaded again."""
+        check_program_name(name)
         if self.session is None:
             raise SessionError("no session is open")
-        saved = save_last_program(
-            self.session, name, directory=self.settings.user_catalog, catalog=self.catalog,
-            runtime=self.runtime, granted=self.granted, pure=self.registry.pure_names(),
+        last = self.session.last_program()
+        if last is None:
+            raise CatalogError("no successful program in this session yet: nothing to save")
+        task = next((t.task for t in self.session.turns() if t.id == last.turn), "")
+        saved = save_program(
+            name, last.text, last.args, task if task.strip() else f"saved from session {self.session.name}",
+            directory=self.settings.user_catalog, catalog=self.catalog, runtime=self.runtime,
+            granted=self.granted, pure=self.registry.pure_names(),
         )  # fmt: skip
         self.reload_catalog()
         return saved

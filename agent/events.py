@@ -10,7 +10,7 @@ from dataclasses import asdict, dataclass, field
 from enum import Enum
 from typing import Any
 
-from agent.messages import Usage
+from agent.models.messages import Usage
 from agent.steps import ActionKind
 from rt.cache import CacheSource
 from rt.errors import Interrupted, ModelAPIError

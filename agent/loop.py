@@ -30,7 +30,6 @@ from dataclasses import dataclass, replace
 from typing import Protocol
 
 from agent import observation
-from agent.catalog import Catalog, apply_defaults
 from agent.events import (
     AnswerSource,
     ErrorEvent,
@@ -43,8 +42,9 @@ from agent.events import (
     ToolStart,
 )
 from agent.hints import catalog_hint, repair_hint
-from agent.messages import ChatModel, Completion, Message, Role, Usage
+from agent.models.messages import ChatModel, Completion, Message, Role, Usage
 from agent.parser import Action, CatalogCall, Response, WatCall, parse_reply
+from agent.programs.catalog import Catalog, apply_defaults
 from agent.steps import ActionKind, Step
 from rt.engine import RunResult, Runtime
 from rt.errors import CatalogError, CompileError, Interrupted, LinkError, ModelAPIError, RunError

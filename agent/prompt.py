@@ -16,8 +16,8 @@ from __future__ import annotations
 
 from collections.abc import Collection, Mapping, Sequence
 
-from agent.catalog import Catalog, Program
 from agent.parser import CatalogCall, WatCall, format_action, quote_arg
+from agent.programs.catalog import Catalog, Program
 from capabilities.base import Capability, Registry
 from rt.codes import Err
 from rt.host import HostFunction

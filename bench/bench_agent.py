@@ -37,8 +37,8 @@ import agent.app as app  # noqa: E402
 import agent.loop as loop  # noqa: E402
 from agent.config import load_settings  # noqa: E402
 from agent.events import ResponseEvent, ToolResult  # noqa: E402
-from agent.scripted import ScriptedModel  # noqa: E402
-from agent.sessions import Session, Turn  # noqa: E402
+from agent.models.scripted import ScriptedModel  # noqa: E402
+from agent.store.sessions import Session, Turn  # noqa: E402
 
 CALL = 'ToolCall::Catalog("upper", "x")'
 ANSWER = 'ToolCall::Response("""\nX\n""")'

@@ -174,7 +174,7 @@ def count(events: Sequence[Mapping[str, Any]]) -> Counts:
 def _seed_kv(home: Path, values: Mapping[str, str]) -> None:
     if not values:
         return
-    from agent.sessions import SessionStore
+    from agent.store.sessions import SessionStore
 
     with SessionStore(home).open("default") as session:
         for key, value in values.items():
@@ -182,7 +182,7 @@ def _seed_kv(home: Path, values: Mapping[str, str]) -> None:
 
 
 def _read_kv(home: Path) -> dict[str, str]:
-    from agent.sessions import SessionStore
+    from agent.store.sessions import SessionStore
 
     store = SessionStore(home)
     if not store.exists("default"):
@@ -267,7 +267,7 @@ def render_prompt(prompt_file: Path | None, *, ai: bool) -> str:
     """The system prompt the runs see: the shipped catalog, every capability (less ai)."""
     import importlib.util
 
-    from agent.catalog import Catalog
+    from agent.programs.catalog import Catalog
     from capabilities import standard_registry
 
     build: Callable[..., object]
@@ -469,7 +469,7 @@ def main(argv: Sequence[str] | None = None) -> int:
           f"{len(tasks)} tasks ({sum(t.held_out for t in tasks)} held out), max-steps {args.max_steps}, max-tokens-total {args.max_tokens_total}, "
           f"prompt {args.prompt or 'agent/prompt.py'}",
           flush=True)  # fmt: skip
-    from agent.messages import estimate_tokens
+    from agent.models.messages import estimate_tokens
 
     for ai in (True, False):
         text = render_prompt(args.prompt, ai=ai)

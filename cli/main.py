@@ -245,7 +245,7 @@ def sessions_show(name: Annotated[str, typer.Argument(metavar="NAME")]) -> None:
 @handle_errors
 def sessions_rm(name: Annotated[str, typer.Argument(metavar="NAME")]) -> None:
     """Remove a session."""
-    from agent.sessions import SessionStore
+    from agent.store.sessions import SessionStore
 
     SessionStore(settings_from().home).remove(name)
     print(f"removed session {name!r}")

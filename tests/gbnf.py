@@ -1,4 +1,4 @@
-"""A small GBNF reader, matcher and random generator for tests (the subset agent.grammar uses).
+"""A small GBNF reader, matcher and random generator for tests (the subset agent.models.grammar uses).
 
 ``Grammar(text)`` reads llama.cpp GBNF: rules ``name ::= ...``, string literals and character
 classes (negation, ranges, escapes ``\\n \\t \\r \\\\ \\" \\[ \\] \\xHH \\uHHHH``), alternation,

@@ -21,10 +21,10 @@ import pytest
 from agent.app import Parts, ask, compact_history, open_parts
 from agent.config import Settings, load_settings
 from agent.events import ErrorEvent, Event, ResponseEvent, ToolResult
-from agent.messages import Message
-from agent.scripted import ScriptedModel
-from agent.sessions import SessionStore
+from agent.models.messages import Message
+from agent.models.scripted import ScriptedModel
 from agent.steps import ActionKind, Step
+from agent.store.sessions import SessionStore
 from rt.errors import Interrupted, ModelAPIError, SessionInUse
 
 REPO = Path(__file__).resolve().parent.parent
@@ -177,7 +177,7 @@ TURN_IN_A_CHILD = """
     import json, sys
     from agent.app import ask, open_parts
     from agent.config import load_settings
-    from agent.scripted import ScriptedModel
+    from agent.models.scripted import ScriptedModel
     home, task, replies = sys.argv[1], sys.argv[2], json.loads(sys.argv[3])
     settings = load_settings(environ={"WATT_HOME": home})
     with open_parts(settings, model=ScriptedModel(replies)) as parts:
@@ -222,7 +222,7 @@ KILLED_MID_TURN = """
     from pathlib import Path
     from agent.app import ask, open_parts
     from agent.config import load_settings
-    from agent.scripted import ScriptedModel
+    from agent.models.scripted import ScriptedModel
     home, ready, replies = sys.argv[1], Path(sys.argv[2]), iter(json.loads(sys.argv[3]))
 
     def responder(messages):
@@ -281,7 +281,7 @@ def test_kill_9_during_a_turn_then_resume(tmp_path: Path) -> None:
 
 def test_history_holds_only_answered_turns_and_is_capped(tmp_path) -> None:
     from agent.app import compact_history
-    from agent.sessions import SessionStore
+    from agent.store.sessions import SessionStore
 
     with SessionStore(tmp_path).open("h") as session:
         for i in range(12):

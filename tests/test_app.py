@@ -5,10 +5,10 @@ from pathlib import Path
 import pytest
 
 from agent.app import open_parts
-from agent.backends import make_model
-from agent.catalog import shipped_dir
 from agent.config import load_settings
-from agent.scripted import ScriptedModel
+from agent.models.backends import make_model
+from agent.models.scripted import ScriptedModel
+from agent.programs.catalog import shipped_dir
 from rt.errors import CapabilityError, ConfigError
 
 

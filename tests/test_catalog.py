@@ -10,7 +10,7 @@ from urllib.parse import urlsplit
 import httpx
 import pytest
 
-from agent.catalog import (
+from agent.programs.catalog import (
     MAX_FILE_BYTES,
     MAX_FRONT_MATTER_DEPTH,
     ArgSpec,
@@ -24,7 +24,7 @@ from agent.catalog import (
     parse_program,
     shipped_dir,
 )
-from agent.writer import render_front_matter, scaffold
+from agent.programs.writer import render_front_matter, scaffold
 from capabilities.ai import AiCapability
 from capabilities.arrays import ArrCapability
 from capabilities.debug import DebugCapability

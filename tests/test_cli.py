@@ -21,7 +21,7 @@ from agent.events import (
     ToolResult,
     ToolStart,
 )
-from agent.messages import Usage
+from agent.models.messages import Usage
 from agent.steps import ActionKind
 from cli.main import app
 from cli.render import JsonRenderer, RichRenderer
@@ -309,8 +309,8 @@ def test_ctrl_c_still_raises_keyboard_interrupt() -> None:
 
 
 def test_doctor_knows_the_default_local_model(_watt_home: Path, monkeypatch) -> None:
-    from agent import local
-    from agent.weights import MODELS, marker_path
+    from agent.models import local
+    from agent.models.weights import MODELS, marker_path
 
     monkeypatch.setattr(local, "llama_available", lambda: True)
     result = invoke("doctor")
@@ -429,7 +429,7 @@ def test_ask_model_error_lines_are_inert(tmp_path: Path) -> None:
 
 def test_log_and_sessions_show_are_inert_and_log_json_is_exact(tmp_path: Path) -> None:
     from agent.config import load_settings
-    from agent.sessions import SessionStore
+    from agent.store.sessions import SessionStore
 
     model = nasty_ask(tmp_path)
     assert invoke("ask", f"task {NASTY}", "--model", model, "--session", "demo").exit_code == 0

@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from agent.catalog import Catalog
 from agent.events import AnswerSource, ResponseEvent, ToolResult
 from agent.loop import LoopSettings, run_task
+from agent.models.scripted import ScriptedModel
 from agent.parser import WatCall, format_action
-from agent.scripted import ScriptedModel
+from agent.programs.catalog import Catalog
 from capabilities import standard_registry
 from rt.engine import Runtime
 from rt.errors import CompileError, LinkError

@@ -1,4 +1,4 @@
-"""agent.grammar: the reply grammar built from the live registry and catalog, checked with a
+"""agent.models.grammar: the reply grammar built from the live registry and catalog, checked with a
 GBNF matcher of our own (tests/gbnf.py), and round-tripped through agent.parser."""
 
 from __future__ import annotations
@@ -12,8 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from agent.catalog import Catalog, catalog_dirs
-from agent.grammar import GRAMMAR_ROOT, REPLY_GBNF, reply_grammar
+from agent.models.grammar import GRAMMAR_ROOT, REPLY_GBNF, reply_grammar
 from agent.parser import (
     Action,
     CatalogCall,
@@ -23,6 +22,7 @@ from agent.parser import (
     parse_reply,
     quote_arg,
 )
+from agent.programs.catalog import Catalog, catalog_dirs
 from agent.prompt import build_system_prompt
 from capabilities import standard_registry
 from tests.gbnf import Cls, Generated, Grammar, GrammarError
@@ -444,8 +444,8 @@ class GrammarRecorder:
 def test_the_app_hands_the_model_the_grammar_of_the_granted_run(tmp_path: Path) -> None:
     from agent.app import open_parts
     from agent.config import load_settings
-    from agent.grammar import GrammarAware
-    from agent.scripted import ScriptedModel
+    from agent.models.grammar import GrammarAware
+    from agent.models.scripted import ScriptedModel
 
     recorder = GrammarRecorder()
     assert isinstance(recorder, GrammarAware) and not isinstance(ScriptedModel([]), GrammarAware)
@@ -464,9 +464,9 @@ def test_the_app_hands_the_model_the_grammar_of_the_granted_run(tmp_path: Path) 
 
 
 def test_make_model_passes_the_grammar_setting(tmp_path: Path) -> None:
-    from agent.backends import make_model
     from agent.config import load_settings
-    from agent.model import OpenAIChatModel
+    from agent.models.backends import make_model
+    from agent.models.client import OpenAIChatModel
 
     env = {"WATT_HOME": str(tmp_path), "WATT_BASE_URL": "http://127.0.0.1:8765/v1", "WATT_MODEL": "m"}
     model = make_model(load_settings({}, environ=env))

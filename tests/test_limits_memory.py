@@ -49,7 +49,7 @@ print(idle, peak_mb(), outcome)
 """
 
 CATALOG = """
-from agent.catalog import Catalog
+from agent.programs.catalog import Catalog
 from rt.errors import CatalogError
 directory = Path(tempfile.mkdtemp())
 with open(directory / "big.wat", "wb") as f:

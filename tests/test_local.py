@@ -1,4 +1,4 @@
-"""agent.local (LocalModel over a fake llama) and the frame-only reply grammar it defaults to
+"""agent.models.local (LocalModel over a fake llama) and the frame-only reply grammar it defaults to
 (the run's grammar built from live data is tested in test_grammar.py)."""
 
 from __future__ import annotations
@@ -14,12 +14,12 @@ from typing import Any
 
 import pytest
 
-from agent import local
-from agent.grammar import GRAMMAR_ROOT, REPLY_GBNF
-from agent.local import DEFAULT_MAX_TOKENS, LocalModel, wants_grammar
-from agent.model import Message, Usage
+from agent.models import local
+from agent.models.client import Message, Usage
+from agent.models.grammar import GRAMMAR_ROOT, REPLY_GBNF
+from agent.models.local import DEFAULT_MAX_TOKENS, LocalModel, wants_grammar
+from agent.models.weights import MODELS, marker_path
 from agent.parser import CatalogCall, Response, WatCall, format_action, parse_reply
-from agent.weights import MODELS, marker_path
 from rt.errors import ConfigError, Interrupted, ModelAPIError
 from tests.gbnf import Grammar
 
@@ -233,8 +233,8 @@ def _install(home: Path, size: str) -> Path:
 
 
 def test_default_local_model(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    from agent.backends import choose_model, make_model
     from agent.config import load_settings
+    from agent.models.backends import choose_model, make_model
 
     settings = load_settings(environ={"WATT_HOME": str(tmp_path)})
     assert choose_model(settings).backend is None  # no models
@@ -251,8 +251,8 @@ def test_default_local_model(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) ->
 
 
 def test_make_model_uses_local_models(monkeypatch: pytest.MonkeyPatch, _watt_home: Path, gguf: Path) -> None:
-    from agent.backends import make_model
     from agent.config import load_settings
+    from agent.models.backends import make_model
 
     _fake_llama_cpp(monkeypatch)
     settings = load_settings()
@@ -329,7 +329,7 @@ def test_the_grammar_parses_with_llama_cpp() -> None:
     # grammar may crash the sampler, so parse it in a child process without a model.
     code = (
         "import sys, llama_cpp\n"
-        "from agent.grammar import REPLY_GBNF, GRAMMAR_ROOT\n"
+        "from agent.models.grammar import REPLY_GBNF, GRAMMAR_ROOT\n"
         "llama_cpp.LlamaGrammar.from_string(REPLY_GBNF, verbose=False)\n"
         "p = llama_cpp.llama_sampler_init_grammar(None, REPLY_GBNF.encode(), GRAMMAR_ROOT.encode())\n"
         "sys.exit(0 if p else 3)\n"

@@ -18,7 +18,6 @@ import httpx
 import pytest
 
 from agent.app import ask, open_parts
-from agent.catalog import Catalog, shipped_dir
 from agent.config import load_settings
 from agent.events import (
     ErrorEvent,
@@ -31,9 +30,10 @@ from agent.events import (
     ToolStart,
 )
 from agent.loop import EMPTY_ANSWER, FORCE_ANSWER, GUARD_REPEATS, LoopSettings, run_task
-from agent.messages import ChatModel, Message
-from agent.model import OpenAIChatModel
-from agent.scripted import ScriptedModel, ScriptItem
+from agent.models.client import OpenAIChatModel
+from agent.models.messages import ChatModel, Message
+from agent.models.scripted import ScriptedModel, ScriptItem
+from agent.programs.catalog import Catalog, shipped_dir
 from agent.steps import Step
 from capabilities import standard_registry
 from capabilities.kv import MemoryKv

@@ -13,7 +13,7 @@ from typing import Any
 import httpx
 import pytest
 
-from agent.model import (
+from agent.models.client import (
     ChatModel,
     Completion,
     Message,

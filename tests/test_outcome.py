@@ -6,8 +6,8 @@ import pytest
 
 from agent.events import AnswerSource, ErrorEvent, ErrorKind, Event, ResponseEvent, Thinking
 from agent.loop import LoopSettings, run_task
+from agent.models.scripted import ScriptedModel
 from agent.outcome import OutcomeKind, StopReason, TaskOutcome, task_outcome
-from agent.scripted import ScriptedModel
 from tests.test_loop import make_harness, respond, wat
 
 THINK = Thinking(1, "why")

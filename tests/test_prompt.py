@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from agent.catalog import Catalog
-from agent.messages import estimate_tokens
+from agent.models.messages import estimate_tokens
 from agent.parser import CatalogCall, WatCall, parse_reply
+from agent.programs.catalog import Catalog
 from agent.prompt import build_system_prompt
 from capabilities import standard_registry
 from tests.golden_util import assert_golden

@@ -14,10 +14,10 @@ import pytest
 from rich.console import Console
 
 from agent.app import Parts, open_parts
-from agent.catalog import load_file
 from agent.config import load_settings
 from agent.events import Event, ToolStart
-from agent.scripted import ScriptedModel
+from agent.models.scripted import ScriptedModel
+from agent.programs.catalog import load_file
 from cli.repl import Repl, stdin_reader
 from cli.slash import COMMANDS
 from rt.errors import CatalogError, ModelAPIError

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from agent.model import ChatModel, Message, Usage, estimate_usage
-from agent.scripted import ScriptedModel, apply_limits, parse_script_line, split_chunks
+from agent.models.client import ChatModel, Message, Usage, estimate_usage
+from agent.models.scripted import ScriptedModel, apply_limits, parse_script_line, split_chunks
 from rt.errors import ConfigError, Interrupted, ModelAPIError
 
 ASK = [Message.system("sys"), Message.user("question")]

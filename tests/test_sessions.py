@@ -13,13 +13,13 @@ from pathlib import Path
 
 import pytest
 
-from agent.sessions import (
+from agent.steps import ActionKind, Step
+from agent.store.sessions import (
     MIGRATIONS,
     Session,
     SessionStore,
     hash_program,
 )
-from agent.steps import ActionKind, Step
 from rt.errors import ConfigError, SessionError, SessionInUse
 
 REPO = Path(__file__).resolve().parents[1]
@@ -352,7 +352,7 @@ GET_AND_CHECK = """
 """
 KV_BYTES_SCRIPT = """
 from pathlib import Path
-from agent.sessions import SessionStore
+from agent.store.sessions import SessionStore
 from capabilities.kv import KvCapability
 from capabilities.sys import SysCapability
 from rt.engine import Runtime
@@ -462,7 +462,7 @@ def test_second_process_is_in_use(store: SessionStore, session: Session) -> None
     proc = run_python(
         """
         from pathlib import Path
-        from agent.sessions import SessionStore
+        from agent.store.sessions import SessionStore
         from rt.errors import SessionInUse
         try:
             SessionStore(Path(sys.argv[1])).open("s")
@@ -480,7 +480,7 @@ def test_in_use_by_a_subprocess_then_released_on_exit(store: SessionStore) -> No
     proc = run_python(
         """
         from pathlib import Path
-        from agent.sessions import SessionStore
+        from agent.store.sessions import SessionStore
         s = SessionStore(Path(sys.argv[1])).open("held")
         print("ready", flush=True)
         sys.stdin.readline()
@@ -504,7 +504,7 @@ def test_in_use_by_a_subprocess_then_released_on_exit(store: SessionStore) -> No
 
 KILL_SCRIPT = """
 from pathlib import Path
-from agent.sessions import SessionStore
+from agent.store.sessions import SessionStore
 from agent.steps import ActionKind, Step
 s = SessionStore(Path(sys.argv[1])).open("k")
 with s.turn("one") as t:

@@ -1,4 +1,4 @@
-"""agent.weights: pull (download, reassemble, verify, install), listing; `watt model` commands."""
+"""agent.models.weights: pull (download, reassemble, verify, install), listing; `watt model` commands."""
 
 from __future__ import annotations
 
@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from agent import weights
-from agent.weights import (
+from agent.models import weights
+from agent.models.weights import (
     MODELS,
     InstalledModel,
     ModelSpec,

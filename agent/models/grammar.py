@@ -61,7 +61,7 @@ import re
 from collections.abc import Iterable, Sequence
 from typing import Protocol, runtime_checkable
 
-from agent.messages import Message
+from agent.models.messages import Message
 
 GRAMMAR_ROOT = "root"
 GRAMMAR_TRIGGER = "ToolCall::"

@@ -18,7 +18,7 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 from agent.config import Settings
-from agent.messages import ChatModel
+from agent.models.messages import ChatModel
 from rt.errors import ConfigError
 
 LOCAL_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
@@ -56,21 +56,21 @@ class BackendSpec:
 
 
 def _scripted(choice: ModelChoice, settings: Settings) -> ChatModel:
-    from agent.scripted import ScriptedModel
+    from agent.models.scripted import ScriptedModel
 
     assert choice.path is not None
     return ScriptedModel.from_jsonl(choice.path)
 
 
 def _local(choice: ModelChoice, settings: Settings) -> ChatModel:
-    from agent.local import LocalModel  # optional extra: llama-cpp-python
+    from agent.models.local import LocalModel  # optional extra: llama-cpp-python
 
     assert choice.path is not None
     return LocalModel(choice.path, grammar=settings.grammar != "off")
 
 
 def _endpoint(choice: ModelChoice, settings: Settings) -> ChatModel:
-    from agent.model import OpenAIChatModel  # httpx loads only when a model is used
+    from agent.models.client import OpenAIChatModel  # httpx loads only when a model is used
 
     assert settings.base_url is not None
     return OpenAIChatModel(settings.base_url, settings.api_key or "none", choice.name, grammar=settings.grammar)
@@ -106,8 +106,8 @@ def choose_model(settings: Settings, spec: str | None = None) -> ModelChoice:
 
 
 def _default_local(home: Path) -> ModelChoice:
-    from agent import local
-    from agent.weights import best_installed
+    from agent.models import local
+    from agent.models.weights import best_installed
 
     best = best_installed(home)
     if best is None or not local.llama_available():

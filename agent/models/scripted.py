@@ -23,7 +23,14 @@ from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 
-from agent.messages import CHARS_PER_TOKEN, Completion, Message, Usage, check_cancel, estimate_usage
+from agent.models.messages import (
+    CHARS_PER_TOKEN,
+    Completion,
+    Message,
+    Usage,
+    check_cancel,
+    estimate_usage,
+)
 from rt.errors import ConfigError, ModelAPIError
 
 Responder = Callable[[list[Message]], str]

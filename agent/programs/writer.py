@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from agent.catalog import (
+from agent.programs.catalog import (
     NAME_RE,
     ArgSpec,
     CannedResponse,
@@ -22,7 +22,6 @@ from agent.catalog import (
     parse_program,
     toml_str,
 )
-from agent.sessions import Session
 from rt.engine import Runtime
 from rt.errors import CatalogError, Interrupted, RunError
 
@@ -127,9 +126,11 @@ def check_program_name(name: str) -> str:
     return name
 
 
-def save_last_program(
-    session: Session,
+def save_program(
     name: str,
+    body: str,
+    args: Sequence[str],
+    description: str,
     *,
     directory: Path,
     catalog: Catalog,
@@ -137,28 +138,24 @@ def save_last_program(
     granted: Collection[str],
     pure: Collection[str],
 ) -> Saved:
-    """``/save NAME``: write the session's last successful program to ``directory`` as a
-    catalog program named ``name``, described by its task, with one example: its arguments
-    and, when it only uses ``pure`` capabilities, the results of running it again."""
+    """``/save NAME``: write ``body`` (a program that ran on ``args``) to ``directory`` as the
+    catalog program ``name``, with ``description`` on one line and one example: its
+    arguments and, when it only uses ``pure`` capabilities, the results of running it again."""
     check_program_name(name)
-    last = session.last_program()
-    if last is None:
-        raise CatalogError("no successful program in this session yet: nothing to save")
     path = directory / f"{name}.wat"
     if path.exists():
         raise CatalogError(f"{path} already exists: choose another name or remove it")
-    task = next((t.task for t in session.turns() if t.id == last.turn), "")
-    description = _clip(" ".join(task.split()), DESCRIPTION_CHARS) or f"saved from session {session.name}"
-    specs = [ArgSpec(f"arg{i}", "string", f"argument {i}") for i in range(len(last.args))]
-    body = last.text.strip("\n")
-    results, note = _example_results(body, list(last.args), runtime, granted, pure)
+    specs = [ArgSpec(f"arg{i}", "string", f"argument {i}") for i in range(len(args))]
+    body = body.strip("\n")
+    results, note = _example_results(body, list(args), runtime, granted, pure)
     notes = [note] if note else []
     shadowed = catalog.get(name)
     if shadowed is not None:
         notes.append(f"it overrides {shadowed.path}")
-    example = Example(args=tuple(last.args), results=results)
+    example = Example(args=tuple(args), results=results)
+    summary = _clip(" ".join(description.split()), DESCRIPTION_CHARS)
     # The blank line keeps a body that starts with ';;;' out of the front matter.
-    source = render_front_matter(name, description, specs, [example]) + "\n" + body + "\n"
+    source = render_front_matter(name, summary, specs, [example]) + "\n" + body + "\n"
     program = write_program(path, source)
     return Saved(path, program, results is not None, tuple(notes))
 

@@ -1,4 +1,4 @@
-"""The session database's schema and its migrations (see ``agent.sessions``)."""
+"""The session database's schema and its migrations (see ``agent.store.sessions``)."""
 
 from __future__ import annotations
 

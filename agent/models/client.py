@@ -2,7 +2,7 @@
 
 Everything that talks to a language model goes through ``ChatModel.complete``. Two
 implementations ship: ``OpenAIChatModel`` (any ``/v1/chat/completions`` endpoint, over httpx)
-and ``agent.scripted.ScriptedModel`` (a replay queue for tests and ``--model script:FILE``).
+and ``agent.models.scripted.ScriptedModel`` (a replay queue for tests and ``--model script:FILE``).
 
 ``OpenAIChatModel`` behaviour, in short:
 
@@ -51,8 +51,8 @@ from typing import Any, TypeVar
 
 import httpx
 
-from agent.grammar import wants_grammar
-from agent.messages import (
+from agent.models.grammar import wants_grammar
+from agent.models.messages import (
     CHARS_PER_TOKEN,
     ChatModel,
     Completion,
@@ -65,7 +65,7 @@ from agent.messages import (
 )
 from rt.errors import ConfigError, ModelAPIError
 
-__all__ = [  # the model seam's public types live in agent.messages and are re-exported here
+__all__ = [  # the model seam's public types live in agent.models.messages and are re-exported here
     "CHARS_PER_TOKEN", "ChatModel", "Completion", "Message", "OpenAIChatModel", "Role", "Usage",
     "check_cancel", "estimate_tokens", "estimate_usage",
 ]

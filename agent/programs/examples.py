@@ -11,7 +11,7 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from agent.catalog import Example, Program, apply_defaults
+from agent.programs.catalog import Example, Program, apply_defaults
 from capabilities import standard_registry
 from capabilities.kv import MemoryKv
 from rt.engine import Runtime

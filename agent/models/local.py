@@ -12,12 +12,12 @@ silenced, then answers through ``Llama.create_chat_completion(stream=True)``:
   message mentions ``ToolCall::``), sampling is constrained by the reply grammar, so every
   reply parses without a fallback: the run's own grammar once ``use_grammar(gbnf)`` gave it
   (``agent.app`` builds it from the granted functions and the loaded catalog), else the
-  frame-only ``agent.grammar.REPLY_GBNF``. Other calls (the ai capability's plain-text
+  frame-only ``agent.models.grammar.REPLY_GBNF``. Other calls (the ai capability's plain-text
   requests) are sampled freely;
 - ``max_tokens`` defaults to ``DEFAULT_MAX_TOKENS`` so that a looping small model stops.
 
 With no endpoint configured, ``watt`` uses the best model installed under ``home/models``
-(``agent.weights.best_installed``), when ``llama_available()``: ``agent.backends`` decides.
+(``agent.models.weights.best_installed``), when ``llama_available()``: ``agent.models.backends`` decides.
 """
 
 from __future__ import annotations
@@ -32,8 +32,8 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from agent.grammar import GRAMMAR_TRIGGER, REPLY_GBNF, wants_grammar
-from agent.model import Completion, Message, Usage, check_cancel, estimate_usage
+from agent.models.client import Completion, Message, Usage, check_cancel, estimate_usage
+from agent.models.grammar import GRAMMAR_TRIGGER, REPLY_GBNF, wants_grammar
 from rt.errors import ConfigError, ModelAPIError
 
 __all__ = ["GRAMMAR_TRIGGER", "LocalModel", "llama_available", "wants_grammar"]

@@ -1,5 +1,5 @@
 """The per-session lock: an exclusive, non-blocking ``flock`` that the OS drops when its holder
-dies (even by ``kill -9``), so a lock is never stale (see ``agent.sessions``)."""
+dies (even by ``kill -9``), so a lock is never stale (see ``agent.store.sessions``)."""
 
 from __future__ import annotations
 

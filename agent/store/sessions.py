@@ -41,10 +41,10 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, get_args
 
-from agent.messages import Role
-from agent.session_lock import SessionLock
-from agent.session_schema import MIGRATIONS, Migration, migrate
+from agent.models.messages import Role
 from agent.steps import ActionKind, Step
+from agent.store.lock import SessionLock
+from agent.store.schema import MIGRATIONS, Migration, migrate
 from rt.errors import ConfigError, SessionError, SessionInUse
 
 BUSY_TIMEOUT_MS = 5000

@@ -1,0 +1,2 @@
+"""Catalog programs: the loader (``catalog``), the offline example runner (``examples``) and
+the writer (``writer``: front matter, ``watt catalog new``, ``/save``)."""
