@@ -11,7 +11,7 @@ import os
 import sys
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, get_args
 
 from rt.errors import ConfigError
 from rt.limits import Limits
@@ -42,7 +42,7 @@ class Settings:
     catalog: tuple[Path, ...] = ()
     session: str = "default"
     observation_chars: int = 4000
-    grammar: str = "auto"  # constrained decoding with the reply grammar: auto, on, off
+    grammar: GrammarMode = "auto"  # constrained decoding with the reply grammar: auto, on, off
     sources: dict[str, str] = field(default_factory=dict, compare=False)
 
     @property
@@ -66,10 +66,6 @@ class Settings:
     @property
     def user_catalog(self) -> Path:
         return self.home / "catalog"
-
-    @property
-    def sessions_dir(self) -> Path:
-        return self.home / "sessions"
 
     def protected_paths(self) -> list[Path]:
         """Paths an fs jail must never overlap (SECURITY.md rule 11)."""
@@ -108,7 +104,9 @@ _TYPES: dict[str, type] = {
     "max_retries": int, "max_tokens_total": int, "catalog": tuple, "session": str,
     "observation_chars": int, "grammar": str,
 }
-GRAMMAR_CHOICES = ("auto", "on", "off")
+GrammarMode = Literal["auto", "on", "off"]
+GRAMMAR_MODES: tuple[GrammarMode, ...] = get_args(GrammarMode)
+"""Constrained decoding with the reply grammar: auto (local models and llama.cpp servers), on, off."""
 _GRAMMAR_WORDS = {"true": "on", "yes": "on", "1": "on", "false": "off", "no": "off", "0": "off"}
 
 
@@ -162,13 +160,14 @@ def _coerce(name: str, value: Any, origin: str) -> Any:
         raise ConfigError(f"{origin}: {name} must be {kind.__name__}, got {value!r}") from exc
 
 
-def _grammar_choice(value: Any, origin: str) -> str:
+def _grammar_choice(value: Any, origin: str) -> GrammarMode:
     """auto, on or off (true/false, yes/no and 1/0 too, as TOML writes booleans)."""
     text = str(value).strip().lower()
     text = _GRAMMAR_WORDS.get(text, text)
-    if text not in GRAMMAR_CHOICES:
-        raise ConfigError(f"{origin}: grammar must be auto, on or off, got {value!r}")
-    return text
+    for mode in GRAMMAR_MODES:
+        if text == mode:
+            return mode
+    raise ConfigError(f"{origin}: grammar must be auto, on or off, got {value!r}")
 
 
 def load_settings(overrides: dict[str, Any] | None = None, *, environ: dict[str, str] | None = None) -> Settings:

@@ -31,12 +31,11 @@ from agent.steps import ActionKind
 
 @dataclass(frozen=True)
 class WatCall:
-    """Run a WAT-plus function body (or, when ``is_module``, a whole module) on ``args``."""
+    """Run a WAT-plus function body (or a whole ``(module ...)``: the runtime tells) on ``args``."""
 
     body: str
     args: tuple[str, ...] = ()
     reasoning: str = ""
-    is_module: bool = False
     notes: tuple[str, ...] = ()
 
     @property
@@ -101,7 +100,6 @@ _PARENS = re.compile(r"\(+|\)+")
 _WAT_TOKEN = re.compile(
     r'\(+|\)+|,|;;[^\n]*|"""[\s\S]*?(?:"""|\Z)|"(?:[^"\\]|\\.)*(?:"|\\?\Z)', re.DOTALL
 )
-_MODULE = re.compile(r"(?:\s|;;[^\n]*)*\(\s*module\b")  # after blanks and line comments
 
 
 # What may follow a closing quote, so that unescaped inner quotes survive: an argument ends
@@ -177,8 +175,7 @@ def _parse(text: str) -> Action:
         action = CatalogCall(call.group(2), tuple(values), reasoning)
     elif kind is ActionKind.WAT:
         body, args, end = _parse_wat(visible, call.end(), notes)
-        is_module = _MODULE.match(body) is not None
-        action = WatCall(body, args, reasoning, is_module)
+        action = WatCall(body, args, reasoning)
     elif kind is ActionKind.CATALOG:
         values, end = _parse_catalog_args(visible, call.end(), notes)
         if not values:

@@ -20,9 +20,10 @@ import threading
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
+from functools import partial
 from typing import Protocol
 
-from capabilities.base import with_names
+from capabilities.base import host
 from rt.codes import Err
 from rt.errors import WattError
 from rt.host import U32, GuestError, HostFunction, RunContext
@@ -87,11 +88,6 @@ def cap_utf8(text: str, max_bytes: int) -> tuple[str, bool]:
 @dataclass
 class _RunCalls:
     n: int = 0
-
-
-SHAPES = {
-    "assist": "input instruction flags -> ptr err",
-}
 
 
 class AiCapability:
@@ -176,11 +172,8 @@ class AiCapability:
         return ctx.alloc_str(answer), 0
 
     def functions(self) -> list[HostFunction]:
-        return with_names(self._functions(), SHAPES)
-
-    def _functions(self) -> list[HostFunction]:
+        fn = partial(host, self.namespace)
         return [
-            HostFunction("ai", "assist", ("i32", "i32", "i32"), ("i32", "i32"), self.assist,
-                         "apply instruction to input text; flags 1 = one-line answer; EREMOTE, ENOMEM",
-                         param_names=("input", "instruction", "flags"), result_names=("ptr", "err")),
-        ]
+            fn("assist", "input instruction flags -> ptr err", self.assist,
+               "apply instruction to input text; flags 1 = one-line answer; EREMOTE, ENOMEM"),
+        ]  # fmt: skip

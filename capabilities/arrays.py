@@ -8,7 +8,9 @@ is charged against the run's item quota (ENOMEM beyond it).
 
 from __future__ import annotations
 
-from capabilities.base import with_names
+from functools import partial
+
+from capabilities.base import host
 from rt.codes import Err
 from rt.host import GuestError, HostFunction, RunContext
 
@@ -18,15 +20,6 @@ def check_index(items: list[bytes], idx: int) -> int:
     if not 0 <= idx < len(items):
         raise GuestError(Err.EBOUND, f"index {idx} outside array of length {len(items)}")
     return idx
-
-
-SHAPES = {
-    "new": "-> arr err",
-    "push": "arr s -> err",
-    "get": "arr idx -> ptr err",
-    "set": "arr idx s -> err",
-    "len": "arr -> n err",
-}
 
 
 class ArrCapability:
@@ -60,41 +53,11 @@ class ArrCapability:
         return len(ctx.array(handle)), 0
 
     def functions(self) -> list[HostFunction]:
-        return with_names(self._functions(), SHAPES)
-
-    def _functions(self) -> list[HostFunction]:
+        fn = partial(host, self.namespace)
         return [
-            HostFunction(
-                "arr",
-                "new",
-                (),
-                ("i32", "i32"),
-                self.new,
-                "new empty array handle; ENOMEM past the array quota",
-            ),
-            HostFunction(
-                "arr",
-                "push",
-                ("i32", "i32"),
-                ("i32",),
-                self.push,
-                "append a copy of the string; ENOMEM past the item quota",
-            ),
-            HostFunction(
-                "arr",
-                "get",
-                ("i32", "i32"),
-                ("i32", "i32"),
-                self.get,
-                "item at index (from 0); EBOUND out of range",
-            ),
-            HostFunction(
-                "arr",
-                "set",
-                ("i32", "i32", "i32"),
-                ("i32",),
-                self.set,
-                "replace item at index; EBOUND out of range",
-            ),
-            HostFunction("arr", "len", ("i32",), ("i32", "i32"), self.length, "number of items"),
-        ]
+            fn("new", "-> arr err", self.new, "new empty array handle; ENOMEM past the array quota"),
+            fn("push", "arr s -> err", self.push, "append a copy of the string; ENOMEM past the item quota"),
+            fn("get", "arr idx -> ptr err", self.get, "item at index (from 0); EBOUND out of range"),
+            fn("set", "arr idx s -> err", self.set, "replace item at index; EBOUND out of range"),
+            fn("len", "arr -> n err", self.length, "number of items"),
+        ]  # fmt: skip

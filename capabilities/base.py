@@ -3,7 +3,7 @@
 A capability is an object with a ``namespace`` (the import module name the WAT sees), a
 one-line ``summary``, ``pure`` (true when its functions have no effect outside the run, so
 a program using only pure capabilities may be run again: ``/save`` records its results),
-and ``functions()``: the ``rt.host.HostFunction``s it offers. The
+and ``functions()``: the ``rt.host.HostFunction``s it offers, each declared with ``host``. The
 object itself holds per-session state and quotas (it is built once per session by the
 caller); per-run state lives in ``RunContext.state(namespace, factory)``.
 """
@@ -11,11 +11,10 @@ caller); per-run state lives in ``RunContext.state(namespace, factory)``.
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
-from dataclasses import replace
 from typing import Protocol, runtime_checkable
 
 from rt.errors import CapabilityError
-from rt.host import HostFunction
+from rt.host import HostFunction, HostImpl
 
 
 @runtime_checkable
@@ -27,13 +26,13 @@ class Capability(Protocol):
     def functions(self) -> list[HostFunction]: ...
 
 
-def with_names(functions: list[HostFunction], shapes: dict[str, str]) -> list[HostFunction]:
-    """Attach parameter and result names (``"s start end -> ptr err"``) for the prompt."""
-    named = []
-    for f in functions:
-        params, _, results = shapes.get(f.name, "->").partition("->")
-        named.append(replace(f, param_names=tuple(params.split()), result_names=tuple(results.split())))
-    return named
+def host(namespace: str, name: str, shape: str, impl: HostImpl, doc: str, *, fallible: bool = True) -> HostFunction:
+    """One host function, declared by its shape: ``"s start end -> ptr err"`` names the
+    parameters and results the prompt shows, and each is an i32 (every capability declares
+    its functions this way: ``fn = partial(host, self.namespace)``, then one line each)."""
+    params, _, results = shape.partition("->")
+    p, r = tuple(params.split()), tuple(results.split())
+    return HostFunction(namespace, name, ("i32",) * len(p), ("i32",) * len(r), impl, doc, fallible, p, r)
 
 
 def describe(cap: Capability) -> str:

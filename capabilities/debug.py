@@ -6,14 +6,10 @@ Both functions are infallible (no error result): a bad pointer is logged as
 
 from __future__ import annotations
 
-from capabilities.base import with_names
+from functools import partial
+
+from capabilities.base import host
 from rt.host import U32, GuestError, HostFunction, RunContext
-
-SHAPES = {
-    "log": "s ->",
-    "i32": "n ->",
-}
-
 
 MAX_LINE_BYTES = 64 * 1024  # a longer line is not read; ctx.log keeps the first characters anyway
 
@@ -37,26 +33,8 @@ class DebugCapability:
         ctx.log(str(((n & U32) ^ 0x80000000) - 0x80000000))
 
     def functions(self) -> list[HostFunction]:
-        return with_names(self._functions(), SHAPES)
-
-    def _functions(self) -> list[HostFunction]:
+        fn = partial(host, self.namespace)
         return [
-            HostFunction(
-                "debug",
-                "log",
-                ("i32",),
-                (),
-                self.log,
-                "log the string as a debug line",
-                fallible=False,
-            ),
-            HostFunction(
-                "debug",
-                "i32",
-                ("i32",),
-                (),
-                self.i32,
-                "log the number as a debug line",
-                fallible=False,
-            ),
-        ]
+            fn("log", "s ->", self.log, "log the string as a debug line", fallible=False),
+            fn("i32", "n ->", self.i32, "log the number as a debug line", fallible=False),
+        ]  # fmt: skip

@@ -47,7 +47,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from capabilities.base import with_names
+from capabilities.base import host
 from rt.codes import Err
 from rt.errors import CapabilityError
 from rt.host import GuestError, HostFunction, RunContext
@@ -252,16 +252,6 @@ def _atomic_write(dfd: int, name: str, data: bytes, mode: int | None) -> None:
 @dataclass
 class _RunCalls:
     n: int = 0
-
-
-SHAPES = {
-    "read": "path -> ptr err",
-    "write": "path data -> err",
-    "append": "path data -> err",
-    "list": "dir -> arr err",
-    "exists": "path -> bool err",
-    "del": "path -> err",
-}
 
 
 class FsCapability:
@@ -491,24 +481,17 @@ class FsCapability:
         return 0
 
     def functions(self) -> list[HostFunction]:
-        return with_names(self._functions(), SHAPES)
-
-    def _functions(self) -> list[HostFunction]:
-        def fn(name: str, params: str, results: str, impl: Callable[..., Any], doc: str) -> HostFunction:
-            p, r = tuple(params.split()), tuple(results.split())
-            return HostFunction("fs", name, ("i32",) * len(p), ("i32",) * len(r), self._guard(impl),
-                                doc, param_names=p, result_names=r)
-
+        fn = partial(host, self.namespace)
         return [
-            fn("read", "path", "ptr err", self.read,
+            fn("read", "path -> ptr err", self._guard(self.read),
                "file contents; ENOENT missing, EACCESS escape/symlink/not a file"),
-            fn("write", "path data", "err", partial(self.store, append=False),
+            fn("write", "path data -> err", self._guard(partial(self.store, append=False)),
                "create or replace file (makes parent dirs); ENOMEM size quota"),
-            fn("append", "path data", "err", partial(self.store, append=True),
+            fn("append", "path data -> err", self._guard(partial(self.store, append=True)),
                "add data at end of file (created if missing); ENOMEM quota"),
-            fn("list", "dir", "handle err", self.list_dir,
+            fn("list", "dir -> arr err", self._guard(self.list_dir),
                'sorted names in dir ("" = root), dirs end with /; ENOENT'),
-            fn("exists", "path", "bool err", self.exists,
+            fn("exists", "path -> bool err", self._guard(self.exists),
                "1 if file or directory exists, else 0; EACCESS escape"),
-            fn("del", "path", "err", self.delete, "delete file or empty directory; ENOENT missing"),
-        ]
+            fn("del", "path -> err", self._guard(self.delete), "delete file or empty directory; ENOENT missing"),
+        ]  # fmt: skip

@@ -21,9 +21,10 @@ from __future__ import annotations
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
-from capabilities.base import with_names
+from capabilities.base import host
 from rt.codes import Err
 from rt.host import GuestError, HostFunction, RunContext
 
@@ -46,10 +47,6 @@ class _RunState:
 
 
 # ---- the capability ---------------------------------------------------------------------------
-SHAPES = {
-    "get": "url -> ptr err",
-    "post": "url body content_type -> ptr err",
-}
 
 
 class HttpCapability:
@@ -146,15 +143,13 @@ class HttpCapability:
         return data
 
     def functions(self) -> list[HostFunction]:
-        return with_names(self._functions(), SHAPES)
-
-    def _functions(self) -> list[HostFunction]:
+        fn = partial(host, self.namespace)
         return [
-            HostFunction("http", "get", ("i32",), ("i32", "i32"), self.get,
-                         "GET url, returns body; EPARSE bad URL, EACCESS host not granted, EREMOTE network/HTTP error"),
-            HostFunction("http", "post", ("i32", "i32", "i32"), ("i32", "i32"), self.post,
-                         "POST body with content type to url, returns response body; errors as get"),
-        ]
+            fn("get", "url -> ptr err", self.get,
+               "GET url, returns body; EPARSE bad URL, EACCESS host not granted, EREMOTE network/HTTP error"),
+            fn("post", "url body content_type -> ptr err", self.post,
+               "POST body with content type to url, returns response body; errors as get"),
+        ]  # fmt: skip
 
 
 def _is_utf8(data: bytes) -> bool:

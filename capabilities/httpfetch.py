@@ -18,7 +18,6 @@ from rt.codes import Err
 from rt.host import GuestError
 
 ERROR_SNIPPET_BYTES = 300
-REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
 
 
 # ---- bounded decoding -------------------------------------------------------------------------

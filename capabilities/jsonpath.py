@@ -19,9 +19,10 @@ from __future__ import annotations
 
 import json
 import re
+from functools import partial
 from typing import Any
 
-from capabilities.base import with_names
+from capabilities.base import host
 from rt.codes import Err
 from rt.host import GuestError, HostFunction, RunContext
 from rt.nesting import TooDeep, check_depth
@@ -124,12 +125,6 @@ def parse_doc(text: str, max_depth: int = MAX_DEPTH) -> Any:
         raise GuestError(Err.EPARSE, f"bad JSON: {str(exc)[:120]}") from None
 
 
-SHAPES = {
-    "get": "doc path -> ptr err",
-    "quote": "s -> ptr err",
-}
-
-
 class JsonCapability:
     """Host functions of the ``json`` namespace."""
 
@@ -168,24 +163,9 @@ class JsonCapability:
         return self._out(ctx, json.dumps(text, ensure_ascii=False))
 
     def functions(self) -> list[HostFunction]:
-        return with_names(self._functions(), SHAPES)
-
-    def _functions(self) -> list[HostFunction]:
+        fn = partial(host, self.namespace)
         return [
-            HostFunction(
-                "json",
-                "get",
-                ("i32", "i32"),
-                ("i32", "i32"),
-                self.get,
-                'value at path like "a.b[2].c"; strings raw; EPARSE bad JSON/path, ENOENT missing',
-            ),
-            HostFunction(
-                "json",
-                "quote",
-                ("i32",),
-                ("i32", "i32"),
-                self.quote,
-                "s as a JSON string literal, with quotes",
-            ),
-        ]
+            fn("get", "doc path -> ptr err", self.get,
+               'value at path like "a.b[2].c"; strings raw; EPARSE bad JSON/path, ENOENT missing'),
+            fn("quote", "s -> ptr err", self.quote, "s as a JSON string literal, with quotes"),
+        ]  # fmt: skip

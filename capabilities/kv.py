@@ -16,9 +16,10 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from functools import partial
 from typing import Protocol, TypeVar, runtime_checkable
 
-from capabilities.base import with_names
+from capabilities.base import host
 from rt.codes import Err
 from rt.errors import WattError
 from rt.host import GuestError, HostFunction, RunContext
@@ -75,14 +76,6 @@ class MemoryKv:
 @dataclass
 class _RunCalls:
     n: int = 0
-
-
-SHAPES = {
-    "get": "key -> ptr err",
-    "set": "key value -> err",
-    "del": "key -> err",
-    "keys": "-> arr err",
-}
 
 
 class KvCapability:
@@ -162,18 +155,10 @@ class KvCapability:
         return ctx.new_array([k.encode("utf-8") for k in names]), 0
 
     def functions(self) -> list[HostFunction]:
-        return with_names(self._functions(), SHAPES)
-
-    def _functions(self) -> list[HostFunction]:
-        def fn(name: str, params: str, results: str, impl: Callable[..., object], doc: str) -> HostFunction:
-            p, r = tuple(params.split()), tuple(results.split())
-            return HostFunction("kv", name, ("i32",) * len(p), ("i32",) * len(r), impl, doc,
-                                param_names=p, result_names=r)
-
+        fn = partial(host, self.namespace)
         return [
-            fn("get", "key", "ptr err", self.get, "value stored under key; ENOENT if absent"),
-            fn("set", "key value", "err", self.set,
-               "store value under key; ENOMEM if key, value or key count too big"),
-            fn("del", "key", "err", self.delete, "remove key; ENOENT if absent"),
-            fn("keys", "", "handle err", self.keys, "array of all keys, sorted"),
-        ]
+            fn("get", "key -> ptr err", self.get, "value stored under key; ENOENT if absent"),
+            fn("set", "key value -> err", self.set, "store value under key; ENOMEM if key, value or key count too big"),
+            fn("del", "key -> err", self.delete, "remove key; ENOENT if absent"),
+            fn("keys", "-> arr err", self.keys, "array of all keys, sorted"),
+        ]  # fmt: skip

@@ -48,8 +48,9 @@ from decimal import (
     InvalidOperation,
     Overflow,
 )
+from functools import partial
 
-from capabilities.base import with_names
+from capabilities.base import host
 from rt.codes import Err
 from rt.host import GuestError, HostFunction, RunContext
 
@@ -681,24 +682,6 @@ def evaluate(text: str, deadline: float | None = None) -> Number:
 # ---- the capability -----------------------------------------------------------------------
 
 
-SHAPES = {
-    "eval": "expr -> ptr err",
-    "add": "a b -> ptr err",
-    "sub": "a b -> ptr err",
-    "mul": "a b -> ptr err",
-    "div": "a b -> ptr err",
-    "mod": "a b -> ptr err",
-    "pow": "a b -> ptr err",
-    "factorial": "n -> ptr err",
-    "gcd": "a b -> ptr err",
-    "lcm": "a b -> ptr err",
-    "comb": "n k -> ptr err",
-    "perm": "n k -> ptr err",
-    "isqrt": "n -> ptr err",
-    "isprime": "n -> ptr err",
-}
-
-
 class MathCapability:
     """Host functions of the ``math`` namespace; pure (no state, no side effects)."""
 
@@ -743,36 +726,22 @@ class MathCapability:
         return ctx.alloc_str("true" if answer else "false"), 0
 
     def functions(self) -> list[HostFunction]:
-        return with_names(self._functions(), SHAPES)
-
-    def _functions(self) -> list[HostFunction]:
-        def fn(name: str, nparams: int, impl: Callable[..., object], doc: str) -> HostFunction:
-            return HostFunction("math", name, ("i32",) * nparams, ("i32", "i32"), impl, doc)
-
+        fn = partial(host, self.namespace)
         return [
-            fn(
-                "eval",
-                1,
-                self.eval,
-                'Python-like expr, e.g. "2**100 // 7 + comb(52,5)"; abs min max and calls '
-                "below but isprime; EPARSE syntax",
-            ),
-            fn("add", 2, self._binary(add), "a + b"),
-            fn("sub", 2, self._binary(sub), "a - b"),
-            fn("mul", 2, self._binary(mul), "a * b"),
-            fn("div", 2, self._binary(div), "a / b, inexact rounds to 28 significant digits"),
-            fn("mod", 2, self._binary(mod), "a % b with the sign of b"),
-            fn("pow", 2, self._binary(power), "a ** b for whole b (b < 0 rounds like div)"),
-            fn("factorial", 1, self._unary(factorial), "n!"),
-            fn("gcd", 2, self._binary(gcd), "greatest common divisor"),
-            fn("lcm", 2, self._binary(lcm), "least common multiple"),
-            fn("comb", 2, self._binary(comb), "ways to choose k of n"),
-            fn("perm", 2, self._binary(perm), "ordered choices of k of n"),
-            fn("isqrt", 1, self._unary(isqrt), "floor of the square root"),
-            fn(
-                "isprime",
-                1,
-                self.isprime,
-                f'"true" or "false"; ENOMEM past {ISPRIME_MAX_DIGITS} digits',
-            ),
-        ]
+            fn("eval", "expr -> ptr err", self.eval,
+               'Python-like expr, e.g. "2**100 // 7 + comb(52,5)"; abs min max and calls '
+               "below but isprime; EPARSE syntax"),
+            fn("add", "a b -> ptr err", self._binary(add), "a + b"),
+            fn("sub", "a b -> ptr err", self._binary(sub), "a - b"),
+            fn("mul", "a b -> ptr err", self._binary(mul), "a * b"),
+            fn("div", "a b -> ptr err", self._binary(div), "a / b, inexact rounds to 28 significant digits"),
+            fn("mod", "a b -> ptr err", self._binary(mod), "a % b with the sign of b"),
+            fn("pow", "a b -> ptr err", self._binary(power), "a ** b for whole b (b < 0 rounds like div)"),
+            fn("factorial", "n -> ptr err", self._unary(factorial), "n!"),
+            fn("gcd", "a b -> ptr err", self._binary(gcd), "greatest common divisor"),
+            fn("lcm", "a b -> ptr err", self._binary(lcm), "least common multiple"),
+            fn("comb", "n k -> ptr err", self._binary(comb), "ways to choose k of n"),
+            fn("perm", "n k -> ptr err", self._binary(perm), "ordered choices of k of n"),
+            fn("isqrt", "n -> ptr err", self._unary(isqrt), "floor of the square root"),
+            fn("isprime", "n -> ptr err", self.isprime, f'"true" or "false"; ENOMEM past {ISPRIME_MAX_DIGITS} digits'),
+        ]  # fmt: skip

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
+from functools import partial
 
-from capabilities.base import with_names
+from capabilities.base import host
 from rt.codes import Err
 from rt.host import U32, GuestError, HostFunction, RunContext
 
@@ -167,25 +168,6 @@ def _hard_split(text: str, start: int, end: int, max_bytes: int, out: list[str])
 # ---- the capability -----------------------------------------------------------------------
 
 
-SHAPES = {
-    "len": "s -> n err",
-    "concat": "a b -> ptr err",
-    "slice": "s start end -> ptr err",
-    "find": "s needle -> idx err",
-    "replace": "s old new -> ptr err",
-    "split": "s sep -> arr err",
-    "chunk": "s max_bytes -> arr err",
-    "join": "arr sep -> ptr err",
-    "trim": "s -> ptr err",
-    "upper": "s -> ptr err",
-    "lower": "s -> ptr err",
-    "reverse": "s -> ptr err",
-    "eq": "a b -> bool err",
-    "from_i32": "n -> ptr err",
-    "to_i32": "s -> n err",
-}
-
-
 class StrCapability:
     """Host functions of the ``str`` namespace."""
 
@@ -266,41 +248,24 @@ class StrCapability:
         return parse_i32(ctx.read_str(s)), 0
 
     def functions(self) -> list[HostFunction]:
-        return with_names(self._functions(), SHAPES)
-
-    def _functions(self) -> list[HostFunction]:
-        def fn(name: str, nparams: int, impl: Callable[..., object], doc: str) -> HostFunction:
-            return HostFunction("str", name, ("i32",) * nparams, ("i32", "i32"), impl, doc)
-
+        fn = partial(host, self.namespace)
         return [
-            fn("len", 1, self.length, "length in code points"),
-            fn("concat", 2, self.concat, "a followed by b"),
-            fn(
-                "slice",
-                3,
-                self.substring,
-                "code points [start, end), end clamped; EBOUND if start > end or start > len",
-            ),
-            fn("find", 2, self.find, "code-point index of first needle; ENOENT if absent"),
-            fn("replace", 3, self.replace, "replace every old with new; EBOUND if old is empty"),
-            fn("split", 2, self.split, "array of pieces; empty sep splits on whitespace runs"),
-            fn(
-                "chunk",
-                2,
-                self.chunk,
-                "array of pieces <= max_bytes, cut at paragraph/sentence/word; EBOUND if < 4",
-            ),
-            fn("join", 2, self.join, "array items joined with sep; EBOUND bad handle"),
-            fn("trim", 1, self._map(str.strip), "without surrounding whitespace"),
-            fn("upper", 1, self._map(str.upper), "upper-cased copy"),
-            fn("lower", 1, self._map(str.lower), "lower-cased copy"),
-            fn("reverse", 1, self._map(lambda t: t[::-1]), "code points in reverse order"),
-            fn("eq", 2, self.eq, "1 if a and b are equal, else 0"),
-            fn("from_i32", 1, self.from_i32, "decimal text of n"),
-            fn(
-                "to_i32",
-                1,
-                self.to_i32,
-                "parse a decimal integer; EPARSE if not a number or out of i32 range",
-            ),
-        ]
+            fn("len", "s -> n err", self.length, "length in code points"),
+            fn("concat", "a b -> ptr err", self.concat, "a followed by b"),
+            fn("slice", "s start end -> ptr err", self.substring,
+               "code points [start, end), end clamped; EBOUND if start > end or start > len"),
+            fn("find", "s needle -> idx err", self.find, "code-point index of first needle; ENOENT if absent"),
+            fn("replace", "s old new -> ptr err", self.replace, "replace every old with new; EBOUND if old is empty"),
+            fn("split", "s sep -> arr err", self.split, "array of pieces; empty sep splits on whitespace runs"),
+            fn("chunk", "s max_bytes -> arr err", self.chunk,
+               "array of pieces <= max_bytes, cut at paragraph/sentence/word; EBOUND if < 4"),
+            fn("join", "arr sep -> ptr err", self.join, "array items joined with sep; EBOUND bad handle"),
+            fn("trim", "s -> ptr err", self._map(str.strip), "without surrounding whitespace"),
+            fn("upper", "s -> ptr err", self._map(str.upper), "upper-cased copy"),
+            fn("lower", "s -> ptr err", self._map(str.lower), "lower-cased copy"),
+            fn("reverse", "s -> ptr err", self._map(lambda t: t[::-1]), "code points in reverse order"),
+            fn("eq", "a b -> bool err", self.eq, "1 if a and b are equal, else 0"),
+            fn("from_i32", "n -> ptr err", self.from_i32, "decimal text of n"),
+            fn("to_i32", "s -> n err", self.to_i32,
+               "parse a decimal integer; EPARSE if not a number or out of i32 range"),
+        ]  # fmt: skip

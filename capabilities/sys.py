@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from capabilities.base import with_names
+from functools import partial
+
+from capabilities.base import host
 from rt.codes import Err
 from rt.host import GuestError, HostFunction, RunContext
 
@@ -30,29 +32,17 @@ def _answer(ctx: RunContext, ptr: int) -> int:
     return 0
 
 
-SHAPES = {
-    "argc": "-> n",
-    "argv": "idx -> ptr err",
-    "resv": "ptr -> err",
-    "answer": "ptr -> err",
-}
-
-
 class SysCapability:
     namespace = "sys"
     pure = True  # no side effects: a run may be repeated
     summary = "program arguments and results (always granted)"
 
     def functions(self) -> list[HostFunction]:
-        return with_names(self._functions(), SHAPES)
-
-    def _functions(self) -> list[HostFunction]:
+        fn = partial(host, self.namespace)
         return [
-            HostFunction("sys", "argc", (), ("i32",), _argc, "number of arguments", fallible=False),
-            HostFunction("sys", "argv", ("i32",), ("i32", "i32"), _argv, "argument N as a string; EBOUND if absent"),
-            HostFunction("sys", "resv", ("i32",), ("i32",), _resv, "append a string to the results; ENOMEM past the cap"),
-            HostFunction(
-                "sys", "answer", ("i32",), ("i32",), _answer,
-                "the string is the task's final answer (also a result); the (answer ...) macro returns after it",
-            ),  # fmt: skip
-        ]
+            fn("argc", "-> n", _argc, "number of arguments", fallible=False),
+            fn("argv", "idx -> ptr err", _argv, "argument N as a string; EBOUND if absent"),
+            fn("resv", "ptr -> err", _resv, "append a string to the results; ENOMEM past the cap"),
+            fn("answer", "ptr -> err", _answer,
+               "the string is the task's final answer (also a result); the (answer ...) macro returns after it"),
+        ]  # fmt: skip

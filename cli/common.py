@@ -13,23 +13,28 @@ import signal
 import sys
 import threading
 from collections.abc import Callable, Iterator
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import typer
 
 from cli.safe_text import inert
 
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from agent.config import Settings
+
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 F = TypeVar("F", bound=Callable[..., Any])
 
 
-def err_console() -> Any:
+def err_console() -> Console:
     from rich.console import Console
 
     return Console(stderr=True, highlight=False, markup=False, soft_wrap=True)
 
 
-def out_console() -> Any:
+def out_console() -> Console:
     from rich.console import Console
 
     return Console(highlight=False, markup=False, soft_wrap=True)
@@ -79,7 +84,7 @@ def handle_errors(fn: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
-def settings_from(**flags: Any) -> Any:
+def settings_from(**flags: Any) -> Settings:
     from agent.config import load_settings
 
     return load_settings(flags)

@@ -5,11 +5,11 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
-from cli.common import EXIT_FAILED, EXIT_OK, EXIT_USAGE, fail, handle_errors, settings_from
+from cli.common import EXIT_FAILED, EXIT_OK, EXIT_USAGE, fail, handle_errors, say, settings_from
 from cli.model_cmd import model_app
 
 app = typer.Typer(
@@ -43,7 +43,7 @@ TimeoutOpt = Annotated[float | None, typer.Option("--timeout", metavar="SECONDS"
 JsonOut = Annotated[bool, typer.Option("--json", help="Machine-readable JSON output.")]
 
 
-def _grants(fs_root: Path | None, allow_domain: list[str] | None, no_ai: bool, catalog: list[Path] | None) -> dict:
+def _grants(fs_root: Path | None, allow_domain: list[str] | None, no_ai: bool, catalog: list[Path] | None) -> dict[str, Any]:
     return {
         "fs_root": fs_root,
         "allow_domains": allow_domain or None,
@@ -146,9 +146,9 @@ def caps(
     with open_parts(settings, use_session=False) as parts:
         for cap in parts.registry:
             granted = "" if cap.namespace in parts.granted else "   (not granted)"
-            print(describe(cap) + granted)
-        print(f"\nhttp allow-list: {', '.join(settings.allow_domains) or '(empty: every host is refused)'}")
-        print(f"fs root: {settings.fs_root or '(none: fs calls fail with EACCESS)'}")
+            say(describe(cap) + granted)
+        say(f"\nhttp allow-list: {', '.join(settings.allow_domains) or '(empty: every host is refused)'}")
+        say(f"fs root: {settings.fs_root or '(none: fs calls fail with EACCESS)'}")
 
 
 @app.command()
@@ -248,7 +248,7 @@ def sessions_rm(name: Annotated[str, typer.Argument(metavar="NAME")]) -> None:
     from agent.store.sessions import SessionStore
 
     SessionStore(settings_from().home).remove(name)
-    print(f"removed session {name!r}")
+    say(f"removed session {name!r}")
 
 
 @config_app.command("show")
@@ -261,7 +261,7 @@ def config_show(json_out: JsonOut = False) -> None:
         return
     width = max(len(k) for k in shown)
     for key, value in shown.items():
-        print(f"{key:<{width}}  {value}")
+        say(f"{key:<{width}}  {value}")
 
 
 def main() -> None:

@@ -83,6 +83,9 @@ class RichRenderer:
             )
         elif isinstance(event, ErrorEvent):
             c.print(shown(f"error: {event.message}", style="bold red"))
+        else:  # a kind this view does not know yet: its fields, on one line
+            fields = ", ".join(f"{k}={v}" for k, v in event.to_dict().items() if k not in ("kind", "step"))
+            c.print(Text(f"  {event.kind.value} (step {event.step}): {_clip(fields)}", style="dim"))
 
     def _result(self, event: ToolResult) -> None:
         c = self.console

@@ -20,6 +20,7 @@ from rich.console import Console
 from rich.text import Text
 
 from agent.app import Parts
+from agent.config import Settings
 from agent.events import ErrorEvent, Event
 from agent.outcome import task_outcome
 from cli.common import EXIT_OK, cancel_on_sigint
@@ -193,7 +194,7 @@ def history_file(home: Path) -> Path | None:
     return path
 
 
-def run_repl(settings: Any, *, model_spec: str | None = None) -> int:
+def run_repl(settings: Settings, *, model_spec: str | None = None) -> int:
     from agent.app import open_parts, prewarm
     from cli.common import out_console
 

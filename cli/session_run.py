@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import sys
 import threading
-from collections.abc import Iterable
-from typing import Any
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING
 
 from cli.common import (
     EXIT_FAILED,
@@ -22,10 +22,14 @@ from cli.common import (
 )
 from cli.safe_text import dumps
 
+if TYPE_CHECKING:
+    from agent.config import Settings
+    from agent.events import Event
 
-def run_ask(settings: Any, task: str, *, model_spec: str | None, json_out: bool, quiet: bool) -> int:
+
+def run_ask(settings: Settings, task: str, *, model_spec: str | None, json_out: bool, quiet: bool) -> int:
     from agent.app import ask, open_parts, prewarm
-    from agent.events import ErrorEvent, Event
+    from agent.events import ErrorEvent
     from agent.outcome import task_outcome
     from cli.render import JsonRenderer, RichRenderer
     from rt.errors import Interrupted
@@ -33,7 +37,7 @@ def run_ask(settings: Any, task: str, *, model_spec: str | None, json_out: bool,
     with open_parts(settings, model_spec=model_spec) as parts:
         parts.model  # noqa: B018 - configuration errors surface before any work
         prewarm(parts)
-        render: Any
+        render: Callable[[Event], None] | None
         if json_out:
             render = JsonRenderer(sys.stdout)
         elif quiet:
@@ -72,7 +76,7 @@ def write_raw(lines: Iterable[str]) -> None:
 
 
 def run_program(
-    settings: Any, name_or_path: str, args: list[str], *, json_out: bool, model_spec: str | None, raw: bool = False
+    settings: Settings, name_or_path: str, args: list[str], *, json_out: bool, model_spec: str | None, raw: bool = False
 ) -> int:
     """Results on stdout (inert, or byte-exact with ``raw``); debug and errors inert on stderr."""
     from agent.app import load_program

@@ -9,23 +9,29 @@ from __future__ import annotations
 import os
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from cli.common import EXIT_FAILED, EXIT_OK, EXIT_USAGE, fail, say
 from cli.safe_text import dumps
+
+if TYPE_CHECKING:
+    from agent.config import Settings
+    from agent.models.backends import ModelChoice
+    from agent.programs.catalog import Catalog
+    from rt.errors import CatalogError
 
 
 def _when(ts: float | None) -> str:
     return time.strftime("%Y-%m-%d %H:%M", time.localtime(ts)) if ts else "-"
 
 
-def _load_catalog(settings: Any) -> tuple[Any, list[Any]]:
+def _load_catalog(settings: Settings) -> tuple[Catalog, list[CatalogError]]:
     from agent.programs.catalog import Catalog, catalog_dirs
 
     return Catalog.load(catalog_dirs(settings.home, settings.catalog))
 
 
-def list_catalog(settings: Any) -> int:
+def list_catalog(settings: Settings) -> int:
     catalog, errors = _load_catalog(settings)
     for program in catalog:
         say(f"{program.usage()}\n    {program.description}")
@@ -34,7 +40,7 @@ def list_catalog(settings: Any) -> int:
     return EXIT_OK if not errors else EXIT_FAILED
 
 
-def show_program(settings: Any, name: str) -> int:
+def show_program(settings: Settings, name: str) -> int:
     catalog, _ = _load_catalog(settings)
     program = catalog.get(name)
     if program is None:
@@ -44,7 +50,7 @@ def show_program(settings: Any, name: str) -> int:
     return EXIT_OK
 
 
-def check_catalog(settings: Any, paths: list[Path]) -> int:
+def check_catalog(settings: Settings, paths: list[Path]) -> int:
     from agent.app import open_parts
     from agent.programs.catalog import load_file
     from rt.errors import WattError
@@ -75,7 +81,7 @@ def check_catalog(settings: Any, paths: list[Path]) -> int:
     return EXIT_OK if not problems else EXIT_FAILED
 
 
-def new_program(settings: Any, name: str, directory: Path | None) -> int:
+def new_program(settings: Settings, name: str, directory: Path | None) -> int:
     from agent.programs.writer import new_program as write_scaffold
 
     target = write_scaffold(directory or settings.user_catalog, name)
@@ -83,7 +89,7 @@ def new_program(settings: Any, name: str, directory: Path | None) -> int:
     return EXIT_OK
 
 
-def test_catalog(settings: Any, name: str | None) -> int:
+def test_catalog(settings: Settings, name: str | None) -> int:
     from agent.programs.examples import run_examples
 
     catalog, errors = _load_catalog(settings)
@@ -108,7 +114,7 @@ def test_catalog(settings: Any, name: str | None) -> int:
     return EXIT_OK if failed == 0 else EXIT_FAILED
 
 
-def list_sessions(settings: Any) -> int:
+def list_sessions(settings: Settings) -> int:
     from agent.store.sessions import SessionStore
 
     rows = SessionStore(settings.home).list()
@@ -120,7 +126,7 @@ def list_sessions(settings: Any) -> int:
     return EXIT_OK
 
 
-def show_session(settings: Any, name: str) -> int:
+def show_session(settings: Settings, name: str) -> int:
     from agent.store.sessions import SessionStore
     from rt.errors import SessionError
 
@@ -140,7 +146,7 @@ def show_session(settings: Any, name: str) -> int:
     return EXIT_OK
 
 
-def show_log(settings: Any, *, json_out: bool, limit: int) -> int:
+def show_log(settings: Settings, *, json_out: bool, limit: int) -> int:
     from agent.store.sessions import SessionStore
     from rt.errors import SessionError
 
@@ -165,7 +171,7 @@ def show_log(settings: Any, *, json_out: bool, limit: int) -> int:
     return EXIT_OK
 
 
-def _model_file_checks(choice: Any) -> list[tuple[bool, str]]:
+def _model_file_checks(choice: ModelChoice) -> list[tuple[bool, str]]:
     """``--model local:PATH.gguf`` or ``script:FILE.jsonl``: the file, and for local the library."""
     from agent.models.backends import Backend
     from agent.models.local import INSTALL_HINT, llama_available
@@ -197,7 +203,7 @@ def _default_local_checks(home: Path) -> list[tuple[bool, str]]:
     return [(False, f"no model: {endpoint}, or {INSTALL_HINT} && watt model pull")]
 
 
-def _endpoint_checks(settings: Any) -> list[tuple[bool, str]]:
+def _endpoint_checks(settings: Settings) -> list[tuple[bool, str]]:
     """An OpenAI-compatible endpoint: the key, whether it answers, whether it lists the model."""
     from agent.models.backends import is_local_endpoint
     from agent.models.client import OpenAIChatModel
@@ -221,7 +227,7 @@ def _endpoint_checks(settings: Any) -> list[tuple[bool, str]]:
                       f"model {settings.model} is not listed; available: {', '.join(models[:8])}")]
 
 
-def _model_checks(settings: Any) -> list[tuple[bool, str]]:
+def _model_checks(settings: Settings) -> list[tuple[bool, str]]:
     """What ``agent.models.backends.choose_model`` decided the setting means, and whether it works."""
     from agent.models.backends import Backend, choose_model
 
@@ -233,7 +239,7 @@ def _model_checks(settings: Any) -> list[tuple[bool, str]]:
     return _default_local_checks(settings.home)
 
 
-def _state_checks(settings: Any) -> list[tuple[bool, str]]:
+def _state_checks(settings: Settings) -> list[tuple[bool, str]]:
     checks: list[tuple[bool, str]] = []
     for label, path in (("state", settings.home), ("cache", settings.cache_dir)):
         try:
@@ -247,7 +253,7 @@ def _state_checks(settings: Any) -> list[tuple[bool, str]]:
     return checks
 
 
-def run_doctor(settings: Any) -> int:
+def run_doctor(settings: Settings) -> int:
     """One line per check: ok, or what to do."""
     from importlib.metadata import version
 

@@ -38,8 +38,3 @@ def status_name(status: int) -> str:
         return Err(status).name
     except ValueError:
         return f"status {status}"
-
-
-def error_table() -> str:
-    """The error-code table as the model sees it in the prompt."""
-    return "\n".join(f"{int(e)} {e.name}: {e.meaning}" for e in Err)

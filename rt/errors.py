@@ -7,8 +7,6 @@ Each error's ``str()`` is one line, fit to show a user or to send the model as a
     WattError
     ├── ConfigError              bad flag, config file, missing key (CLI exit code 2)
     ├── ModelAPIError            the model endpoint failed: unreachable, HTTP error, bad JSON
-    │   └── BudgetExceeded       a token or call budget ran out
-    ├── ModelOutputError         model output that cannot be acted on at all
     ├── RunError                 a WAT program could not run to completion
     │   ├── CompileError         preprocessing, size cap or wasmtime validation (line, column)
     │   │   └── SourceTooLarge   refused before compiling
@@ -44,14 +42,6 @@ class ConfigError(WattError):
 
 class ModelAPIError(WattError):
     """The model endpoint failed after retries."""
-
-
-class BudgetExceeded(ModelAPIError):
-    """A token or call budget ran out."""
-
-
-class ModelOutputError(WattError):
-    """Model output that cannot be acted on (the parser itself never raises)."""
 
 
 class RunError(WattError):

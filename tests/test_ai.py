@@ -12,7 +12,7 @@ from capabilities.ai import AiCapability, cap_utf8, failure_detail, first_line, 
 from capabilities.sys import SysCapability
 from rt.codes import Err
 from rt.engine import RunResult, Runtime
-from rt.errors import BudgetExceeded, Interrupted, ModelAPIError
+from rt.errors import Interrupted, ModelAPIError
 from rt.host import GuestError, RunContext
 from rt.limits import Limits
 
@@ -220,7 +220,7 @@ def test_the_run_deadline_reaches_the_assistant_through_cancel() -> None:
     "error",
     [
         ModelAPIError(f"HTTP 401 Unauthorized (key {KEY})\nAuthorization: Bearer {KEY}"),
-        BudgetExceeded(f"token budget spent; Authorization: Bearer {KEY}"),
+        ModelAPIError(f"token budget spent; Authorization: Bearer {KEY}"),
         RuntimeError(f"unexpected failure with {KEY}"),
     ],
 )

@@ -6,6 +6,7 @@ import os
 import sys
 import threading
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
@@ -15,6 +16,8 @@ from typer.testing import CliRunner
 from agent.events import (
     ErrorEvent,
     ErrorKind,
+    Event,
+    EventKind,
     ResponseEvent,
     Retry,
     Thinking,
@@ -465,6 +468,37 @@ def test_catalog_list_and_show_are_inert(tmp_path: Path) -> None:
     result = invoke("catalog", "show", "echo", "--catalog", str(directory))
     assert result.exit_code == 0 and f";; {SHOWN}\n" in result.stdout
     assert_inert(result.stdout)
+
+
+def _every_event_kind() -> list[Event]:
+    """One event of each concrete kind the loop yields."""
+    kinds = [cls for cls in Event.__subclasses__() if cls is not Event]
+    events = [cls(2) for cls in kinds]
+    assert {e.kind for e in events} == set(EventKind)
+    return events
+
+
+def test_both_renderers_render_every_event_kind() -> None:
+    for event in _every_event_kind():
+        out = io.StringIO()
+        RichRenderer(Console(file=out, width=100, color_system=None, force_terminal=False))(event)
+        assert out.getvalue().strip(), event.kind
+        lines = io.StringIO()
+        JsonRenderer(lines)(event)
+        data = json.loads(lines.getvalue())
+        assert (data["kind"], data["step"]) == (event.kind.value, 2)
+
+
+def test_rich_renderer_falls_back_for_a_kind_it_does_not_know() -> None:
+    @dataclass(frozen=True)
+    class Novel(Event):
+        detail: str = NASTY
+        kind: EventKind = field(init=False, default=EventKind.RETRY)
+
+    out = io.StringIO()
+    RichRenderer(Console(file=out, width=200, color_system=None, force_terminal=False))(Novel(4))
+    assert out.getvalue().startswith("  retry (step 4): ") and SHOWN in out.getvalue()
+    assert_inert(out.getvalue())
 
 
 def test_rich_renderer_shows_every_event_inert() -> None:

@@ -15,9 +15,9 @@ from typing import Any
 import pytest
 
 from agent.models import local
-from agent.models.client import Message, Usage
 from agent.models.grammar import GRAMMAR_ROOT, REPLY_GBNF
 from agent.models.local import DEFAULT_MAX_TOKENS, LocalModel, wants_grammar
+from agent.models.messages import Message, Usage
 from agent.models.weights import MODELS, marker_path
 from agent.parser import CatalogCall, Response, WatCall, format_action, parse_reply
 from rt.errors import ConfigError, Interrupted, ModelAPIError

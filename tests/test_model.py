@@ -13,17 +13,14 @@ from typing import Any
 import httpx
 import pytest
 
-from agent.models.client import (
+from agent.models.client import OpenAIChatModel, iter_sse_data, parse_retry_after, server_message
+from agent.models.messages import (
     ChatModel,
     Completion,
     Message,
-    OpenAIChatModel,
     Usage,
     estimate_tokens,
     estimate_usage,
-    iter_sse_data,
-    parse_retry_after,
-    server_message,
 )
 from rt.errors import ConfigError, Interrupted, ModelAPIError
 

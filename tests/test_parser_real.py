@@ -90,7 +90,7 @@ def test_real_reply(reply: str, expected: object, notes: tuple[str, ...]) -> Non
     assert type(action) is type(expected)
     if isinstance(action, WatCall):
         assert isinstance(expected, WatCall)
-        assert (action.body, action.args, action.is_module) == (expected.body, expected.args, False)
+        assert (action.body, action.args) == (expected.body, expected.args)
     elif isinstance(action, CatalogCall):
         assert isinstance(expected, CatalogCall)
         assert (action.name, action.args) == (expected.name, expected.args)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from agent.models.client import ChatModel, Message, Usage, estimate_usage
+from agent.models.messages import ChatModel, Message, Usage, estimate_usage
 from agent.models.scripted import ScriptedModel, apply_limits, parse_script_line, split_chunks
 from rt.errors import ConfigError, Interrupted, ModelAPIError
 

@@ -1,8 +1,11 @@
-"""The model client seam: message types, the ``ChatModel`` protocol and an OpenAI-compatible client.
+"""``OpenAIChatModel``: a ``ChatModel`` for any OpenAI-compatible ``/v1/chat/completions``
+endpoint, over httpx (the one seam to that service: it takes an httpx transport).
 
-Everything that talks to a language model goes through ``ChatModel.complete``. Two
-implementations ship: ``OpenAIChatModel`` (any ``/v1/chat/completions`` endpoint, over httpx)
-and ``agent.models.scripted.ScriptedModel`` (a replay queue for tests and ``--model script:FILE``).
+Everything that talks to a language model goes through ``ChatModel.complete``; the protocol
+and the message types are in ``agent.models.messages``. The other backends are
+``agent.models.local.LocalModel`` (a GGUF in-process) and ``agent.models.scripted.ScriptedModel``
+(a replay queue for tests and ``--model script:FILE``); ``agent.models.backends`` decides which
+one a setting means.
 
 ``OpenAIChatModel`` behaviour, in short:
 
@@ -51,24 +54,10 @@ from typing import Any, TypeVar
 
 import httpx
 
+from agent.config import GRAMMAR_MODES
 from agent.models.grammar import wants_grammar
-from agent.models.messages import (
-    CHARS_PER_TOKEN,
-    ChatModel,
-    Completion,
-    Message,
-    Role,
-    Usage,
-    check_cancel,
-    estimate_tokens,
-    estimate_usage,
-)
+from agent.models.messages import Completion, Message, Usage, check_cancel, estimate_usage
 from rt.errors import ConfigError, ModelAPIError
-
-__all__ = [  # the model seam's public types live in agent.models.messages and are re-exported here
-    "CHARS_PER_TOKEN", "ChatModel", "Completion", "Message", "OpenAIChatModel", "Role", "Usage",
-    "check_cancel", "estimate_tokens", "estimate_usage",
-]
 
 RETRY_AFTER_CAP_S = 30.0
 BACKOFF_CAP_S = 30.0
@@ -76,7 +65,6 @@ MAX_BODY_BYTES = 8 * 1024 * 1024
 MAX_ERROR_BODY_BYTES = 64 * 1024
 _STREAM_REJECT_STATUSES = frozenset({400, 404, 422, 501})
 _GRAMMAR_REJECT_STATUSES = frozenset({400, 422, 500})
-GRAMMAR_MODES = ("auto", "on", "off")
 PROBE_TIMEOUT_S = 5.0
 PROBE_MAX_BYTES = 1024 * 1024
 

@@ -32,8 +32,14 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from agent.models.client import Completion, Message, Usage, check_cancel, estimate_usage
 from agent.models.grammar import GRAMMAR_TRIGGER, REPLY_GBNF, wants_grammar
+from agent.models.messages import (
+    Completion,
+    Message,
+    Usage,
+    check_cancel,
+    estimate_usage,
+)
 from rt.errors import ConfigError, ModelAPIError
 
 __all__ = ["GRAMMAR_TRIGGER", "LocalModel", "llama_available", "wants_grammar"]
