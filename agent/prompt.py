@@ -96,9 +96,9 @@ def _examples(programs: Mapping[str, Program], names: Collection[str]) -> str:
             out.append(f"Task: {task}. A good first reply:\n<reasoning>{why}</reasoning>\n{call}")
     cat = _pick(programs, CATALOG_EXAMPLES)
     if cat is not None:
-        args = ", ".join(quote_arg(a) for a in cat.examples[0].args)
+        quoted = ", ".join(quote_arg(a) for a in cat.examples[0].args)
         call = format_action(CatalogCall(cat.name, tuple(cat.examples[0].args)))
-        out.append(f"Task: {cat.description.rstrip('.')}, with {args}. A good first reply:\n{call}")
+        out.append(f"Task: {cat.description.rstrip('.')}, with {quoted}. A good first reply:\n{call}")
     return ("Examples:\n" + "\n\n".join(out)) if out else ""
 
 

@@ -63,7 +63,8 @@ class _Inflater:
 
 
 def _encoding_of(response: httpx.Response) -> str:
-    codings = [c.strip().lower() for c in response.headers.get("content-encoding", "").split(",")]
+    header: str = response.headers.get("content-encoding", "")
+    codings = [c.strip().lower() for c in header.split(",")]
     codings = [c for c in codings if c and c != "identity"]
     if not codings:
         return "identity"

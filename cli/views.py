@@ -176,9 +176,10 @@ def _model_file_checks(choice: ModelChoice) -> list[tuple[bool, str]]:
     from agent.models.backends import Backend
     from agent.models.local import INSTALL_HINT, llama_available
 
-    path = choice.path
-    checks = [(path.is_file(), f"{choice.backend.value} model file: {path}" + ("" if path.is_file() else " (not found)"))]
-    if choice.backend is Backend.LOCAL:
+    path, backend = choice.path, choice.backend
+    assert path is not None and backend is not None  # a script: or local: spec names its file
+    checks = [(path.is_file(), f"{backend.value} model file: {path}" + ("" if path.is_file() else " (not found)"))]
+    if backend is Backend.LOCAL:
         library = llama_available()
         checks.append((library, "llama-cpp-python installed" if library else f"llama-cpp-python missing: {INSTALL_HINT}"))
     return checks
@@ -203,18 +204,18 @@ def _default_local_checks(home: Path) -> list[tuple[bool, str]]:
     return [(False, f"no model: {endpoint}, or {INSTALL_HINT} && watt model pull")]
 
 
-def _endpoint_checks(settings: Settings) -> list[tuple[bool, str]]:
+def _endpoint_checks(settings: Settings, base_url: str) -> list[tuple[bool, str]]:
     """An OpenAI-compatible endpoint: the key, whether it answers, whether it lists the model."""
     from agent.models.backends import is_local_endpoint
     from agent.models.client import OpenAIChatModel
     from rt.errors import WattError
 
-    checks = [(True, f"endpoint configured: {settings.base_url}")]
-    local = is_local_endpoint(settings.base_url)
+    checks = [(True, f"endpoint configured: {base_url}")]
+    local = is_local_endpoint(base_url)
     checks.append((bool(settings.api_key) or local, "API key present" if settings.api_key else
                    ("no API key (not needed for a local endpoint)" if local else "no API key: set WATT_API_KEY")))
     try:
-        client = OpenAIChatModel(settings.base_url, settings.api_key, settings.model or "-", max_retries=0, timeout_s=5)
+        client = OpenAIChatModel(base_url, settings.api_key, settings.model or "-", max_retries=0, timeout_s=5)
         models = client.list_models()
         client.close()
     except WattError as exc:
@@ -234,8 +235,8 @@ def _model_checks(settings: Settings) -> list[tuple[bool, str]]:
     choice = choose_model(settings)
     if choice.backend in (Backend.SCRIPT, Backend.LOCAL) and not choice.default:
         return _model_file_checks(choice)
-    if choice.backend is Backend.ENDPOINT:
-        return _endpoint_checks(settings)
+    if choice.backend is Backend.ENDPOINT and settings.base_url:
+        return _endpoint_checks(settings, settings.base_url)
     return _default_local_checks(settings.home)
 
 

@@ -529,7 +529,7 @@ class OpenAIChatModel:
                 self._wait(delay, cancel)
 
     def _backoff(self, attempt: int) -> float:
-        base = self._backoff_base_s * 2 ** (attempt - 1)
+        base = self._backoff_base_s * 2.0 ** (attempt - 1)
         return min(BACKOFF_CAP_S, base * (0.5 + self._rng.random()))
 
     def _wait(self, delay: float, cancel: threading.Event | None) -> None:
