@@ -60,7 +60,12 @@ class LazyAssistant:
         self._model: ChatModel | None = None
 
     def __call__(
-        self, instruction: str, text: str, *, single_line: bool, cancel: threading.Event | None = None
+        self,
+        instruction: str,
+        text: str,
+        *,
+        single_line: bool,
+        cancel: threading.Event | None = None,
     ) -> str:
         if self._model is None:
             self._model = self._factory()
@@ -101,7 +106,9 @@ class Parts:
 
     def reload_catalog(self) -> None:
         """Load the catalog directories again (after a program was written)."""
-        self.catalog, self.catalog_errors = Catalog.load(catalog_dirs(self.settings.home, self.settings.catalog))
+        self.catalog, self.catalog_errors = Catalog.load(
+            catalog_dirs(self.settings.home, self.settings.catalog)
+        )
 
     def save_last_program(self, name: str) -> Saved:
         """``/save NAME``: the session's last successful program into the user catalog, its
@@ -155,6 +162,7 @@ def open_parts(
     if use_session:
         opened = SessionStore(settings.home).open(session or settings.session)
     try:
+
         def factory() -> ChatModel:
             return model if model is not None else make_model(settings, model_spec)
 
@@ -177,7 +185,9 @@ def open_parts(
         granted = set(registry.names())
         if not settings.ai:
             granted.discard("ai")
-        runtime = Runtime(registry.functions(), limits=settings.limits, cache_dir=settings.cache_dir)
+        runtime = Runtime(
+            registry.functions(), limits=settings.limits, cache_dir=settings.cache_dir
+        )
         catalog, errors = Catalog.load(catalog_dirs(settings.home, settings.catalog))
         return Parts(settings, registry, runtime, catalog, errors, granted, opened, shared_model)
     except BaseException:
@@ -213,7 +223,9 @@ def run_program(
     full = apply_defaults(source.program, args) if source.program is not None else list(args)
     uses_kv = "kv" in body_capabilities(source.body)
     with open_parts(settings, model_spec=model_spec, use_session=uses_kv) as parts:
-        return parts.runtime.run(source.body, full, granted=parts.granted, line_offset=source.line_offset)
+        return parts.runtime.run(
+            source.body, full, granted=parts.granted, line_offset=source.line_offset
+        )
 
 
 HISTORY_TURNS = 8
@@ -240,7 +252,9 @@ def ask(
 ) -> Iterator[Event]:
     """Run one task through the loop; with a session, the turn is saved whole or not at all."""
     s = parts.settings
-    loop_settings = LoopSettings(s.max_steps, s.max_retries, s.max_tokens_total, s.observation_chars, parts.granted)
+    loop_settings = LoopSettings(
+        s.max_steps, s.max_retries, s.max_tokens_total, s.observation_chars, parts.granted
+    )
     model, system_prompt = parts.model, parts.system_prompt()
     if parts.session is None:
         yield from run_task(

@@ -98,11 +98,24 @@ def mask_key(key: str | None) -> str:
 
 
 _TYPES: dict[str, type] = {
-    "base_url": str, "api_key": str, "model": str, "fuel": int, "memory": int,
-    "timeout": float, "max_source_bytes": int, "max_result_bytes": int,
-    "allow_domains": tuple, "fs_root": Path, "ai": bool, "max_steps": int,
-    "max_retries": int, "max_tokens_total": int, "catalog": tuple, "session": str,
-    "observation_chars": int, "grammar": str,
+    "base_url": str,
+    "api_key": str,
+    "model": str,
+    "fuel": int,
+    "memory": int,
+    "timeout": float,
+    "max_source_bytes": int,
+    "max_result_bytes": int,
+    "allow_domains": tuple,
+    "fs_root": Path,
+    "ai": bool,
+    "max_steps": int,
+    "max_retries": int,
+    "max_tokens_total": int,
+    "catalog": tuple,
+    "session": str,
+    "observation_chars": int,
+    "grammar": str,
 }
 GrammarMode = Literal["auto", "on", "off"]
 GRAMMAR_MODES: tuple[GrammarMode, ...] = get_args(GrammarMode)
@@ -124,7 +137,9 @@ def read_config_file(path: Path) -> dict[str, Any]:
         raise ConfigError(f"{path}: {exc}") from exc
     unknown = sorted(set(data) - set(_TYPES))
     if unknown:
-        raise ConfigError(f"{path}: unknown key {unknown[0]!r}; known keys: {', '.join(sorted(_TYPES))}")
+        raise ConfigError(
+            f"{path}: unknown key {unknown[0]!r}; known keys: {', '.join(sorted(_TYPES))}"
+        )
     return data
 
 
@@ -170,7 +185,9 @@ def _grammar_choice(value: Any, origin: str) -> GrammarMode:
     raise ConfigError(f"{origin}: grammar must be auto, on or off, got {value!r}")
 
 
-def load_settings(overrides: dict[str, Any] | None = None, *, environ: dict[str, str] | None = None) -> Settings:
+def load_settings(
+    overrides: dict[str, Any] | None = None, *, environ: dict[str, str] | None = None
+) -> Settings:
     """Settings from config file < environment < ``overrides`` (flags; None means unset)."""
     env = dict(os.environ if environ is None else environ)
     home = Path(env["WATT_HOME"]).expanduser() if env.get("WATT_HOME") else Path.home() / ".watt"
@@ -182,7 +199,9 @@ def load_settings(overrides: dict[str, Any] | None = None, *, environ: dict[str,
         values[key] = _coerce(key, value, str(config_path))
         sources[key] = "config.toml"
     env_keys = {
-        "base_url": "WATT_BASE_URL", "api_key": "WATT_API_KEY", "model": "WATT_MODEL",
+        "base_url": "WATT_BASE_URL",
+        "api_key": "WATT_API_KEY",
+        "model": "WATT_MODEL",
         "grammar": "WATT_GRAMMAR",
     }
     if not env.get("WATT_API_KEY") and env.get("OPENAI_API_KEY"):

@@ -44,7 +44,9 @@ def success(step: int, result: RunResult, limit: int) -> str:
     )
     notes = _notes(result.notes)
     if result.ok:
-        return f"[Observation (step {step})] Execution result:\n{fence(truncate(body, limit))}{notes}"
+        return (
+            f"[Observation (step {step})] Execution result:\n{fence(truncate(body, limit))}{notes}"
+        )
     why = result.failure or f"the program returned status {result.status} {result.status_name}"
     meaning = _meaning(result.status)
     return (
@@ -68,7 +70,9 @@ def _notes(notes: Sequence[str]) -> str:
     return "\nRewritten: " + "; ".join(shown)
 
 
-def failure(step: int, error: str, limit: int, partial: RunResult | None = None, hint: str = "") -> str:
+def failure(
+    step: int, error: str, limit: int, partial: RunResult | None = None, hint: str = ""
+) -> str:
     body = error
     if partial is not None and (partial.results or partial.debug):
         body += "\n" + _block("results before the stop", partial.results)

@@ -74,7 +74,10 @@ Action = WatCall | CatalogCall | Response
 
 NO_TOOLCALL = "no ToolCall: whole text taken as the answer"
 
-_CALL = re.compile(r"tool[ \t]*_?call[ \t]*(::?|\.)[ \t]*([a-z][a-z0-9_]*(?:\.[a-z][a-z0-9_]*)*)[ \t]*(\(?)", re.IGNORECASE)
+_CALL = re.compile(
+    r"tool[ \t]*_?call[ \t]*(::?|\.)[ \t]*([a-z][a-z0-9_]*(?:\.[a-z][a-z0-9_]*)*)[ \t]*(\(?)",
+    re.IGNORECASE,
+)
 _CANONICAL = frozenset({"ToolCall::Wat(", "ToolCall::Catalog(", "ToolCall::Response("})
 _NAMES = {
     "wat": ActionKind.WAT,

@@ -131,7 +131,7 @@ def measure(n: int, use_session: bool) -> tuple[list[float], dict[str, list[floa
 
 def main() -> None:
     n = int(sys.argv[1]) if len(sys.argv) > 1 else 200
-    print(f"agent loop overhead, {n} turns of Catalog(\"upper\", \"x\") + Response (medians)")
+    print(f'agent loop overhead, {n} turns of Catalog("upper", "x") + Response (medians)')
     for use_session in (True, False):
         overheads, parts_ms = measure(n, use_session)
         med = statistics.median(overheads)
@@ -140,11 +140,15 @@ def main() -> None:
         label = "with a session" if use_session else "no session"
         print(f"  {label}: {med:.3f} ms per turn (p90 {p90:.3f}), {per_step:.3f} ms per step; "
               f"target <= 5 ms per cached catalog step: {per_step / 5:.2f}x of it")  # fmt: skip
-        shown = ", ".join(f"{k} {statistics.median(v):.3f}" for k, v in parts_ms.items() if k != "model")
+        shown = ", ".join(
+            f"{k} {statistics.median(v):.3f}" for k, v in parts_ms.items() if k != "model"
+        )
         model = statistics.median(parts_ms["model"])
         print(f"      per turn, ms: {shown}; model (excluded) {model:.3f}")
         if use_session and n >= 40:
-            early, late = (statistics.median(parts_ms["history"][s]) for s in (slice(20), slice(-20, None)))
+            early, late = (
+                statistics.median(parts_ms["history"][s]) for s in (slice(20), slice(-20, None))
+            )
             print(f"      history compaction grows with the session: {early:.3f} ms at turn ~30, "
                   f"{late:.3f} ms at turn ~{n + 10} ({late / max(early, 1e-9):.1f}x)")  # fmt: skip
 

@@ -60,7 +60,9 @@ def timed(fn, rounds: int = 7) -> float:
 def raw_loop(with_call: bool):
     engine = get_engine()
     linker = wasmtime.Linker(engine)
-    ty = wasmtime.FuncType([wasmtime.ValType.i32()], [wasmtime.ValType.i32(), wasmtime.ValType.i32()])
+    ty = wasmtime.FuncType(
+        [wasmtime.ValType.i32()], [wasmtime.ValType.i32(), wasmtime.ValType.i32()]
+    )
     linker.define_func("h", "empty", ty, lambda p: (0, 0))
     call = "(call $empty (i32.const 8)) (drop) (drop)" if with_call else ""
     pre = linker.instantiate_pre(wasmtime.Module(engine, RAW_MODULE.format(call=call, n=N)))

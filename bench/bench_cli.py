@@ -23,7 +23,9 @@ def wall(cmd: list[str], env: dict[str, str]) -> float:
     samples = []
     for _ in range(RUNS):
         t0 = time.perf_counter()
-        subprocess.run(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False)
+        subprocess.run(
+            cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False
+        )
         samples.append((time.perf_counter() - t0) * 1000)
     return statistics.median(samples)
 

@@ -63,14 +63,25 @@ def raw_runner(runtime: Runtime, body: str):
     engine = runtime.engine
     linker = wasmtime.Linker(engine)
     for f in [*SysCapability().functions(), NOP]:
-        linker.define_func(f.namespace, f.name, _functype(f), lambda *a, _f=f: 0 if len(_f.results) == 1 else (0, 0) if _f.results else None)
+        linker.define_func(
+            f.namespace,
+            f.name,
+            _functype(f),
+            lambda *a, _f=f: 0 if len(_f.results) == 1 else (0, 0) if _f.results else None,
+        )
     module = wasmtime.Module(engine, prepared.assembled.wat)
     pre = linker.instantiate_pre(module)
     lim = runtime.limits
 
     def run() -> None:
         store = wasmtime.Store(engine)
-        store.set_limits(memory_size=lim.memory_bytes, table_elements=lim.table_elements, instances=1, tables=1, memories=1)
+        store.set_limits(
+            memory_size=lim.memory_bytes,
+            table_elements=lim.table_elements,
+            instances=1,
+            tables=1,
+            memories=1,
+        )
         store.set_fuel(lim.fuel)
         store.set_epoch_deadline(1)
         inst = pre.instantiate(store)
@@ -80,7 +91,10 @@ def raw_runner(runtime: Runtime, body: str):
 
 
 def cached_runs(runtime: Runtime) -> None:
-    for label, body, n, target in (("trivial body", TRIVIAL, 2000, 1.5), ("100 host calls", HOST_CALLS, 200, 1.2)):
+    for label, body, n, target in (
+        ("trivial body", TRIVIAL, 2000, 1.5),
+        ("100 host calls", HOST_CALLS, 200, 1.2),
+    ):
         runtime.run(body)
         raw = raw_runner(runtime, body)
         for _ in range(50):
@@ -88,7 +102,9 @@ def cached_runs(runtime: Runtime) -> None:
             runtime.run(body)
         t_raw = best_of(raw, n)
         t_watt = best_of(lambda b=body: runtime.run(b), n)
-        print(f"   {label:<15} raw {t_raw * 1e6:8.1f} us  watt {t_watt * 1e6:8.1f} us  ratio {t_watt / t_raw:.2f}x (target <= {target}x)")
+        print(
+            f"   {label:<15} raw {t_raw * 1e6:8.1f} us  watt {t_watt * 1e6:8.1f} us  ratio {t_watt / t_raw:.2f}x (target <= {target}x)"
+        )
 
 
 def sixty_line_body(seed: int) -> str:
@@ -96,12 +112,19 @@ def sixty_line_body(seed: int) -> str:
     for i in range(28):
         lines.append(f'(call $str.len "line {seed}-{i}") (local.set $e) (local.set $n)')
         lines.append("(local.set $acc (i32.add (local.get $acc) (local.get $n)))")
-    lines += ["(call $str.from_i32 (local.get $acc)) (local.set $e) (local.set $out)", "(check $e)", "(resv $out)", "(i32.const 0)"]
+    lines += [
+        "(call $str.from_i32 (local.get $acc)) (local.set $e) (local.set $out)",
+        "(check $e)",
+        "(resv $out)",
+        "(i32.const 0)",
+    ]
     return "\n".join(lines)
 
 
 def child(cache_dir: str, body: str) -> None:
-    runtime = Runtime([*SysCapability().functions(), *StrCapability().functions()], cache_dir=Path(cache_dir))
+    runtime = Runtime(
+        [*SysCapability().functions(), *StrCapability().functions()], cache_dir=Path(cache_dir)
+    )
     result = runtime.run(body, ["x"])
     print(json.dumps({"compile_ms": result.timings.compile_ms, "cache": result.cache}))
 
@@ -120,7 +143,9 @@ def main() -> None:
         every = os.sched_getaffinity(0)
         os.sched_setaffinity(0, {min(every)})
         print(f"   the same, pinned to CPU {min(every)} (no cross-core wake-ups):")
-        cached_runs(Runtime([*SysCapability().functions(), NOP], limits=Limits()))  # its worker inherits the pin
+        cached_runs(
+            Runtime([*SysCapability().functions(), NOP], limits=Limits())
+        )  # its worker inherits the pin
         os.sched_setaffinity(0, every)
 
     print("2. cold preprocess + compile of a 60-line body")
@@ -132,7 +157,9 @@ def main() -> None:
         t0 = time.perf_counter()
         rt2.prepare(body)
         times.append((time.perf_counter() - t0) * 1000)
-    print(f"   median {statistics.median(times):.2f} ms over {len(times)} distinct bodies (target <= 10 ms)")
+    print(
+        f"   median {statistics.median(times):.2f} ms over {len(times)} distinct bodies (target <= 10 ms)"
+    )
 
     print("3. disk cache: compile step of a new process's first run")
     with tempfile.TemporaryDirectory() as tmp:
@@ -144,13 +171,20 @@ def main() -> None:
             if empty:
                 for f in cache.glob("*.cwasm"):
                     f.unlink()
-            out = subprocess.run([sys.executable, __file__, "--child", str(cache), str(body_file)], capture_output=True, text=True, check=True)
+            out = subprocess.run(
+                [sys.executable, __file__, "--child", str(cache), str(body_file)],
+                capture_output=True,
+                text=True,
+                check=True,
+            )
             return json.loads(out.stdout)["compile_ms"]
 
         cold = statistics.median(fresh(True) for _ in range(5))
         fresh(True)
         warm = statistics.median(fresh(False) for _ in range(5))
-        print(f"   empty cache {cold:.2f} ms  on disk {warm:.2f} ms  ratio {cold / warm:.1f}x less (target >= 5x)")
+        print(
+            f"   empty cache {cold:.2f} ms  on disk {warm:.2f} ms  ratio {cold / warm:.1f}x less (target >= 5x)"
+        )
 
 
 if __name__ == "__main__":

@@ -47,7 +47,12 @@ class Assistant(Protocol):
     """
 
     def __call__(
-        self, instruction: str, text: str, *, single_line: bool, cancel: threading.Event | None = None
+        self,
+        instruction: str,
+        text: str,
+        *,
+        single_line: bool,
+        cancel: threading.Event | None = None,
     ) -> str: ...
 
 
@@ -118,7 +123,9 @@ class AiCapability:
         self.session_calls = 0
         self.session_seconds = 0.0
 
-    def assist(self, ctx: RunContext, input_ptr: int, instruction_ptr: int, flags: int) -> tuple[int, int]:
+    def assist(
+        self, ctx: RunContext, input_ptr: int, instruction_ptr: int, flags: int
+    ) -> tuple[int, int]:
         assistant = self.assistant
         if assistant is None:
             raise GuestError(Err.EACCESS, "no ai assistant granted")
@@ -134,13 +141,15 @@ class AiCapability:
             )
         if self.session_seconds >= self.max_seconds_per_session:
             raise GuestError(
-                Err.ENOMEM, f"the session's {self.max_seconds_per_session:g} s of ai time are used up"
+                Err.ENOMEM,
+                f"the session's {self.max_seconds_per_session:g} s of ai time are used up",
             )
         if ctx.cancel.is_set() or ctx.remaining() <= 0:
             raise GuestError(Err.EREMOTE, "no time left in this run for an ai call")
         if ctx.buffer_len(input_ptr) + ctx.buffer_len(instruction_ptr) > self.max_input_bytes:
             raise GuestError(
-                Err.ENOMEM, f"input and instruction exceed {self.max_input_bytes} bytes; use str.chunk"
+                Err.ENOMEM,
+                f"input and instruction exceed {self.max_input_bytes} bytes; use str.chunk",
             )
         text = ctx.read_bytes(input_ptr)
         instruction = ctx.read_bytes(instruction_ptr)

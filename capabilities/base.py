@@ -26,13 +26,17 @@ class Capability(Protocol):
     def functions(self) -> list[HostFunction]: ...
 
 
-def host(namespace: str, name: str, shape: str, impl: HostImpl, doc: str, *, fallible: bool = True) -> HostFunction:
+def host(
+    namespace: str, name: str, shape: str, impl: HostImpl, doc: str, *, fallible: bool = True
+) -> HostFunction:
     """One host function, declared by its shape: ``"s start end -> ptr err"`` names the
     parameters and results the prompt shows, and each is an i32 (every capability declares
     its functions this way: ``fn = partial(host, self.namespace)``, then one line each)."""
     params, _, results = shape.partition("->")
     p, r = tuple(params.split()), tuple(results.split())
-    return HostFunction(namespace, name, ("i32",) * len(p), ("i32",) * len(r), impl, doc, fallible, p, r)
+    return HostFunction(
+        namespace, name, ("i32",) * len(p), ("i32",) * len(r), impl, doc, fallible, p, r
+    )
 
 
 def describe(cap: Capability) -> str:

@@ -24,7 +24,11 @@ class DebugCapability:
     def log(self, ctx: RunContext, ptr: int) -> None:
         try:
             n = ctx.buffer_len(ptr)
-            line = ctx.read_str(ptr) if n <= MAX_LINE_BYTES else f"<a {n}-byte line, over the {MAX_LINE_BYTES}-byte cap>"
+            line = (
+                ctx.read_str(ptr)
+                if n <= MAX_LINE_BYTES
+                else f"<a {n}-byte line, over the {MAX_LINE_BYTES}-byte cap>"
+            )
         except GuestError:
             line = f"<bad pointer {ptr & U32}>"
         ctx.log(line)

@@ -236,7 +236,7 @@ def _atomic_write(dfd: int, name: str, data: bytes, mode: int | None) -> None:
                 os.fchmod(fd, mode)
             view = memoryview(data)
             while view:
-                view = view[os.write(fd, view):]
+                view = view[os.write(fd, view) :]
             os.fsync(fd)
         finally:
             os.close(fd)
@@ -290,8 +290,9 @@ class FsCapability:
         self.files_created = 0
 
     # ---- plumbing ------------------------------------------------------------------------
-    def _begin(self, ctx: RunContext, path_ptr: int, *, allow_root: bool = False,
-               dir_slash: bool = False) -> tuple[list[str], str]:
+    def _begin(
+        self, ctx: RunContext, path_ptr: int, *, allow_root: bool = False, dir_slash: bool = False
+    ) -> tuple[list[str], str]:
         if self.root is None:
             raise GuestError(Err.EACCESS, NO_ROOT)
         calls = ctx.state(self.namespace, _RunCalls)
@@ -333,8 +334,9 @@ class FsCapability:
         return self._open_dir(fd, name, shown, create=False, wrong=wrong)
 
     @contextmanager
-    def _dir(self, parts: list[str], shown: str, *, create: bool = False,
-             last: Err = Err.ENOENT) -> Iterator[int]:
+    def _dir(
+        self, parts: list[str], shown: str, *, create: bool = False, last: Err = Err.ENOENT
+    ) -> Iterator[int]:
         """An fd of the directory reached by ``parts``; ``last`` is the code if the final
         component is not a directory (intermediate ones are ENOENT, or EACCESS when creating)."""
         if self.root is None:

@@ -99,28 +99,47 @@ class HttpCapability:
         url = ctx.read_str(url_ptr, MAX_URL_BYTES, "url")
         body = ctx.read_bytes(body_ptr, self.max_request_bytes, "request body")
         content_type = ctx.read_str(type_ptr, MAX_CONTENT_TYPE_CHARS * 4, "content type").strip()
-        if len(content_type) > MAX_CONTENT_TYPE_CHARS or not all(" " <= c <= "~" for c in content_type):
-            raise GuestError(Err.EPARSE, "content type must be printable ASCII, at most 200 characters")
+        if len(content_type) > MAX_CONTENT_TYPE_CHARS or not all(
+            " " <= c <= "~" for c in content_type
+        ):
+            raise GuestError(
+                Err.EPARSE, "content type must be printable ASCII, at most 200 characters"
+            )
         return ctx.alloc_bytes(self.request(ctx, "POST", url, body, content_type)), 0
 
     # ---- the shared path ---------------------------------------------------------------------
-    def request(self, ctx: RunContext, method: str, url: str, body: bytes | None = None,
-                content_type: str = "") -> bytes:
+    def request(
+        self,
+        ctx: RunContext,
+        method: str,
+        url: str,
+        body: bytes | None = None,
+        content_type: str = "",
+    ) -> bytes:
         """Run one request for the guest: quotas, deadline, fetch. Raises ``GuestError``."""
         state: _RunState = ctx.state(self.namespace, _RunState)
         if state.calls >= self.max_calls_per_run:
-            raise GuestError(Err.ENOMEM, f"http call limit reached ({self.max_calls_per_run} per run)")
+            raise GuestError(
+                Err.ENOMEM, f"http call limit reached ({self.max_calls_per_run} per run)"
+            )
         if self.session_calls >= self.max_calls_per_session:
-            raise GuestError(Err.ENOMEM, f"http call limit reached ({self.max_calls_per_session} per session)")
+            raise GuestError(
+                Err.ENOMEM, f"http call limit reached ({self.max_calls_per_session} per session)"
+            )
         time_left = self.max_seconds_per_session - self.session_seconds
         if time_left <= 0:
-            raise GuestError(Err.ENOMEM, f"http time limit reached ({self.max_seconds_per_session:g} s per session)")
+            raise GuestError(
+                Err.ENOMEM,
+                f"http time limit reached ({self.max_seconds_per_session:g} s per session)",
+            )
         state.calls += 1
         self.session_calls += 1
         from capabilities.netguard import Deadline
 
         started = time.monotonic()
-        deadline = Deadline.after(min(self.request_timeout_s, ctx.remaining(), time_left), ctx.cancel)
+        deadline = Deadline.after(
+            min(self.request_timeout_s, ctx.remaining(), time_left), ctx.cancel
+        )
         headers = {"User-Agent": USER_AGENT, "Accept-Encoding": ACCEPT_ENCODING}
         if content_type:
             headers["Content-Type"] = content_type
@@ -132,8 +151,15 @@ class HttpCapability:
             import httpx
 
             self._tls = httpx.create_ssl_context(trust_env=False)
-        fetcher = Fetcher(grants, self._resolver or netguard.system_resolver, self._transport, self.max_body_bytes,
-                          self.max_redirects, ctx.log, self._tls)
+        fetcher = Fetcher(
+            grants,
+            self._resolver or netguard.system_resolver,
+            self._transport,
+            self.max_body_bytes,
+            self.max_redirects,
+            ctx.log,
+            self._tls,
+        )
         try:
             data = fetcher.fetch(method, url, body, headers, deadline)
         finally:
@@ -158,4 +184,3 @@ def _is_utf8(data: bytes) -> bool:
     except UnicodeDecodeError:
         return False
     return True
-

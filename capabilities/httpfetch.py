@@ -87,7 +87,9 @@ def read_body(
         if len(out) > cap:
             if truncate:
                 return bytes(out[:cap])
-            raise GuestError(Err.ENOMEM, f"response body exceeds the {cap}-byte cap (after decoding)")
+            raise GuestError(
+                Err.ENOMEM, f"response body exceeds the {cap}-byte cap (after decoding)"
+            )
     return bytes(out)
 
 
@@ -102,7 +104,11 @@ def _error_detail(response: httpx.Response, deadline: Deadline) -> str:
     detail = f"HTTP {response.status_code} {response.reason_phrase} from {_origin(response.url)}"
     try:
         head = read_body(
-            response.iter_raw(), _encoding_of(response), ERROR_SNIPPET_BYTES, deadline, truncate=True
+            response.iter_raw(),
+            _encoding_of(response),
+            ERROR_SNIPPET_BYTES,
+            deadline,
+            truncate=True,
         )
     except (GuestError, httpx.HTTPError, httpx.StreamError):
         return detail
@@ -122,16 +128,29 @@ class Fetcher:
     log: Callable[[str], None]
     tls: ssl.SSLContext | None = None  # shared across calls: building one costs ~20 ms
 
-    def fetch(self, method: str, url_text: str, body: bytes | None, headers: dict[str, str],
-              deadline: Deadline) -> bytes:
+    def fetch(
+        self,
+        method: str,
+        url_text: str,
+        body: bytes | None,
+        headers: dict[str, str],
+        deadline: Deadline,
+    ) -> bytes:
         url = check_url(url_text, self.grants)
         own_transport = self.transport is None
-        transport = self.transport or PinnedTransport(self.grants, self.resolver, deadline, self.tls)
-        client = httpx.Client(transport=transport, trust_env=False, follow_redirects=False,
-                              timeout=httpx.Timeout(max(deadline.remaining(), 0.001)))
+        transport = self.transport or PinnedTransport(
+            self.grants, self.resolver, deadline, self.tls
+        )
+        client = httpx.Client(
+            transport=transport,
+            trust_env=False,
+            follow_redirects=False,
+            timeout=httpx.Timeout(max(deadline.remaining(), 0.001)),
+        )
         try:
-            return self._hops(client, client.build_request(method, url, content=body, headers=headers),
-                              deadline)
+            return self._hops(
+                client, client.build_request(method, url, content=body, headers=headers), deadline
+            )
         except httpx.TimeoutException as exc:
             raise GuestError(
                 Err.EREMOTE,
@@ -139,7 +158,9 @@ class Fetcher:
                 f" ({type(exc).__name__}) for {_origin(url)}",
             ) from exc
         except (httpx.HTTPError, httpx.StreamError, httpx.InvalidURL) as exc:
-            raise GuestError(Err.EREMOTE, f"{type(exc).__name__}: {exc} for {_origin(url)}") from exc
+            raise GuestError(
+                Err.EREMOTE, f"{type(exc).__name__}: {exc} for {_origin(url)}"
+            ) from exc
         finally:
             if own_transport:
                 client.close()
@@ -147,7 +168,9 @@ class Fetcher:
     def _hops(self, client: httpx.Client, request: httpx.Request, deadline: Deadline) -> bytes:
         for _hop in range(self.max_redirects + 1):
             if deadline.expired():
-                raise GuestError(Err.EREMOTE, f"whole-request deadline passed before {_origin(request.url)}")
+                raise GuestError(
+                    Err.EREMOTE, f"whole-request deadline passed before {_origin(request.url)}"
+                )
             response = client.send(request, stream=True)
             try:
                 if response.status_code >= 400:
@@ -156,7 +179,9 @@ class Fetcher:
                     return self._body(response, deadline)
                 location = response.headers.get("location", "")
                 if "\\" in location:
-                    raise GuestError(Err.EACCESS, "redirect Location contains a backslash (refused)")
+                    raise GuestError(
+                        Err.EACCESS, "redirect Location contains a backslash (refused)"
+                    )
                 request = response.next_request
                 check_url(str(request.url), self.grants, what="redirect target")
                 self.log(f"http: {response.status_code} redirect to {_origin(request.url)}")
@@ -168,5 +193,8 @@ class Fetcher:
         encoding = _encoding_of(response)
         declared = response.headers.get("content-length", "")
         if encoding == "identity" and declared.isdigit() and int(declared) > self.max_body_bytes:
-            raise GuestError(Err.ENOMEM, f"response of {declared} bytes exceeds the {self.max_body_bytes}-byte cap")
+            raise GuestError(
+                Err.ENOMEM,
+                f"response of {declared} bytes exceeds the {self.max_body_bytes}-byte cap",
+            )
         return read_body(response.iter_raw(), encoding, self.max_body_bytes, deadline)

@@ -105,7 +105,9 @@ class Grants:
         for raw in allow:
             text = raw.strip()
             if not text or _CONTROL_OR_SPACE.search(text) or any(c in text for c in "/\\@?#"):
-                raise CapabilityError(f"bad --allow-domain entry {raw!r}: expected HOST or HOST:PORT")
+                raise CapabilityError(
+                    f"bad --allow-domain entry {raw!r}: expected HOST or HOST:PORT"
+                )
             try:
                 url = httpx.URL(f"http://{text}/")
                 host = normalise_host(url.raw_host.decode("ascii"))
@@ -160,7 +162,9 @@ def check_url(text: str, grants: Grants, *, what: str = "URL") -> httpx.URL:
     if _CONTROL_OR_SPACE.search(text):
         raise GuestError(Err.EPARSE, f"{what} contains whitespace or control characters")
     if "\\" in text:
-        raise GuestError(Err.EACCESS, f"{what} contains a backslash (refused: parsers disagree on it)")
+        raise GuestError(
+            Err.EACCESS, f"{what} contains a backslash (refused: parsers disagree on it)"
+        )
     try:
         url = httpx.URL(text)
         raw_host = url.raw_host.decode("ascii")
@@ -168,7 +172,9 @@ def check_url(text: str, grants: Grants, *, what: str = "URL") -> httpx.URL:
     except (httpx.InvalidURL, UnicodeError, ValueError) as exc:
         raise GuestError(Err.EPARSE, f"cannot parse {what}: {exc}") from exc
     if url.scheme not in DEFAULT_PORTS:
-        raise GuestError(Err.EACCESS, f"scheme {url.scheme or '(none)'!r} refused: only http and https")
+        raise GuestError(
+            Err.EACCESS, f"scheme {url.scheme or '(none)'!r} refused: only http and https"
+        )
     if url.userinfo or "@" in re.split(r"[/?#]", text.split("//", 1)[-1], maxsplit=1)[0]:
         raise GuestError(Err.EACCESS, f"{what} with user info (user@host) refused")
     if not raw_host:
@@ -231,7 +237,9 @@ def vet_address(ip: IPAddress, host: str, port: int, grants: Grants) -> None:
         return
     hint = ""
     if ip.is_loopback:
-        hint = f"; only an explicit grant of {hostport(str(ip), port)} or localhost:{port} allows it"
+        hint = (
+            f"; only an explicit grant of {hostport(str(ip), port)} or localhost:{port} allows it"
+        )
     raise GuestError(
         Err.EACCESS,
         f"{hostport(host, port)} resolves to {ip}, which is {reason}: refused{hint}",
@@ -383,7 +391,11 @@ class PinnedTransport(httpx.HTTPTransport):
     """
 
     def __init__(
-        self, grants: Grants, resolver: Resolver, deadline: Deadline, tls: ssl.SSLContext | None = None
+        self,
+        grants: Grants,
+        resolver: Resolver,
+        deadline: Deadline,
+        tls: ssl.SSLContext | None = None,
     ) -> None:
         self._pool = httpcore.ConnectionPool(
             ssl_context=tls or httpx.create_ssl_context(trust_env=False),

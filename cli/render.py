@@ -37,7 +37,9 @@ def shown(text: str, style: str = "") -> Text:
 
 def program_view(program: str) -> Syntax:
     """A WAT program with syntax highlighting (pygments' WebAssembly lexer), inert."""
-    return Syntax(inert(program.strip("\n")), "wast", theme="ansi_dark", line_numbers=False, word_wrap=True)
+    return Syntax(
+        inert(program.strip("\n")), "wast", theme="ansi_dark", line_numbers=False, word_wrap=True
+    )
 
 
 class RichRenderer:
@@ -67,7 +69,12 @@ class RichRenderer:
         elif isinstance(event, ToolResult):
             self._result(event)
         elif isinstance(event, Retry):
-            c.print(shown(f"  compile error, asking for a repair ({event.attempt}): {event.reason}", style="yellow"))
+            c.print(
+                shown(
+                    f"  compile error, asking for a repair ({event.attempt}): {event.reason}",
+                    style="yellow",
+                )
+            )
         elif isinstance(event, ResponseEvent):
             tag = " (forced at the step limit)" if event.forced and not event.unverified else ""
             if event.unverified:
@@ -84,7 +91,9 @@ class RichRenderer:
         elif isinstance(event, ErrorEvent):
             c.print(shown(f"error: {event.message}", style="bold red"))
         else:  # a kind this view does not know yet: its fields, on one line
-            fields = ", ".join(f"{k}={v}" for k, v in event.to_dict().items() if k not in ("kind", "step"))
+            fields = ", ".join(
+                f"{k}={v}" for k, v in event.to_dict().items() if k not in ("kind", "step")
+            )
             c.print(Text(f"  {event.kind.value} (step {event.step}): {_clip(fields)}", style="dim"))
 
     def _result(self, event: ToolResult) -> None:

@@ -27,7 +27,9 @@ if TYPE_CHECKING:
     from agent.events import Event
 
 
-def run_ask(settings: Settings, task: str, *, model_spec: str | None, json_out: bool, quiet: bool) -> int:
+def run_ask(
+    settings: Settings, task: str, *, model_spec: str | None, json_out: bool, quiet: bool
+) -> int:
     from agent.app import ask, open_parts, prewarm
     from agent.events import ErrorEvent
     from agent.outcome import task_outcome
@@ -76,7 +78,13 @@ def write_raw(lines: Iterable[str]) -> None:
 
 
 def run_program(
-    settings: Settings, name_or_path: str, args: list[str], *, json_out: bool, model_spec: str | None, raw: bool = False
+    settings: Settings,
+    name_or_path: str,
+    args: list[str],
+    *,
+    json_out: bool,
+    model_spec: str | None,
+    raw: bool = False,
 ) -> int:
     """Results on stdout (inert, or byte-exact with ``raw``); debug and errors inert on stderr."""
     from agent.app import load_program

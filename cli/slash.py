@@ -145,7 +145,9 @@ def cmd_kv(parts: Parts, console: Console, arg: str) -> None:
 def cmd_session(parts: Parts, console: Console, arg: str) -> None:
     session = need_session(parts)
     turns, steps, keys = len(session.turns()), len(session.steps()), len(session.kv.keys())
-    console.print(shown(f"session {session.name}: {turns} turn(s), {steps} step(s), {keys} kv key(s)"))
+    console.print(
+        shown(f"session {session.name}: {turns} turn(s), {steps} step(s), {keys} kv key(s)")
+    )
     console.print(shown(f"  {session.path}", style="dim"))
 
 
@@ -161,7 +163,9 @@ def cmd_steps(parts: Parts, console: Console, arg: str) -> None:
         console.print("(no turns yet)")
         return
     turn = turns[-1]
-    console.print(shown(f"turn {turn.id}: {clip(one_line(turn.task), SNIPPET_CHARS)}", style="bold"))
+    console.print(
+        shown(f"turn {turn.id}: {clip(one_line(turn.task), SNIPPET_CHARS)}", style="bold")
+    )
     for s in session.steps(turn.id):
         status = "-" if s.status is None else f"{s.status} {status_name(s.status)}"
         tokens = f"{s.prompt_tokens or 0}+{s.completion_tokens or 0}"

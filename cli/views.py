@@ -44,7 +44,9 @@ def show_program(settings: Settings, name: str) -> int:
     catalog, _ = _load_catalog(settings)
     program = catalog.get(name)
     if program is None:
-        raise fail(f"no catalog program {name!r}; programs: {', '.join(catalog.names())}", EXIT_USAGE)
+        raise fail(
+            f"no catalog program {name!r}; programs: {', '.join(catalog.names())}", EXIT_USAGE
+        )
     say(f"# {program.path}")
     say(program.path.read_text(encoding="utf-8"))
     return EXIT_OK
@@ -85,7 +87,9 @@ def new_program(settings: Settings, name: str, directory: Path | None) -> int:
     from agent.programs.writer import new_program as write_scaffold
 
     target = write_scaffold(directory or settings.user_catalog, name)
-    say(f"wrote {target}; edit it, then `watt catalog check {target}` and `watt catalog test {name}`")
+    say(
+        f"wrote {target}; edit it, then `watt catalog check {target}` and `watt catalog test {name}`"
+    )
     return EXIT_OK
 
 
@@ -106,7 +110,9 @@ def test_catalog(settings: Settings, name: str | None) -> int:
                 passed += 1
             else:
                 failed += 1
-                say(f"FAIL {outcome.program}[{outcome.index}] {outcome.location}: {outcome.message}")
+                say(
+                    f"FAIL {outcome.program}[{outcome.index}] {outcome.location}: {outcome.message}"
+                )
     for err in errors if name is None else []:
         failed += 1
         say(f"FAIL {err.one_line()}")
@@ -122,7 +128,9 @@ def list_sessions(settings: Settings) -> int:
         say("no sessions yet")
     for info in rows:
         extra = f"  ERROR {info.error}" if info.error else ""
-        say(f"{info.name:<24} turns {info.turns:<4} steps {info.steps:<5} last used {_when(info.updated)}{extra}")
+        say(
+            f"{info.name:<24} turns {info.turns:<4} steps {info.steps:<5} last used {_when(info.updated)}{extra}"
+        )
     return EXIT_OK
 
 
@@ -160,7 +168,9 @@ def show_log(settings: Settings, *, json_out: bool, limit: int) -> int:
             print(dumps(step.to_dict()))
             continue
         tokens = (step.prompt_tokens or 0) + (step.completion_tokens or 0)
-        say(f"turn {step.turn} step {step.step} {step.action.value}  status {step.status}  fuel {step.fuel}  tokens {tokens}")
+        say(
+            f"turn {step.turn} step {step.step} {step.action.value}  status {step.status}  fuel {step.fuel}  tokens {tokens}"
+        )
         if step.program:
             for line in step.program.strip().splitlines()[:12]:
                 say(f"    {line}")
@@ -178,10 +188,22 @@ def _model_file_checks(choice: ModelChoice) -> list[tuple[bool, str]]:
 
     path, backend = choice.path, choice.backend
     assert path is not None and backend is not None  # a script: or local: spec names its file
-    checks = [(path.is_file(), f"{backend.value} model file: {path}" + ("" if path.is_file() else " (not found)"))]
+    checks = [
+        (
+            path.is_file(),
+            f"{backend.value} model file: {path}" + ("" if path.is_file() else " (not found)"),
+        )
+    ]
     if backend is Backend.LOCAL:
         library = llama_available()
-        checks.append((library, "llama-cpp-python installed" if library else f"llama-cpp-python missing: {INSTALL_HINT}"))
+        checks.append(
+            (
+                library,
+                "llama-cpp-python installed"
+                if library
+                else f"llama-cpp-python missing: {INSTALL_HINT}",
+            )
+        )
     return checks
 
 
@@ -194,11 +216,18 @@ def _default_local_checks(home: Path) -> list[tuple[bool, str]]:
     endpoint = "set WATT_BASE_URL (OpenAI-compatible /v1) and WATT_API_KEY"
     if best is not None and library:
         state = "sha256 verified" if best.verified else "not verified: run `watt model pull` again"
-        return [(True, "no endpoint configured: using the local model"),
-                (best.verified, f"local model {best.path.name} ({state})")]
+        return [
+            (True, "no endpoint configured: using the local model"),
+            (best.verified, f"local model {best.path.name} ({state})"),
+        ]
     if best is not None:
-        return [(False, f"local model {best.path.name} is installed but llama-cpp-python is missing: "
-                        f"{INSTALL_HINT}, or {endpoint}")]
+        return [
+            (
+                False,
+                f"local model {best.path.name} is installed but llama-cpp-python is missing: "
+                f"{INSTALL_HINT}, or {endpoint}",
+            )
+        ]
     if library:
         return [(False, f"no model: run `watt model pull` for the local model, or {endpoint}")]
     return [(False, f"no model: {endpoint}, or {INSTALL_HINT} && watt model pull")]
@@ -212,10 +241,22 @@ def _endpoint_checks(settings: Settings, base_url: str) -> list[tuple[bool, str]
 
     checks = [(True, f"endpoint configured: {base_url}")]
     local = is_local_endpoint(base_url)
-    checks.append((bool(settings.api_key) or local, "API key present" if settings.api_key else
-                   ("no API key (not needed for a local endpoint)" if local else "no API key: set WATT_API_KEY")))
+    checks.append(
+        (
+            bool(settings.api_key) or local,
+            "API key present"
+            if settings.api_key
+            else (
+                "no API key (not needed for a local endpoint)"
+                if local
+                else "no API key: set WATT_API_KEY"
+            ),
+        )
+    )
     try:
-        client = OpenAIChatModel(base_url, settings.api_key, settings.model or "-", max_retries=0, timeout_s=5)
+        client = OpenAIChatModel(
+            base_url, settings.api_key, settings.model or "-", max_retries=0, timeout_s=5
+        )
         models = client.list_models()
         client.close()
     except WattError as exc:
@@ -224,8 +265,15 @@ def _endpoint_checks(settings: Settings, base_url: str) -> list[tuple[bool, str]
     if not settings.model:
         return [*checks, (False, "no model name: set WATT_MODEL")]
     listed = settings.model in models
-    return [*checks, (listed, f"model {settings.model} listed" if listed else
-                      f"model {settings.model} is not listed; available: {', '.join(models[:8])}")]
+    return [
+        *checks,
+        (
+            listed,
+            f"model {settings.model} listed"
+            if listed
+            else f"model {settings.model} is not listed; available: {', '.join(models[:8])}",
+        ),
+    ]
 
 
 def _model_checks(settings: Settings) -> list[tuple[bool, str]]:
@@ -250,7 +298,9 @@ def _state_checks(settings: Settings) -> list[tuple[bool, str]]:
             probe.unlink()
             checks.append((True, f"{label} directory writable: {path}"))
         except OSError as exc:
-            checks.append((False, f"{label} directory {path} not writable: {exc.strerror}; set WATT_HOME"))
+            checks.append(
+                (False, f"{label} directory {path} not writable: {exc.strerror}; set WATT_HOME")
+            )
     return checks
 
 
@@ -259,7 +309,9 @@ def run_doctor(settings: Settings) -> int:
     from importlib.metadata import version
 
     config = settings.config_file
-    checks = [(True, f"config: {config} ({'present' if config.exists() else 'absent, using defaults'})")]
+    checks = [
+        (True, f"config: {config} ({'present' if config.exists() else 'absent, using defaults'})")
+    ]
     checks += _model_checks(settings)
     checks.append((True, f"wasmtime {version('wasmtime')}"))
     checks += _state_checks(settings)

@@ -65,7 +65,9 @@ class LRU(Generic[V]):
 class ModuleCache:
     """Compiled modules by key: memory first, then disk (if a directory is given)."""
 
-    def __init__(self, engine: wasmtime.Engine, directory: Path | None, capacity: int = 256) -> None:
+    def __init__(
+        self, engine: wasmtime.Engine, directory: Path | None, capacity: int = 256
+    ) -> None:
         self.engine = engine
         self.directory = directory
         self.memory: LRU[wasmtime.Module] = LRU(capacity)

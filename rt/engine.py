@@ -198,7 +198,9 @@ class Runtime:
         names.sort(key=lambda n: (n != CORE, list(self.namespaces).index(n)))
         return names
 
-    def prepare(self, source: str, granted: Collection[str] | None = None, *, line_offset: int = 0) -> Prepared:
+    def prepare(
+        self, source: str, granted: Collection[str] | None = None, *, line_offset: int = 0
+    ) -> Prepared:
         """Preprocess, assemble and compile (through the caches) without running."""
         # Refuse before copying (SECURITY.md rule 16): a character is 1 to 4 UTF-8 bytes, so
         # only a source of at most `limit` characters is encoded to measure it (<= 4 * limit).
@@ -220,14 +222,20 @@ class Runtime:
         assembled = self._assemble(source, grant_list, line_offset)
         t1 = time.perf_counter()
         key = cache_key(self._fingerprint, assembled.wat)
-        module, where = self.modules.get_or_compile(key, lambda: self._compile(assembled, source, line_offset))
+        module, where = self.modules.get_or_compile(
+            key, lambda: self._compile(assembled, source, line_offset)
+        )
         try:
             pre = self._linker.instantiate_pre(module)
         except wasmtime.WasmtimeError as exc:
             raise LinkError(_first_line(str(exc))) from exc
         t2 = time.perf_counter()
-        prepared = Prepared(assembled, key, pre, where, (t1 - t0) * 1000, (t2 - t1) * 1000, line_offset)
-        self._prepared.put(memo_key, replace(prepared, cache=CacheSource.MEMORY, preprocess_ms=0.0, compile_ms=0.0))
+        prepared = Prepared(
+            assembled, key, pre, where, (t1 - t0) * 1000, (t2 - t1) * 1000, line_offset
+        )
+        self._prepared.put(
+            memo_key, replace(prepared, cache=CacheSource.MEMORY, preprocess_ms=0.0, compile_ms=0.0)
+        )
         return prepared
 
     def _assemble(self, source: str, grants: list[str], line_offset: int) -> Assembled:
@@ -243,7 +251,9 @@ class Runtime:
         imports = [f for ns in grants for f in self.namespaces[ns]]
         return assemble(pre, imports)
 
-    def _check_import(self, qual: str, grants: list[str], source: str, pos: int, line_offset: int) -> None:
+    def _check_import(
+        self, qual: str, grants: list[str], source: str, pos: int, line_offset: int
+    ) -> None:
         ns, _, name = qual.partition(".")
         if qual in self.functions and ns in grants:
             return
@@ -311,9 +321,12 @@ class Runtime:
         result = RunResult(
             status=outcome.status if outcome.status is not None else -1,
             results=ctx.results,
-            debug=ctx.debug + ([f"({ctx.debug_dropped} more debug lines dropped)"] if ctx.debug_dropped else []),
+            debug=ctx.debug
+            + ([f"({ctx.debug_dropped} more debug lines dropped)"] if ctx.debug_dropped else []),
             fuel_used=outcome.fuel_used,
-            timings=Timings(prepared.preprocess_ms, prepared.compile_ms, outcome.instantiate_ms, outcome.run_ms),
+            timings=Timings(
+                prepared.preprocess_ms, prepared.compile_ms, outcome.instantiate_ms, outcome.run_ms
+            ),
             module_hash=prepared.key,
             cache=prepared.cache,
             answer=ctx.answer,
@@ -386,7 +399,7 @@ class Runtime:
 
 
 def _failure(prepared: Prepared, out: _Outcome, ctx: RunContext) -> str:
-    """"line 3: http.get failed: EREMOTE (HTTP 404)" when a checked call ended the run."""
+    """ "line 3: http.get failed: EREMOTE (HTTP 404)" when a checked call ended the run."""
     site = out.extra.get("site", 0)
     sites = prepared.assembled.sites
     if not isinstance(site, int) or not 0 < site <= len(sites) or out.status is None:
@@ -458,10 +471,14 @@ def _compile_error(text: str, assembled: Assembled, source: str, line_offset: in
     if 1 <= user_line <= len(src_lines):
         asm_lines = assembled.wat.splitlines()
         same = asm_lines[line - 1] == src_lines[user_line - 1]
-        return CompileError(message, user_line + line_offset, col if same else None, src_lines[user_line - 1])
+        return CompileError(
+            message, user_line + line_offset, col if same else None, src_lines[user_line - 1]
+        )
     if user_line < 1:
         return CompileError(f"{message} (in the declared locals)")
-    return CompileError(f"{message} (at the end of the body: check the parentheses and the final i32 status)")
+    return CompileError(
+        f"{message} (at the end of the body: check the parentheses and the final i32 status)"
+    )
 
 
 def _runtime_error(exc: BaseException, reason: str, lim: Limits) -> RunError:
@@ -470,7 +487,9 @@ def _runtime_error(exc: BaseException, reason: str, lim: Limits) -> RunError:
     if isinstance(exc, wasmtime.Trap):
         code = exc.trap_code
         if code == wasmtime.TrapCode.OUT_OF_FUEL:
-            return FuelExhausted(f"fuel exhausted: the program used all {lim.fuel} units (an endless loop?)")
+            return FuelExhausted(
+                f"fuel exhausted: the program used all {lim.fuel} units (an endless loop?)"
+            )
         if code == wasmtime.TrapCode.INTERRUPT:
             if reason == "interrupt":
                 return Interrupted("interrupted by the user")
@@ -480,7 +499,11 @@ def _runtime_error(exc: BaseException, reason: str, lim: Limits) -> RunError:
         return Trap(f"trap: {_first_line(str(exc))}")
     if isinstance(exc, wasmtime.WasmtimeError):
         text = str(exc)
-        if re.search(r"memory|limit|resource", text, re.I) and re.search(r"exceed|limit|minimum", text, re.I):
-            return MemoryExhausted(f"memory limit of {lim.memory_bytes} bytes reached: {_first_line(text)}")
+        if re.search(r"memory|limit|resource", text, re.I) and re.search(
+            r"exceed|limit|minimum", text, re.I
+        ):
+            return MemoryExhausted(
+                f"memory limit of {lim.memory_bytes} bytes reached: {_first_line(text)}"
+            )
         return LinkError(_first_line(text))
     return Trap(f"host failure: {type(exc).__name__}: {exc}")

@@ -61,7 +61,9 @@ class HostFunction:
 
     def signature(self) -> str:
         """``str.slice (s start end) -> (ptr err)``: names when given, else the wasm types."""
-        params = " ".join(self.param_names if len(self.param_names) == len(self.params) else self.params)
+        params = " ".join(
+            self.param_names if len(self.param_names) == len(self.params) else self.params
+        )
         names = self.result_names if len(self.result_names) == len(self.results) else self.results
         return f"{self.qualname} ({params}) -> ({' '.join(names)})"
 
@@ -174,7 +176,9 @@ class RunContext:
             try:
                 grown = mem.grow(self.store, pages)
             except Exception as exc:  # wasmtime refuses growth past the store limit
-                raise GuestError(Err.ENOMEM, f"memory limit reached allocating {len(data)} bytes") from exc
+                raise GuestError(
+                    Err.ENOMEM, f"memory limit reached allocating {len(data)} bytes"
+                ) from exc
             if grown is None or grown < 0:
                 raise GuestError(Err.ENOMEM, f"memory limit reached allocating {len(data)} bytes")
         # written in place: Memory.write would first copy the bytes into a bytearray

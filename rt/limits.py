@@ -23,7 +23,9 @@ class Limits:
         if self.fuel <= 0:
             raise ConfigError(f"fuel must be positive, got {self.fuel}")
         if not 65536 <= self.memory_bytes <= 4 * 1024**3:
-            raise ConfigError(f"memory must be between 65536 and 4294967296 bytes, got {self.memory_bytes}")
+            raise ConfigError(
+                f"memory must be between 65536 and 4294967296 bytes, got {self.memory_bytes}"
+            )
         if not 0 < self.timeout_s <= 3600:
             raise ConfigError(f"timeout must be between 0 and 3600 seconds, got {self.timeout_s}")
         if self.max_source_bytes <= 0 or self.max_result_bytes <= 0:

@@ -12,7 +12,9 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 
-_EXCLUSIVE = threading.Lock()  # process-wide: wasmtime-py passes host exceptions via a module global
+_EXCLUSIVE = (
+    threading.Lock()
+)  # process-wide: wasmtime-py passes host exceptions via a module global
 
 
 class Worker:

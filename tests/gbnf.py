@@ -57,7 +57,17 @@ class Rep:
 
 Node = Lit | Cls | Ref | Seq | Alt | Rep
 
-_SIMPLE_ESCAPES = {"n": "\n", "t": "\t", "r": "\r", "\\": "\\", '"': '"', "[": "[", "]": "]", "-": "-", "^": "^"}
+_SIMPLE_ESCAPES = {
+    "n": "\n",
+    "t": "\t",
+    "r": "\r",
+    "\\": "\\",
+    '"': '"',
+    "[": "[",
+    "]": "]",
+    "-": "-",
+    "^": "^",
+}
 _NAME = re.compile(r"[a-zA-Z][a-zA-Z0-9-]*")
 
 
@@ -72,7 +82,7 @@ class _Reader:
 
     def error(self, what: str) -> GrammarError:
         line = self.text.count("\n", 0, self.pos) + 1
-        return GrammarError(f"line {line}: {what} at {self.text[self.pos:self.pos + 30]!r}")
+        return GrammarError(f"line {line}: {what} at {self.text[self.pos : self.pos + 30]!r}")
 
     def space(self, newlines: bool) -> None:
         while self.pos < len(self.text):
@@ -396,7 +406,11 @@ class _Matcher:
     def ends(self, node: Node, pos: int) -> frozenset[int]:
         text = self.text
         if isinstance(node, Lit):
-            return frozenset({pos + len(node.text)}) if text.startswith(node.text, pos) else frozenset()
+            return (
+                frozenset({pos + len(node.text)})
+                if text.startswith(node.text, pos)
+                else frozenset()
+            )
         if isinstance(node, Cls):
             return frozenset({pos + 1}) if pos < len(text) and node.has(text[pos]) else frozenset()
         if isinstance(node, Ref):

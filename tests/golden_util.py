@@ -17,4 +17,6 @@ def assert_golden(name: str, actual: str) -> None:
             raise AssertionError(f"golden file {name} was missing and has been written; re-run")
         return
     expected = path.read_text(encoding="utf-8")
-    assert actual == expected, f"{name} differs from its golden file (WATT_UPDATE_GOLDEN=1 to accept)"
+    assert actual == expected, (
+        f"{name} differs from its golden file (WATT_UPDATE_GOLDEN=1 to accept)"
+    )

@@ -287,12 +287,19 @@ def test_history_holds_only_answered_turns_and_is_capped(tmp_path) -> None:
         for i in range(12):
             with session.turn(f"task {i}") as turn:
                 turn.add_message("user", f"task {i}")
-                turn.add_step(Step(ActionKind.WAT, reply="ToolCall::Wat(```wat\n(i32.const 4)\n```)"))
+                turn.add_step(
+                    Step(ActionKind.WAT, reply="ToolCall::Wat(```wat\n(i32.const 4)\n```)")
+                )
                 if i != 10:  # turn 10 was stopped by a guard: no answer
-                    turn.add_step(Step(ActionKind.RESPONSE, reply=f'ToolCall::Response("answer {i}")'))
+                    turn.add_step(
+                        Step(ActionKind.RESPONSE, reply=f'ToolCall::Response("answer {i}")')
+                    )
         history = compact_history(session, turns=4)
     assert [m.content for m in history] == [
-        "task 8", 'ToolCall::Response("answer 8")',
-        "task 9", 'ToolCall::Response("answer 9")',
-        "task 11", 'ToolCall::Response("answer 11")',
+        "task 8",
+        'ToolCall::Response("answer 8")',
+        "task 9",
+        'ToolCall::Response("answer 9")',
+        "task 11",
+        'ToolCall::Response("answer 11")',
     ]

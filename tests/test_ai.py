@@ -50,7 +50,12 @@ class FakeAssistant:
     cancels: list[threading.Event | None] = field(default_factory=list)
 
     def __call__(
-        self, instruction: str, text: str, *, single_line: bool, cancel: threading.Event | None = None
+        self,
+        instruction: str,
+        text: str,
+        *,
+        single_line: bool,
+        cancel: threading.Event | None = None,
     ) -> str:
         self.calls.append((instruction, text, single_line))
         self.cancels.append(cancel)
@@ -192,7 +197,9 @@ def test_session_time_quota() -> None:
 
 
 def test_time_spent_waiting_for_the_model_is_counted() -> None:
-    def slow(instruction: str, text: str, *, single_line: bool, cancel: threading.Event | None = None) -> str:
+    def slow(
+        instruction: str, text: str, *, single_line: bool, cancel: threading.Event | None = None
+    ) -> str:
         time.sleep(0.02)
         return "ok"
 
@@ -204,13 +211,17 @@ def test_time_spent_waiting_for_the_model_is_counted() -> None:
 def test_the_run_deadline_reaches_the_assistant_through_cancel() -> None:
     woken: list[bool] = []
 
-    def waits(instruction: str, text: str, *, single_line: bool, cancel: threading.Event | None = None) -> str:
+    def waits(
+        instruction: str, text: str, *, single_line: bool, cancel: threading.Event | None = None
+    ) -> str:
         assert cancel is not None
         woken.append(cancel.wait(30))  # set by the run's wall clock, long before 30 s
         raise Interrupted("the run was stopped")
 
-    rt = Runtime(functions=[*SysCapability().functions(), *AiCapability(waits).functions()],
-                 limits=Limits(timeout_s=0.3))
+    rt = Runtime(
+        functions=[*SysCapability().functions(), *AiCapability(waits).functions()],
+        limits=Limits(timeout_s=0.3),
+    )
     result = rt.run(assist_body(0), args=["t", "i"])
     assert woken == [True]
     assert result.status == Err.EREMOTE and "Interrupted" in result.debug[0]
@@ -253,8 +264,9 @@ class _Ctx(RunContext):
     """A RunContext whose memory is a dict of pointers, for calling ``assist`` directly."""
 
     def __init__(self, buffers: dict[int, bytes], deadline: float, cancel: threading.Event) -> None:
-        super().__init__(args=[], max_result_bytes=1000, max_debug_lines=10, deadline=deadline,
-                         cancel=cancel)
+        super().__init__(
+            args=[], max_result_bytes=1000, max_debug_lines=10, deadline=deadline, cancel=cancel
+        )
         self.buffers = buffers
 
     def read_bytes(self, ptr: int) -> bytes:

@@ -47,12 +47,21 @@ def test_model_configuration_errors_name_the_fix(tmp_path: Path, env: dict, frag
 
 
 def test_loopback_endpoint_needs_no_key(tmp_path: Path) -> None:
-    s = load_settings({}, environ={"WATT_HOME": str(tmp_path), "WATT_BASE_URL": "http://127.0.0.1:1/v1", "WATT_MODEL": "m"})
+    s = load_settings(
+        {},
+        environ={
+            "WATT_HOME": str(tmp_path),
+            "WATT_BASE_URL": "http://127.0.0.1:1/v1",
+            "WATT_MODEL": "m",
+        },
+    )
     assert make_model(s).name
 
 
 def test_config_precedence_and_errors(tmp_path: Path) -> None:
-    (tmp_path / "config.toml").write_text('model = "from-file"\nfuel = 5\nallow_domains = ["a.example"]\n')
+    (tmp_path / "config.toml").write_text(
+        'model = "from-file"\nfuel = 5\nallow_domains = ["a.example"]\n'
+    )
     env = {"WATT_HOME": str(tmp_path), "WATT_MODEL": "from-env"}
     s = load_settings({}, environ=env)
     assert (s.model, s.fuel, s.allow_domains) == ("from-env", 5, ("a.example",))

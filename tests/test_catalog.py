@@ -99,7 +99,9 @@ def test_front_matter_without_space_and_crlf() -> None:
 
 
 def test_bom_is_ignored() -> None:
-    p = parse_program(b'\xef\xbb\xbf;;; name = "a"\n;;; description = "b"\n(i32.const 0)', Path("a.wat"))
+    p = parse_program(
+        b'\xef\xbb\xbf;;; name = "a"\n;;; description = "b"\n(i32.const 0)', Path("a.wat")
+    )
     assert p.name == "a"
 
 
@@ -119,30 +121,56 @@ ERRORS = [
     (';;; description = "d"\n;;; name = "9abc"\n' + BODY, 2, "must match"),
     (';;; name = "' + "a" * 65 + '"\n;;; description = "d"\n' + BODY, 1, "must match"),
     (HEAD + ';;; descripton = "typo"\n' + BODY, 3, "unknown key 'descripton'"),
-    (HEAD + ";;; [[args]]\n;;; description = \"x\"\n" + BODY, 3, "args[0] is missing 'name'"),
-    (HEAD + ";;; [[args]]\n;;; name = \"a\"\n" + BODY, 3, "args[0] is missing 'description'"),
+    (HEAD + ';;; [[args]]\n;;; description = "x"\n' + BODY, 3, "args[0] is missing 'name'"),
+    (HEAD + ';;; [[args]]\n;;; name = "a"\n' + BODY, 3, "args[0] is missing 'description'"),
     (
         HEAD + ';;; [[args]]\n;;; name = "a"\n;;; description = "x"\n;;; [[args]]\n;;; name = "a"\n'
         ';;; description = "y"\n' + BODY,
-        7, "duplicate argument name 'a'",
+        7,
+        "duplicate argument name 'a'",
     ),
     (
         HEAD + ';;; [[args]]\n;;; name = "a"\n;;; description = "x"\n;;; default = "1"\n'
         ';;; [[args]]\n;;; description = "y"\n;;; name = "b"\n' + BODY,
-        9, "required argument 'b' follows 'a', which has a default",
+        9,
+        "required argument 'b' follows 'a', which has a default",
     ),
-    (HEAD + ';;; [[args]]\n;;; name = "a"\n;;; description = "x"\n;;; tpye_hint = "s"\n' + BODY, 6, "unknown key 'tpye_hint'"),
-    (HEAD + ';;; [[args]]\n;;; name = "a b"\n;;; description = "x"\n' + BODY, 4, "not an identifier"),
-    (HEAD + ';;; [[args]]\n;;; name = "a"\n;;; description = "x"\n;;; default = true\n' + BODY, 6, "must be a string or a number"),
+    (
+        HEAD + ';;; [[args]]\n;;; name = "a"\n;;; description = "x"\n;;; tpye_hint = "s"\n' + BODY,
+        6,
+        "unknown key 'tpye_hint'",
+    ),
+    (
+        HEAD + ';;; [[args]]\n;;; name = "a b"\n;;; description = "x"\n' + BODY,
+        4,
+        "not an identifier",
+    ),
+    (
+        HEAD + ';;; [[args]]\n;;; name = "a"\n;;; description = "x"\n;;; default = true\n' + BODY,
+        6,
+        "must be a string or a number",
+    ),
     (HEAD + ';;; args = "url"\n' + BODY, 3, "args must be written as [[args]] tables"),
     (HEAD + ";;; [[examples]]\n;;; result = []\n" + BODY, 4, "unknown key 'result'"),
-    (HEAD + ";;; [[examples]]\n;;; args = [\"x\"]\n" + BODY, 4, "example gives 1 arguments; the program takes 0"),
+    (
+        HEAD + ';;; [[examples]]\n;;; args = ["x"]\n' + BODY,
+        4,
+        "example gives 1 arguments; the program takes 0",
+    ),
     (HEAD + ";;; [[examples]]\n;;; results = [1]\n" + BODY, 4, "results must be a list of strings"),
-    (HEAD + ";;; [[examples]]\n;;; status = \"0\"\n" + BODY, 4, "status must be an integer"),
-    (HEAD + ";;; [[examples]]\n;;; http = { \"u\" = { code = 1 } }\n" + BODY, 4, "http['u'] must be a body string"),
-    (HEAD + ";;; [[examples]]\n;;; ai = { \"u\" = [1] }\n" + BODY, 4, "ai['u'] must be a string"),
+    (HEAD + ';;; [[examples]]\n;;; status = "0"\n' + BODY, 4, "status must be an integer"),
+    (
+        HEAD + ';;; [[examples]]\n;;; http = { "u" = { code = 1 } }\n' + BODY,
+        4,
+        "http['u'] must be a body string",
+    ),
+    (HEAD + ';;; [[examples]]\n;;; ai = { "u" = [1] }\n' + BODY, 4, "ai['u'] must be a string"),
     (HEAD + ";;; [[examples]]\n;;; files = 3\n" + BODY, 4, "files must be a table of strings"),
-    (HEAD + ";;; [examples]\n;;; args = []\n" + BODY, 3, "examples must be written as [[examples]] tables"),
+    (
+        HEAD + ";;; [examples]\n;;; args = []\n" + BODY,
+        3,
+        "examples must be written as [[examples]] tables",
+    ),
     (HEAD, 3, "empty body"),
     (HEAD + "\n\n   \n", 3, "empty body"),
     (HEAD + "\n;; only a comment\n", 4, "empty body"),
@@ -160,14 +188,16 @@ def test_validation_errors_name_file_and_line(text: str, line: int, fragment: st
 
 
 def test_not_utf8_names_the_line() -> None:
-    data = (HEAD + "(i32.const 0)\n").encode() + b';; caf\xe9\n'
+    data = (HEAD + "(i32.const 0)\n").encode() + b";; caf\xe9\n"
     with pytest.raises(CatalogError, match=r"^p.wat:4: file is not valid UTF-8"):
         parse_program(data, Path("p.wat"))
 
 
 def test_toml_error_at_end_of_document_points_at_last_front_matter_line() -> None:
     text = ';;; name = "p"\n;;; description = """d\n;;; more\n(i32.const 0)\n'
-    with pytest.raises(CatalogError, match=r"^p.wat:3: malformed front matter: Unterminated string"):
+    with pytest.raises(
+        CatalogError, match=r"^p.wat:3: malformed front matter: Unterminated string"
+    ):
         parse_program(text.encode(), Path("p.wat"))
 
 
@@ -236,7 +266,9 @@ def test_examples_are_parsed() -> None:
 
 def test_example_with_too_few_args() -> None:
     text = EXAMPLES.replace('args = ["https://x/q", 7]', "args = []")
-    with pytest.raises(CatalogError, match=r"^f.wat:22: example gives 0 arguments; the program takes 1 to 2"):
+    with pytest.raises(
+        CatalogError, match=r"^f.wat:22: example gives 0 arguments; the program takes 1 to 2"
+    ):
         parse_program(text.encode(), Path("f.wat"))
 
 
@@ -247,14 +279,14 @@ def test_example_with_too_few_args() -> None:
     ("body", "expected"),
     [
         ("(call $str.len (local.get $s))", ("str",)),
-        ("(call $kv.get \"k\") (call  $fs.read \"p\")\n(call $kv.set)", ("fs", "kv")),
+        ('(call $kv.get "k") (call  $fs.read "p")\n(call $kv.set)', ("fs", "kv")),
         (';; (call $http.get x)\n"(call $ai.assist)"\n(; (call $json.get) ;)(i32.const 0)', ()),
         ('"""raw (call $ai.assist) text"""\n(call $debug.log (i32.const 0))', ("debug",)),
         ('"a \\" (call $x.y)" (call $arr.new)', ("arr",)),
         ("(return_call $str.upper (local.get 0))", ("str",)),
         # the short forms, in folded and flat code; WAT's own dotted instructions are not calls
-        ('(answer (http.get (arg 0)))', ("http",)),
-        ("(resv ($kv.get \"k\"))\nlocal.get 0\ncall $fs.read\ndrop", ("fs", "kv")),
+        ("(answer (http.get (arg 0)))", ("http",)),
+        ('(resv ($kv.get "k"))\nlocal.get 0\ncall $fs.read\ndrop', ("fs", "kv")),
         ("(i32.add (local.get $a) (i32.const 1)) (memory.size)", ()),
         ("(; (ai.assist x) ;) ;; ($http.get y)\n(i32.const 0)", ()),
     ],
@@ -316,7 +348,9 @@ def test_bad_file_does_not_stop_the_rest(tmp_path: Path) -> None:
     (tmp_path / "notes.txt").write_text("not a program")
     catalog, errors = Catalog.load([tmp_path])
     assert catalog.names() == ["alpha", "gamma"]
-    assert [str(e) for e in errors] == [f"{tmp_path / 'b.wat'}:2: malformed front matter: Invalid value"]
+    assert [str(e) for e in errors] == [
+        f"{tmp_path / 'b.wat'}:2: malformed front matter: Invalid value"
+    ]
 
 
 def test_oversized_file_is_refused_from_its_stat(tmp_path: Path) -> None:
@@ -380,7 +414,7 @@ def test_front_matter_depth_ignores_strings_and_comments() -> None:
     deep = "[" * DEEP
     text = (
         f';;; name = "ok"\n;;; description = "{deep}" # {deep}\n'
-        f";;; [[examples]]\n;;; results = ['{deep}', \"\"\"\n;;; {deep}\"\"\"]\n(i32.const 0)\n"
+        f';;; [[examples]]\n;;; results = [\'{deep}\', """\n;;; {deep}"""]\n(i32.const 0)\n'
     )
     program = parse(text)
     assert program.description == deep  # type: ignore[attr-defined]
@@ -396,14 +430,18 @@ def test_duplicate_name_within_one_dir_is_an_error_for_the_second(tmp_path: Path
     catalog, errors = Catalog.load([tmp_path])
     assert catalog.get("same").description == "first"  # type: ignore[union-attr]
     assert len(errors) == 1
-    assert str(errors[0]).startswith(f"{second}:2: duplicate program name 'same' (already defined in ")
+    assert str(errors[0]).startswith(
+        f"{second}:2: duplicate program name 'same' (already defined in "
+    )
 
 
 def test_missing_directory_is_reported(tmp_path: Path) -> None:
     write(tmp_path / "ok", "a.wat", "alpha")
     catalog, errors = Catalog.load([tmp_path / "missing", tmp_path / "ok"])
     assert catalog.names() == ["alpha"]
-    assert [str(e) for e in errors] == [f"{tmp_path / 'missing'}:1: catalog directory does not exist"]
+    assert [str(e) for e in errors] == [
+        f"{tmp_path / 'missing'}:1: catalog directory does not exist"
+    ]
 
 
 def test_catalog_dirs_order(tmp_path: Path) -> None:
@@ -434,8 +472,11 @@ def test_render_front_matter_round_trips() -> None:
         Example(
             args=("https://h/", "4"),
             results=("ok",),
-            http={"https://h/": CannedResponse("body"), "https://h/404": CannedResponse("gone", 404)},
-            ai={"Say \"hi\"": "hi"},
+            http={
+                "https://h/": CannedResponse("body"),
+                "https://h/404": CannedResponse("gone", 404),
+            },
+            ai={'Say "hi"': "hi"},
             files={"a.txt": "x\ny"},
             kv={"k": "v"},
             fs_after={"b.txt": "z"},
@@ -443,7 +484,9 @@ def test_render_front_matter_round_trips() -> None:
         ),
         Example(args=("u",), status=6),
     ]
-    text = render_front_matter("my_prog", "Does a thing — ünïcode", args, examples) + "(i32.const 0)\n"
+    text = (
+        render_front_matter("my_prog", "Does a thing — ünïcode", args, examples) + "(i32.const 0)\n"
+    )
     p = parse_program(text.encode(), Path("r.wat"))
     assert p.name == "my_prog" and p.description == "Does a thing — ünïcode"
     assert p.args == tuple(args)
@@ -492,15 +535,22 @@ def _run_example(program_name: str, index: int, root: Path) -> None:
     kv = MemoryKv(dict(ex.kv))
     hosts = sorted({urlsplit(u).hostname or "" for u in ex.http}) or ["example.com"]
     functions = [
-        *SysCapability().functions(), *StrCapability().functions(), *ArrCapability().functions(),
-        *KvCapability(kv).functions(), *FsCapability(root).functions(),
-        *JsonCapability().functions(), *DebugCapability().functions(), *MathCapability().functions(),
+        *SysCapability().functions(),
+        *StrCapability().functions(),
+        *ArrCapability().functions(),
+        *KvCapability(kv).functions(),
+        *FsCapability(root).functions(),
+        *JsonCapability().functions(),
+        *DebugCapability().functions(),
+        *MathCapability().functions(),
         *AiCapability(assistant).functions(),
         *HttpCapability(hosts, transport=httpx.MockTransport(handler)).functions(),
     ]
     result = Runtime(functions).run(
-        program.body, apply_defaults(program, ex.args),
-        granted=set(program.capabilities), line_offset=program.body_line - 1,
+        program.body,
+        apply_defaults(program, ex.args),
+        granted=set(program.capabilities),
+        line_offset=program.body_line - 1,
     )
     assert result.status == (ex.status if ex.status is not None else 0), result.debug
     if ex.results is not None:

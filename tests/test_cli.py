@@ -49,10 +49,27 @@ def script(tmp_path: Path, *replies: str) -> str:
 @pytest.mark.parametrize(
     "command",
     [
-        [], ["ask"], ["chat"], ["run"], ["caps"], ["log"], ["doctor"], ["catalog"], ["catalog", "list"],
-        ["catalog", "show"], ["catalog", "check"], ["catalog", "new"], ["catalog", "test"], ["sessions"],
-        ["sessions", "list"], ["sessions", "show"], ["sessions", "rm"], ["config", "show"],
-        ["model"], ["model", "pull"], ["model", "list"],
+        [],
+        ["ask"],
+        ["chat"],
+        ["run"],
+        ["caps"],
+        ["log"],
+        ["doctor"],
+        ["catalog"],
+        ["catalog", "list"],
+        ["catalog", "show"],
+        ["catalog", "check"],
+        ["catalog", "new"],
+        ["catalog", "test"],
+        ["sessions"],
+        ["sessions", "list"],
+        ["sessions", "show"],
+        ["sessions", "rm"],
+        ["config", "show"],
+        ["model"],
+        ["model", "pull"],
+        ["model", "list"],
     ],
 )
 def test_help_golden(command: list[str]) -> None:
@@ -76,7 +93,7 @@ def test_run_file_with_status_and_errors(tmp_path: Path) -> None:
     assert result.exit_code == 1
     assert "partial" in result.stdout and "ENOENT" in result.stderr
     bad = tmp_path / "bad.wat"
-    bad.write_text(";;; name = \"bad\"\n;;; description = \"x\"\n(i32.const 0)\n(oops)\n")
+    bad.write_text(';;; name = "bad"\n;;; description = "x"\n(i32.const 0)\n(oops)\n')
     result = invoke("run", str(bad))
     assert result.exit_code == 1
     assert "bad.wat" in result.stderr and "line 4" in result.stderr
@@ -95,7 +112,9 @@ def test_run_file_with_status_and_errors(tmp_path: Path) -> None:
         (["ask", "hi", "--model", "script:/nonexistent.jsonl"], 2, "nonexistent.jsonl"),
     ],
 )
-def test_usage_and_config_errors_are_one_line_exit_2(args: list[str], code: int, fragment: str) -> None:
+def test_usage_and_config_errors_are_one_line_exit_2(
+    args: list[str], code: int, fragment: str
+) -> None:
     result = invoke(*args)
     assert result.exit_code == code, result.output
     assert fragment in result.output
@@ -124,7 +143,13 @@ def test_ask_json_lines_end_with_response(tmp_path: Path) -> None:
     result = invoke("ask", "--json", "upper-case hello", "--model", model)
     assert result.exit_code == 0, result.output
     events = [json.loads(line) for line in result.stdout.splitlines()]
-    assert [e["kind"] for e in events] == ["thinking", "tool_start", "tool_result", "thinking", "response"]
+    assert [e["kind"] for e in events] == [
+        "thinking",
+        "tool_start",
+        "tool_result",
+        "thinking",
+        "response",
+    ]
     assert events[-1]["text"] == "HELLO"
     assert events[2]["results"] == ["HELLO"] and events[2]["fuel_used"] > 0
 
@@ -136,7 +161,7 @@ def test_ask_task_from_stdin_quiet(tmp_path: Path) -> None:
 
 
 def test_ask_gives_up_with_exit_1(tmp_path: Path) -> None:
-    failing = 'ToolCall::Wat(```wat\n(i32.const 4)\n```)'
+    failing = "ToolCall::Wat(```wat\n(i32.const 4)\n```)"
     model = script(tmp_path, failing, failing, failing, failing)
     result = invoke("ask", "x", "--model", model)
     assert result.exit_code == 1
@@ -148,7 +173,11 @@ def test_log_sessions_and_config(tmp_path: Path, monkeypatch) -> None:
     assert invoke("ask", "x", "--model", model, "--session", "demo").exit_code == 0
     result = invoke("log", "--session", "demo", "--json")
     steps = [json.loads(line) for line in result.stdout.splitlines()]
-    assert steps[0]["action"] == "wat" and steps[0]["status"] == 0 and "str.upper" in steps[0]["program"]
+    assert (
+        steps[0]["action"] == "wat"
+        and steps[0]["status"] == 0
+        and "str.upper" in steps[0]["program"]
+    )
     assert steps[-1]["action"] == "response"
     assert "demo" in invoke("sessions", "list").stdout
     assert "turn 1" in invoke("sessions", "show", "demo").stdout
@@ -163,7 +192,11 @@ def test_bad_config_file_is_one_line(_watt_home: Path) -> None:
     _watt_home.mkdir(parents=True, exist_ok=True)
     (_watt_home / "config.toml").write_text("fuel = [\n")
     result = invoke("config", "show")
-    assert result.exit_code == 2 and "config.toml" in result.output and "Traceback" not in result.output
+    assert (
+        result.exit_code == 2
+        and "config.toml" in result.output
+        and "Traceback" not in result.output
+    )
 
 
 def test_catalog_new_check_and_test(_watt_home: Path) -> None:
@@ -184,8 +217,15 @@ def test_catalog_new_check_and_test(_watt_home: Path) -> None:
 EVENTS = [
     Thinking(1, "Upper-case the text with str.upper.", Usage(900, 60), 812.0),
     ToolStart(1, ActionKind.WAT, None, "(argv 0 $t)\n(resv $t)\n(i32.const 0)", ("hello",)),
-    ToolResult(1, ok=True, status=0, status_name="SUCCESS", results=("HELLO",), fuel_used=31,
-               timings={"compile_ms": 2.5, "run_ms": 0.4}),
+    ToolResult(
+        1,
+        ok=True,
+        status=0,
+        status_name="SUCCESS",
+        results=("HELLO",),
+        fuel_used=31,
+        timings={"compile_ms": 2.5, "run_ms": 0.4},
+    ),
     Retry(2, 1, "line 2, column 1: unknown operator"),
     ToolStart(2, ActionKind.CATALOG, "word_count", "", ("a b",)),
     ToolResult(2, ok=False, status_name="Trap", error="trap: unreachable", error_type="Trap"),
@@ -209,7 +249,14 @@ def test_json_rendering_golden() -> None:
         render(event)
     lines = [json.loads(line) for line in out.getvalue().splitlines()]
     assert [e["kind"] for e in lines] == [
-        "thinking", "tool_start", "tool_result", "retry", "tool_start", "tool_result", "response", "error",
+        "thinking",
+        "tool_start",
+        "tool_result",
+        "retry",
+        "tool_start",
+        "tool_result",
+        "response",
+        "error",
     ]
     assert_golden("render_json.txt", out.getvalue())
 
@@ -253,7 +300,9 @@ def test_doctor_all_ok_against_a_local_endpoint(fake_openai: str, monkeypatch) -
 def test_doctor_names_the_fix(monkeypatch) -> None:
     result = invoke("doctor")
     assert result.exit_code == 1
-    assert any(line.startswith("FIX") and "WATT_BASE_URL" in line for line in result.stdout.splitlines())
+    assert any(
+        line.startswith("FIX") and "WATT_BASE_URL" in line for line in result.stdout.splitlines()
+    )
     monkeypatch.setenv("WATT_BASE_URL", "http://127.0.0.1:9/v1")
     monkeypatch.setenv("WATT_MODEL", "tiny")
     result = invoke("doctor")
@@ -275,7 +324,9 @@ def test_missing_key_for_remote_endpoint_is_exit_2(monkeypatch) -> None:
     assert result.exit_code == 2 and "WATT_API_KEY" in result.stderr
 
 
-def test_ctrl_c_sets_the_cancel_event_even_when_native_code_drops_the_exception(monkeypatch) -> None:
+def test_ctrl_c_sets_the_cancel_event_even_when_native_code_drops_the_exception(
+    monkeypatch,
+) -> None:
     import ctypes
     import signal as sig
 
@@ -293,7 +344,9 @@ def test_ctrl_c_sets_the_cancel_event_even_when_native_code_drops_the_exception(
     cancel = threading.Event()
     before = sig.getsignal(sig.SIGINT)
     with cancel_on_sigint(cancel):
-        ctypes.CDLL(None).qsort(items, 2, ctypes.sizeof(ctypes.c_int), compare(ctrl_c_inside_a_callback))
+        ctypes.CDLL(None).qsort(
+            items, 2, ctypes.sizeof(ctypes.c_int), compare(ctrl_c_inside_a_callback)
+        )
     assert any(isinstance(e, KeyboardInterrupt) for e in dropped)  # ctypes dropped it...
     assert cancel.is_set()  # ...but the task still learns of the Ctrl-C
     assert sig.getsignal(sig.SIGINT) is before
@@ -327,7 +380,10 @@ def test_doctor_knows_the_default_local_model(_watt_home: Path, monkeypatch) -> 
     assert f"ok   local model {path.name} (sha256 verified)" in result.stdout
     monkeypatch.setattr(local, "llama_available", lambda: False)
     result = invoke("doctor")
-    assert result.exit_code == 1 and "llama-cpp-python is missing: pip install 'watt-agent[local]'" in result.stdout
+    assert (
+        result.exit_code == 1
+        and "llama-cpp-python is missing: pip install 'watt-agent[local]'" in result.stdout
+    )
 
 
 def test_doctor_checks_a_model_file_given_with_model(tmp_path: Path) -> None:
@@ -392,7 +448,9 @@ def test_run_errors_and_partial_results_are_inert(tmp_path: Path) -> None:
 
 def nasty_ask(tmp_path: Path) -> str:
     """A scripted model whose reasoning, program, argument, debug line and answer are NASTY."""
-    program = f'(resv (arg 0))\n(debug.log "{NASTY}")\n(i32.const 0)\n'  # wat refuses U+202E in comments
+    program = (
+        f'(resv (arg 0))\n(debug.log "{NASTY}")\n(i32.const 0)\n'  # wat refuses U+202E in comments
+    )
     return script(
         tmp_path,
         f'<reasoning>{NASTY}</reasoning>\nToolCall::Wat(```wat\n{program}```, "{NASTY}")',

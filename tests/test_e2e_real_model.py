@@ -32,7 +32,8 @@ from bench.tasks import TASKS, Outcome, fixture_server
 E2E_URL = os.environ.get("WATT_E2E_BASE_URL", "")
 E2E_MODEL = os.environ.get("WATT_E2E_MODEL", "")
 real_model = pytest.mark.skipif(
-    not (E2E_URL or E2E_MODEL), reason="set WATT_E2E_BASE_URL or WATT_E2E_MODEL to run against a real model"
+    not (E2E_URL or E2E_MODEL),
+    reason="set WATT_E2E_BASE_URL or WATT_E2E_MODEL to run against a real model",
 )
 KINDS = {"thinking", "tool_start", "tool_result", "retry", "response", "error"}
 
@@ -130,7 +131,12 @@ def test_count_separates_first_tries_repairs_and_format_misses() -> None:
         {"kind": "thinking", "step": 3, "notes": [], "usage": usage},
         {"kind": "tool_start", "step": 3, "action": "wat"},
         {"kind": "tool_result", "step": 3, "ok": False, "error_type": "Trap"},
-        {"kind": "thinking", "step": 4, "notes": ["no ToolCall: whole text taken as the answer"], "usage": usage},
+        {
+            "kind": "thinking",
+            "step": 4,
+            "notes": ["no ToolCall: whole text taken as the answer"],
+            "usage": usage,
+        },
         {"kind": "response", "step": 4, "text": "x"},
     )
     c = count(events)
@@ -162,7 +168,13 @@ def test_run_one_with_a_scripted_model(tmp_path: Path) -> None:
         run = run_one(task, base_url=base, env=env, max_steps=3)
     assert run.ok, (run.answer, run.stderr)
     assert run.replies == replies
-    assert [e["kind"] for e in run.events] == ["thinking", "tool_start", "tool_result", "thinking", "response"]
+    assert [e["kind"] for e in run.events] == [
+        "thinking",
+        "tool_start",
+        "tool_result",
+        "thinking",
+        "response",
+    ]
     figures = summarize([run])
     assert figures["succeeded"] == 1 and figures["compliant_turns"] == 2
 

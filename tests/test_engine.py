@@ -48,12 +48,17 @@ def runtime(tmp_path) -> Runtime:
 
 
 def test_args_results_and_strings(runtime: Runtime) -> None:
-    res = runtime.run('(argv 0 $a)\n(argv 1 $b)\n(resv $b)\n(resv $a)\n(resv "é\\n")\n(i32.const 0)', ["x", "日本"])
+    res = runtime.run(
+        '(argv 0 $a)\n(argv 1 $b)\n(resv $b)\n(resv $a)\n(resv "é\\n")\n(i32.const 0)',
+        ["x", "日本"],
+    )
     assert res.ok and res.status_name == "SUCCESS"
     assert res.results == ["日本", "x", "é\n"]
     assert res.fuel_used > 0
     assert res.cache == "compiled"
-    again = runtime.run('(argv 0 $a)\n(argv 1 $b)\n(resv $b)\n(resv $a)\n(resv "é\\n")\n(i32.const 0)', ["y", "z"])
+    again = runtime.run(
+        '(argv 0 $a)\n(argv 1 $b)\n(resv $b)\n(resv $a)\n(resv "é\\n")\n(i32.const 0)', ["y", "z"]
+    )
     assert again.cache == "memory" and again.results == ["z", "y", "é\n"]
 
 
@@ -76,7 +81,9 @@ def test_host_error_codes_and_bugs_never_crash(runtime: Runtime) -> None:
 def test_bad_pointers_are_error_codes(runtime: Runtime, ptr: str) -> None:
     res = runtime.run(f"(call $sys.resv (i32.const {ptr}))")
     assert res.status == Err.ETRFM
-    res = runtime.run(f"(local $e i32) (call $t.echo (i32.const {ptr})) (local.set $e) (drop) (local.get $e)")
+    res = runtime.run(
+        f"(local $e i32) (call $t.echo (i32.const {ptr})) (local.set $e) (drop) (local.get $e)"
+    )
     assert res.status == Err.ETRFM
 
 
@@ -87,7 +94,10 @@ def test_overlong_length_prefix(runtime: Runtime) -> None:
 
 def test_result_size_cap(runtime: Runtime) -> None:
     big = "x" * 1000
-    res = runtime.run(f'(loop $l (call $sys.resv "{big}") (i32.eqz) (br_if $l)) (i32.const 0)', limits=Limits(max_result_bytes=5000))
+    res = runtime.run(
+        f'(loop $l (call $sys.resv "{big}") (i32.eqz) (br_if $l)) (i32.const 0)',
+        limits=Limits(max_result_bytes=5000),
+    )
     assert res.status == 0 and len(res.results) == 5
     assert any("exceed" in line for line in res.debug)
 
@@ -101,7 +111,11 @@ def test_result_size_cap(runtime: Runtime) -> None:
         ("(i32.const 0)\x00", CompileError, "NUL"),
         ("(i32.const 0)\n  (i32.bogus)", CompileError, "line 2"),
         ("(i32.add)", CompileError, "type mismatch"),
-        ("(br $nowhere)\n(i32.const 0)", CompileError, "unknown label: failed to find name `$nowhere`"),
+        (
+            "(br $nowhere)\n(i32.const 0)",
+            CompileError,
+            "unknown label: failed to find name `$nowhere`",
+        ),
         ("(call $nope)", CompileError, "unknown func"),
         ("(call $nope.thing)", LinkError, "unknown import $nope.thing"),
         ("(call $sys.nothing)", LinkError, "sys offers: argc, argv, resv"),
@@ -131,7 +145,11 @@ def test_validation_error_hides_the_assembled_binary_offset(runtime: Runtime) ->
 def test_ungranted_capability_is_a_link_error(runtime: Runtime) -> None:
     with pytest.raises(LinkError) as info:
         runtime.run("(call $t.deny)", granted={"sys"})
-    assert "'t'" in str(info.value) and "not granted" in str(info.value) and "granted: sys" in str(info.value)
+    assert (
+        "'t'" in str(info.value)
+        and "not granted" in str(info.value)
+        and "granted: sys" in str(info.value)
+    )
 
 
 def test_oversized_source_refused_before_compiling(runtime: Runtime) -> None:
@@ -242,7 +260,10 @@ def test_whole_module_checks_imports_and_export(runtime: Runtime) -> None:
     res = runtime.run(ok)
     assert res.ok and res.results == ["hi"]
     with pytest.raises(LinkError):
-        runtime.run('(module (import "t" "deny" (func (result i32))) (func (export "run") (result i32) (i32.const 0)))', granted={"sys"})
+        runtime.run(
+            '(module (import "t" "deny" (func (result i32))) (func (export "run") (result i32) (i32.const 0)))',
+            granted={"sys"},
+        )
     with pytest.raises(LinkError):
         runtime.run('(module (func (export "main") (result i32) (i32.const 0)))')
 

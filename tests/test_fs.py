@@ -111,8 +111,24 @@ def test_split_path_accepts(path: str, allow_root: bool, expected: list[str]) ->
 
 @pytest.mark.parametrize(
     "path",
-    ["", ".", "..", "../x", "a/../b", "a/..", "/etc/passwd", "//x", "a\x00b", "a\\b", "..\\x",
-     "C:/x", "c:x", "a//b", "a/", "/"],
+    [
+        "",
+        ".",
+        "..",
+        "../x",
+        "a/../b",
+        "a/..",
+        "/etc/passwd",
+        "//x",
+        "a\x00b",
+        "a\\b",
+        "..\\x",
+        "C:/x",
+        "c:x",
+        "a//b",
+        "a/",
+        "/",
+    ],
 )
 def test_split_path_refuses(path: str) -> None:
     with pytest.raises(GuestError) as info:
@@ -165,9 +181,12 @@ def test_validate_root_refuses_missing_or_file(tmp_path: Path) -> None:
 def test_signatures_and_docs() -> None:
     fns = FsCapability(None).functions()
     assert [f.signature() for f in fns] == [
-        "fs.read (path) -> (ptr err)", "fs.write (path data) -> (err)",
-        "fs.append (path data) -> (err)", "fs.list (dir) -> (arr err)",
-        "fs.exists (path) -> (bool err)", "fs.del (path) -> (err)",
+        "fs.read (path) -> (ptr err)",
+        "fs.write (path data) -> (err)",
+        "fs.append (path data) -> (err)",
+        "fs.list (dir) -> (arr err)",
+        "fs.exists (path) -> (bool err)",
+        "fs.del (path) -> (err)",
     ]
     assert all(len(f.doc.split()) <= 15 for f in fns)
 
@@ -177,8 +196,14 @@ def test_signatures_and_docs() -> None:
 
 @pytest.mark.parametrize(
     ("body", "args"),
-    [(READ, ["a"]), (WRITE, ["a", "x"]), (APPEND, ["a", "x"]), (LIST, [""]), (EXISTS, ["a"]),
-     (DELETE, ["a"])],
+    [
+        (READ, ["a"]),
+        (WRITE, ["a", "x"]),
+        (APPEND, ["a", "x"]),
+        (LIST, [""]),
+        (EXISTS, ["a"]),
+        (DELETE, ["a"]),
+    ],
 )
 def test_no_root_is_eaccess(body: str, args: list[str]) -> None:
     result = run(FsCapability(None), body, *args)
@@ -235,11 +260,18 @@ def test_symlinks_are_refused_everywhere(jail: Path, outside: Path) -> None:
         result = run(rt, READ, path)
         assert (result.status, result.results) == (Err.EACCESS, []), path
         assert "symlink" in result.debug[0]
-    for body, args in [(WRITE, ["dir-link/new.txt", "x"]), (WRITE, ["file-link", "pwned"]),
-                       (APPEND, ["file-link", "pwned"]), (WRITE, ["dangling", "x"]),
-                       (WRITE, ["dangling/x.txt", "x"]), (DELETE, ["file-link"]),
-                       (DELETE, ["dir-link/secret.txt"]), (LIST, ["dir-link"]),
-                       (EXISTS, ["dir-link"]), (EXISTS, ["dir-link/secret.txt"])]:
+    for body, args in [
+        (WRITE, ["dir-link/new.txt", "x"]),
+        (WRITE, ["file-link", "pwned"]),
+        (APPEND, ["file-link", "pwned"]),
+        (WRITE, ["dangling", "x"]),
+        (WRITE, ["dangling/x.txt", "x"]),
+        (DELETE, ["file-link"]),
+        (DELETE, ["dir-link/secret.txt"]),
+        (LIST, ["dir-link"]),
+        (EXISTS, ["dir-link"]),
+        (EXISTS, ["dir-link/secret.txt"]),
+    ]:
         assert run(rt, body, *args).status == Err.EACCESS, (body, args)
     assert (outside / "secret.txt").read_text() == "TOP SECRET"
     assert sorted(p.name for p in outside.iterdir()) == ["secret.txt"]
@@ -250,8 +282,13 @@ def test_symlinks_are_refused_everywhere(jail: Path, outside: Path) -> None:
 def test_fifo_is_refused_without_blocking(jail: Path) -> None:
     os.mkfifo(jail / "pipe")
     rt = runtime(FsCapability(jail))
-    for body, args in [(READ, ["pipe"]), (APPEND, ["pipe", "x"]), (WRITE, ["pipe", "x"]),
-                       (EXISTS, ["pipe"]), (DELETE, ["pipe"])]:
+    for body, args in [
+        (READ, ["pipe"]),
+        (APPEND, ["pipe", "x"]),
+        (WRITE, ["pipe", "x"]),
+        (EXISTS, ["pipe"]),
+        (DELETE, ["pipe"]),
+    ]:
         result = run(rt, body, *args)
         assert result.status == Err.EACCESS, body
         assert "not a regular file" in result.debug[0]
@@ -299,8 +336,14 @@ def test_write_keeps_mode(jail: Path) -> None:
 
 @pytest.mark.parametrize(
     ("path", "code"),
-    [("sub", Err.EACCESS), ("a.txt/x.txt", Err.EACCESS), ("", Err.EACCESS), ("sub/", Err.EACCESS),
-     ("../x.txt", Err.EACCESS), ("/tmp/x.txt", Err.EACCESS)],
+    [
+        ("sub", Err.EACCESS),
+        ("a.txt/x.txt", Err.EACCESS),
+        ("", Err.EACCESS),
+        ("sub/", Err.EACCESS),
+        ("../x.txt", Err.EACCESS),
+        ("/tmp/x.txt", Err.EACCESS),
+    ],
 )
 def test_write_errors(jail: Path, path: str, code: Err) -> None:
     assert run(FsCapability(jail), WRITE, path, "x").status == code
@@ -411,8 +454,14 @@ def test_list(jail: Path) -> None:
 
 @pytest.mark.parametrize(
     ("path", "code"),
-    [("missing", Err.ENOENT), ("a.txt", Err.EACCESS), ("a.txt/x", Err.ENOENT),
-     ("..", Err.EACCESS), ("/", Err.EACCESS), ("sub//", Err.EACCESS)],
+    [
+        ("missing", Err.ENOENT),
+        ("a.txt", Err.EACCESS),
+        ("a.txt/x", Err.ENOENT),
+        ("..", Err.EACCESS),
+        ("/", Err.EACCESS),
+        ("sub//", Err.EACCESS),
+    ],
 )
 def test_list_errors(jail: Path, path: str, code: Err) -> None:
     assert run(FsCapability(jail), LIST, path).status == code
@@ -420,9 +469,16 @@ def test_list_errors(jail: Path, path: str, code: Err) -> None:
 
 @pytest.mark.parametrize(
     ("path", "answer"),
-    [("a.txt", "yes"), ("sub", "yes"), ("sub/", "yes"), ("sub/b.txt", "yes"), ("", "yes"),
-     ("missing", "no"),
-     ("nodir/x", "no"), ("a.txt/x", "no")],
+    [
+        ("a.txt", "yes"),
+        ("sub", "yes"),
+        ("sub/", "yes"),
+        ("sub/b.txt", "yes"),
+        ("", "yes"),
+        ("missing", "no"),
+        ("nodir/x", "no"),
+        ("a.txt/x", "no"),
+    ],
 )
 def test_exists(jail: Path, path: str, answer: str) -> None:
     result = run(FsCapability(jail), EXISTS, path)
@@ -689,7 +745,7 @@ def test_nfc_absolute_paths_under_a_root_spelled_nfd(tmp_path: Path) -> None:
 
 # ---- sizes are checked before the guest's buffer is copied ----------------------------------
 
-CLAIM = "(i32.store (i32.const {at}) (i32.const {n})) (call $fs.{fn} \"big.bin\" (i32.const {at}))"
+CLAIM = '(i32.store (i32.const {at}) (i32.const {n})) (call $fs.{fn} "big.bin" (i32.const {at}))'
 
 
 @pytest.mark.parametrize("fn", ["write", "append"])
@@ -730,6 +786,6 @@ def test_append_is_refused_from_the_files_size(jail: Path, monkeypatch: pytest.M
 
 
 def test_an_overlong_path_is_refused_from_its_length_prefix(jail: Path) -> None:
-    body = "(i32.store (i32.const 100) (i32.const 60000)) (call $fs.write (i32.const 100) \"x\")"
+    body = '(i32.store (i32.const 100) (i32.const 60000)) (call $fs.write (i32.const 100) "x")'
     result = run(FsCapability(jail), body)
     assert result.status == Err.EBOUND and "path longer than 1024 bytes" in result.debug[0]

@@ -39,9 +39,12 @@ def granted(*namespaces: str) -> list:
 
 FULL_TEXT = reply_grammar(FUNCTIONS, CATALOG.names())
 FULL = Grammar(FULL_TEXT, GRAMMAR_ROOT)
-NO_HTTP = Grammar(reply_grammar(
-    [f for f in FUNCTIONS if f.namespace != "http"], [p.name for p in CATALOG if "http" not in p.capabilities]
-))
+NO_HTTP = Grammar(
+    reply_grammar(
+        [f for f in FUNCTIONS if f.namespace != "http"],
+        [p.name for p in CATALOG if "http" not in p.capabilities],
+    )
+)
 FRAME = Grammar(REPLY_GBNF)
 
 
@@ -56,7 +59,7 @@ def test_the_grammar_is_built_from_live_names_and_stays_small() -> None:
     rules = [line.split("::=")[0].strip() for line in FULL_TEXT.splitlines() if "::=" in line]
     assert len(rules) == len(set(rules)) and len(rules) <= 45
     assert len(FULL_TEXT.encode()) < 8000
-    host = FULL_TEXT[FULL_TEXT.index("host          ::="):]
+    host = FULL_TEXT[FULL_TEXT.index("host          ::=") :]
     for f in FUNCTIONS:
         assert f'"{f.name}"' in host, f.qualname
     for name in CATALOG.names():
@@ -108,7 +111,9 @@ def test_the_grammar_parses_with_llama_cpp() -> None:
         "sys.exit(0 if p else 3)\n"
     )
     for text in (FULL_TEXT, REPLY_GBNF, reply_grammar(granted(), [])):
-        proc = subprocess.run([sys.executable, "-c", code], input=text, capture_output=True, text=True, check=False)
+        proc = subprocess.run(
+            [sys.executable, "-c", code], input=text, capture_output=True, text=True, check=False
+        )
         assert proc.returncode == 0, proc.stderr[-2000:]
 
 
@@ -132,7 +137,9 @@ def prompt_examples(prompt: str) -> list[str]:
 
 
 @pytest.mark.parametrize("grants", [None, ("str",), ("fs", "kv")], ids=str)
-def test_every_worked_example_in_the_system_prompt_is_accepted(grants: Sequence[str] | None) -> None:
+def test_every_worked_example_in_the_system_prompt_is_accepted(
+    grants: Sequence[str] | None,
+) -> None:
     names = set(REGISTRY.names()) if grants is None else {"sys", *grants}
     prompt = build_system_prompt(REGISTRY, CATALOG, names)
     examples = prompt_examples(prompt)
@@ -150,10 +157,10 @@ SHORT_FORMS = [
     "(resv ($str.upper (arg 0)))",
     "(resv (call $str.upper (arg 0)))",
     "(answer ($str.upper $text))",
-    '(local $n i32)\n(local.set $n (i32.add 1 0x2A))\n(resv (str.from_i32 ($n)))',
-    "(check (call $kv.set \"k\" \"v\"))",
+    "(local $n i32)\n(local.set $n (i32.add 1 0x2A))\n(resv (str.from_i32 ($n)))",
+    '(check (call $kv.set "k" "v"))',
     "(argv 0 $s)\n(resv $s)",
-    'local.get $x\ncall $str.len\nlocal.set $err\nlocal.set $n\ni32.const 0',
+    "local.get $x\ncall $str.len\nlocal.set $err\nlocal.set $n\ni32.const 0",
     "block $b\n  i32.const 1\n  br_if $b\nend\nloop (result i32)\n  i32.const -1\nend\ndrop\ni32.const 0",
     "i32.const 1\nif\n  nop\nelse\n  unreachable\nend\ni32.const 0",
     "(if (result i32) (i32.const 1) (then (i32.const 2)) (else (i32.const 3)))",
@@ -177,8 +184,11 @@ def test_short_and_flat_forms_are_accepted(body: str) -> None:
 
 
 def test_http_calls_need_the_http_grant() -> None:
-    for body in ('(resv (json.get (http.get (arg 0)) "user.email"))', "(call $http.get (arg 0))",
-                 '(resv ($http.post (arg 0) "{}" "application/json"))'):
+    for body in (
+        '(resv (json.get (http.get (arg 0)) "user.email"))',
+        "(call $http.get (arg 0))",
+        '(resv ($http.post (arg 0) "{}" "application/json"))',
+    ):
         assert FULL.accepts(wat(body)) and not NO_HTTP.accepts(wat(body))
     assert NO_HTTP.accepts(wat('(answer (str.upper (fs.read "input.txt")))'))
     assert not NO_HTTP.accepts('ToolCall::Catalog("http_get", "https://example.com/")')
@@ -209,12 +219,12 @@ def test_http_calls_need_the_http_grant() -> None:
         '(resv "a""b")',
         '(resv "two\nlines")',
         '(resv "bad \\q escape")',
-        "(resv \"ticks ``` close the fence\")",
+        '(resv "ticks ``` close the fence")',
         '(resv "<think>")',
         "(i32.const 0)\n",  # the parser strips the body: no trailing blank
         " (i32.const 0)",
         "",
-        "(module (func (export \"run\") (result i32) (i32.const 0)))",
+        '(module (func (export "run") (result i32) (i32.const 0)))',
         "(i32.const 0) ;; trailing blank ",
     ],
 )
@@ -241,7 +251,7 @@ def test_invented_functions_and_syntax_are_rejected(body: str) -> None:
         "ToolCall::Wat(```\n(i32.const 0)\n```)",  # no fence tag
         "ToolCall::Wat(```wat\n(i32.const 0)\n```, hello)",  # unquoted arg
         'ToolCall::Wat(```wat\n(i32.const 0)\n```, "a\\/b")',  # an escape the parser keeps
-        "<reasoning>unclosed ToolCall::Response(\"\"\"x\"\"\")",
+        '<reasoning>unclosed ToolCall::Response("""x""")',
         '<reasoning> padded </reasoning>ToolCall::Response("""x""")',
         'tool_call: Response("""x""")',
     ],
@@ -260,15 +270,63 @@ def test_catalog_calls_name_loaded_programs_only() -> None:
 
 # ---- grammar and parser agree: a round trip of generated replies -----------------------------
 
-POOL = list("\"'\\`()<>/,;: \t\n[]{}$._-=rtRTkeaZ09") + ["\r", "\x0b", "\x85", "\xa0", "\u2028", "\u3000", "é", "漢", "🙂"]
+POOL = list("\"'\\`()<>/,;: \t\n[]{}$._-=rtRTkeaZ09") + [
+    "\r",
+    "\x0b",
+    "\x85",
+    "\xa0",
+    "\u2028",
+    "\u3000",
+    "é",
+    "漢",
+    "🙂",
+]
 FRAGMENTS = [
-    'ToolCall::Response("""x""")', "ToolCall::Wat(```wat\n", 'ToolCall::Catalog("upper", "a")',
-    "tool_call: Response(", "```", "``", "`", '"""', '""', '"', '")', '" )', '\\"', "\\\\", "\\n",
-    "\\", ")", "))", "(", "<think>", "</think>", "<reasoning>", "</reasoning>", "< think >",
-    "a < b", "<b>", "<", ', "x")', "\n```\n", "'''", "'", "\n", "\r\n", " \n ", ";; c\n",
-    "[Observation (step 1)]", "$str.upper", '(resv "x")', "wat\n", "\u3000", "\x85",
-    "\n(call $str.upper (local.get $s)) (local.set $err) (local.set $out)", " (call $str.len $s)",
-    '\n(answer (str.concat (str.upper (arg 0)) "!"))', '\n(resv ($json.get (arg 0) "a.b"))',
+    'ToolCall::Response("""x""")',
+    "ToolCall::Wat(```wat\n",
+    'ToolCall::Catalog("upper", "a")',
+    "tool_call: Response(",
+    "```",
+    "``",
+    "`",
+    '"""',
+    '""',
+    '"',
+    '")',
+    '" )',
+    '\\"',
+    "\\\\",
+    "\\n",
+    "\\",
+    ")",
+    "))",
+    "(",
+    "<think>",
+    "</think>",
+    "<reasoning>",
+    "</reasoning>",
+    "< think >",
+    "a < b",
+    "<b>",
+    "<",
+    ', "x")',
+    "\n```\n",
+    "'''",
+    "'",
+    "\n",
+    "\r\n",
+    " \n ",
+    ";; c\n",
+    "[Observation (step 1)]",
+    "$str.upper",
+    '(resv "x")',
+    "wat\n",
+    "\u3000",
+    "\x85",
+    "\n(call $str.upper (local.get $s)) (local.set $err) (local.set $out)",
+    " (call $str.len $s)",
+    '\n(answer (str.concat (str.upper (arg 0)) "!"))',
+    '\n(resv ($json.get (arg 0) "a.b"))',
 ]
 
 
@@ -317,11 +375,15 @@ def expected_action(gen: Generated) -> Action:
 CAPTURE = frozenset({"reason", "body", "catalog-name", "answer", "arg"})
 
 
-def round_trip(grammar: Grammar, seed: int, count: int, max_depth: int) -> list[tuple[str, Action, Action]]:
+def round_trip(
+    grammar: Grammar, seed: int, count: int, max_depth: int
+) -> list[tuple[str, Action, Action]]:
     rng = random.Random(seed)
     failures = []
     for _ in range(count):
-        gen = grammar.generate(rng, chars=pick_char, fragments=offer, capture=CAPTURE, max_depth=max_depth)
+        gen = grammar.generate(
+            rng, chars=pick_char, fragments=offer, capture=CAPTURE, max_depth=max_depth
+        )
         want = expected_action(gen)
         got = parse_reply(gen.text)
         if got != want:
@@ -336,28 +398,65 @@ def round_trip(grammar: Grammar, seed: int, count: int, max_depth: int) -> list[
 def test_replies_generated_from_the_grammar_parse_to_what_was_generated(
     name: str, seed: int, count: int, depth: int
 ) -> None:
-    grammar = {"full": FULL, "frame": FRAME, "no-catalog": Grammar(reply_grammar(granted("str"), []))}[name]
+    grammar = {
+        "full": FULL,
+        "frame": FRAME,
+        "no-catalog": Grammar(reply_grammar(granted("str"), [])),
+    }[name]
     failures = round_trip(grammar, seed, count, depth)
     assert not failures, "\n".join(f"{t!r}\n  want {w!r}\n  got  {g!r}" for t, w, g in failures[:5])
 
 
 def test_the_generator_covers_the_hard_cases() -> None:
     rng = random.Random(7)
-    texts = [FULL.generate(rng, chars=pick_char, fragments=offer, capture=CAPTURE, max_depth=10).text
-             for _ in range(400)]
+    texts = [
+        FULL.generate(rng, chars=pick_char, fragments=offer, capture=CAPTURE, max_depth=10).text
+        for _ in range(400)
+    ]
     joined = "\n".join(texts)
-    for needle in ['"""', r"ToolCall::Response\(", "```", r"\\\\", "<", r"\(\s*call\s+\$", r"\(\s*local\s",
-                   r"\(\s*if\b", r"\(\s*answer\b", r"\bend\b", "\n"]:
+    for needle in [
+        '"""',
+        r"ToolCall::Response\(",
+        "```",
+        r"\\\\",
+        "<",
+        r"\(\s*call\s+\$",
+        r"\(\s*local\s",
+        r"\(\s*if\b",
+        r"\(\s*answer\b",
+        r"\bend\b",
+        "\n",
+    ]:
         assert len(re.findall(needle, joined)) > 5, needle
     sample = random.Random(8).sample(texts, 40)
     assert all(FULL.accepts(t) for t in sample)  # the generator and the matcher agree
 
 
 NASTY = [
-    "42", "a (b) c", 'say "hi"', "x)", "(", "```wat\n(i32.const 0)\n```", "ToolCall::Response(\"\"\"no\"\"\")",
-    "back\\slash", "\\n literally", "tab\there", "two\nlines", "a < b", "<b>bold</b>", "'single'",
-    '"quoted"', 'ends with "q"', "```", "``", "); drop", "`code`", "漢字 🙂", "[Observation (step 2)]",
-    ", \"next\")", "é\u3000é",
+    "42",
+    "a (b) c",
+    'say "hi"',
+    "x)",
+    "(",
+    "```wat\n(i32.const 0)\n```",
+    'ToolCall::Response("""no""")',
+    "back\\slash",
+    "\\n literally",
+    "tab\there",
+    "two\nlines",
+    "a < b",
+    "<b>bold</b>",
+    "'single'",
+    '"quoted"',
+    'ends with "q"',
+    "```",
+    "``",
+    "); drop",
+    "`code`",
+    "漢字 🙂",
+    "[Observation (step 2)]",
+    ', "next")',
+    "é\u3000é",
 ]
 
 
@@ -403,10 +502,14 @@ AGREED: list[tuple[str, Action]] = [
     ('ToolCall::Wat(```wat\n(resv "<p>")\n```, "x<y")', WatCall('(resv "<p>")', ("x<y",))),
     # Quotes, parentheses, fences and ToolCall text inside a Response.
     ('ToolCall::Response("""\n)\n```\nToolCall::Wat(\n""")', Response(")\n```\nToolCall::Wat(")),
-    ('ToolCall::Response("""He said "it" ) with the reversed text.""")',
-     Response('He said "it" ) with the reversed text.')),
-    ('<reasoning>ToolCall::Response("""x""")</reasoning>\nToolCall::Response("""y""")',
-     Response("y", 'ToolCall::Response("""x""")')),
+    (
+        'ToolCall::Response("""He said "it" ) with the reversed text.""")',
+        Response('He said "it" ) with the reversed text.'),
+    ),
+    (
+        '<reasoning>ToolCall::Response("""x""")</reasoning>\nToolCall::Response("""y""")',
+        Response("y", 'ToolCall::Response("""x""")'),
+    ),
 ]
 
 
@@ -468,7 +571,11 @@ def test_make_model_passes_the_grammar_setting(tmp_path: Path) -> None:
     from agent.models.backends import make_model
     from agent.models.client import OpenAIChatModel
 
-    env = {"WATT_HOME": str(tmp_path), "WATT_BASE_URL": "http://127.0.0.1:8765/v1", "WATT_MODEL": "m"}
+    env = {
+        "WATT_HOME": str(tmp_path),
+        "WATT_BASE_URL": "http://127.0.0.1:8765/v1",
+        "WATT_MODEL": "m",
+    }
     model = make_model(load_settings({}, environ=env))
     assert isinstance(model, OpenAIChatModel) and model.grammar == "auto"
     model = make_model(load_settings({}, environ={**env, "WATT_GRAMMAR": "off"}))
@@ -485,11 +592,17 @@ def test_grammar_setting_precedence_and_validation(tmp_path: Path) -> None:
     assert load_settings({}, environ=env).grammar == "off"  # a TOML boolean reads as on/off
     s = load_settings({}, environ={**env, "WATT_GRAMMAR": "ON"})
     assert s.grammar == "on" and s.sources["grammar"] == "WATT_GRAMMAR"
-    assert load_settings({"grammar": "auto"}, environ={**env, "WATT_GRAMMAR": "on"}).grammar == "auto"
-    with pytest.raises(ConfigError, match=r"^WATT_GRAMMAR: grammar must be auto, on or off, got 'maybe'$"):
+    assert (
+        load_settings({"grammar": "auto"}, environ={**env, "WATT_GRAMMAR": "on"}).grammar == "auto"
+    )
+    with pytest.raises(
+        ConfigError, match=r"^WATT_GRAMMAR: grammar must be auto, on or off, got 'maybe'$"
+    ):
         load_settings({}, environ={**env, "WATT_GRAMMAR": "maybe"})
     with pytest.raises(ConfigError, match=r"--grammar: grammar must be auto, on or off"):
         load_settings({"grammar": "sometimes"}, environ=env)
     (tmp_path / "config.toml").write_text('grammar = "never"\n')
-    with pytest.raises(ConfigError, match=r"config.toml: grammar must be auto, on or off, got 'never'"):
+    with pytest.raises(
+        ConfigError, match=r"config.toml: grammar must be auto, on or off, got 'never'"
+    ):
         load_settings({}, environ=env)

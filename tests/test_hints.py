@@ -28,14 +28,21 @@ def error_of(runtime: Runtime, body: str) -> CompileError | LinkError:
     ("body", "hint"),
     [
         # each body is what qwen2.5-coder-1.5b sent in bench/eval_real_model.py, trimmed
-        ('(argv 0 "the quick brown fox")\n(i32.const 0)', 'put the value itself after the fence'),
-        ('(argv 0 $json)\n(local $out i32) (local $err i32)\n'
-         '(call $json.get ($argv 0 "items")) (local.set $err) (local.set $out)' + TAIL,
-         "macros have no $: write (argv ...)"),
-        ("(argv 0 $a)\n(local $out i32) (local $err i32)\n"
-         "(call $calc.mul (local.get $a)) (local.set $err) (local.set $out)" + TAIL,
-         "there is no calc namespace"),
-        ("(call $str.upper (i32.const 0))\n(i32.const 0)", "use a call as an operand, where it gives one value"),
+        ('(argv 0 "the quick brown fox")\n(i32.const 0)', "put the value itself after the fence"),
+        (
+            "(argv 0 $json)\n(local $out i32) (local $err i32)\n"
+            '(call $json.get ($argv 0 "items")) (local.set $err) (local.set $out)' + TAIL,
+            "macros have no $: write (argv ...)",
+        ),
+        (
+            "(argv 0 $a)\n(local $out i32) (local $err i32)\n"
+            "(call $calc.mul (local.get $a)) (local.set $err) (local.set $out)" + TAIL,
+            "there is no calc namespace",
+        ),
+        (
+            "(call $str.upper (i32.const 0))\n(i32.const 0)",
+            "use a call as an operand, where it gives one value",
+        ),
     ],
 )
 def test_hint_for_a_real_mistake(runtime: Runtime, body: str, hint: str) -> None:
@@ -44,7 +51,12 @@ def test_hint_for_a_real_mistake(runtime: Runtime, body: str, hint: str) -> None
 
 def test_arithmetic_namespaces_get_the_i32_recipe(runtime: Runtime) -> None:
     text = repair_hint(error_of(runtime, "(call $calc.add (i32.const 1))\n(i32.const 0)"))
-    assert "math.eval" in text and "str.to_i32" in text and "i32.add" in text and "str.from_i32" in text
+    assert (
+        "math.eval" in text
+        and "str.to_i32" in text
+        and "i32.add" in text
+        and "str.from_i32" in text
+    )
 
 
 @pytest.mark.parametrize(
@@ -76,7 +88,8 @@ def test_hints_are_one_line() -> None:
         # "Expressions"): each compiles, where it used to need a repair hint
         "(argv 0 $url)\n(local $out i32) (local $err i32)\n"
         "(call $http.get ($url)) (local.set $err) (local.set $out)" + TAIL,
-        '(local $out i32) (local $err i32)\n(json.get "{}" "a") (local.set $err) (local.set $out)' + TAIL,
+        '(local $out i32) (local $err i32)\n(json.get "{}" "a") (local.set $err) (local.set $out)'
+        + TAIL,
         "(local.set $err (i32.const 1))\n(i32.const 0)",
         "(local $a i32) (local $b i32) (local $out i32)\n(i32.mul $a $b) (local.set $out)\n(i32.const 0)",
     ],
@@ -98,10 +111,16 @@ def test_the_hint_shows_the_line_corrected(runtime: Runtime, body: str, line: st
 @pytest.mark.parametrize(
     ("line", "fixed"),
     [
-        ("(i32.add $out 17) (local.set $err)", "(i32.add (local.get $out) (i32.const 17)) (local.set $err)"),
+        (
+            "(i32.add $out 17) (local.set $err)",
+            "(i32.add (local.get $out) (i32.const 17)) (local.set $err)",
+        ),
         ("(call $json.get (local.get $d) 1)", "(call $json.get (local.get $d) (i32.const 1))"),
         ("(call $str.len $s)", "(call $str.len (local.get $s))"),
-        ("(i32.const 17) (local.get 0) (br 1) (argv 1 $b)", "(i32.const 17) (local.get 0) (br 1) (argv 1 $b)"),
+        (
+            "(i32.const 17) (local.get 0) (br 1) (argv 1 $b)",
+            "(i32.const 17) (local.get 0) (br 1) (argv 1 $b)",
+        ),
     ],
 )
 def test_bare_operands_are_wrapped(line: str, fixed: str) -> None:
@@ -114,7 +133,9 @@ def test_names_after_name_taking_instructions_are_left_alone() -> None:
 
 
 def test_no_corrected_line_when_nothing_on_it_changes(runtime: Runtime) -> None:
-    assert "Write line" not in repair_hint(error_of(runtime, "(call $calc.add (i32.const 1))\n(i32.const 0)"))
+    assert "Write line" not in repair_hint(
+        error_of(runtime, "(call $calc.add (i32.const 1))\n(i32.const 0)")
+    )
 
 
 def test_catalog_hint_names_the_program_to_call_instead() -> None:
@@ -137,7 +158,7 @@ def test_catalog_hint_names_the_program_to_call_instead() -> None:
 )
 def test_catalog_hint_matching(body: str, expected: str) -> None:
     hint = catalog_hint(body, [], {"str.upper"}, ["kv_get", "upper", "word_count"])
-    assert (f"ToolCall::Catalog(\"{expected}\")" in hint) if expected else hint == ""
+    assert (f'ToolCall::Catalog("{expected}")' in hint) if expected else hint == ""
 
 
 @pytest.mark.parametrize(

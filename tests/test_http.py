@@ -122,7 +122,9 @@ def port() -> Iterator[int]:
 HEAD = b"HTTP/1.1 200 OK\r\nContent-Length: 200\r\n\r\n"
 
 
-def _trickle_server(stop: threading.Event, *, trickle_head: bool) -> tuple[int, threading.Thread, socket.socket]:
+def _trickle_server(
+    stop: threading.Event, *, trickle_head: bool
+) -> tuple[int, threading.Thread, socket.socket]:
     """Answer one request with a 200-byte body sent 1 byte every 0.2 s (40 s unless stopped);
     with ``trickle_head`` the status line and headers trickle the same way."""
     listener = socket.socket()
@@ -169,7 +171,9 @@ POST = """
 
 
 def run(cap: HttpCapability, body: str, *args: str, timeout_s: float = 30.0) -> RunResult:
-    runtime = Runtime([*SysCapability().functions(), *cap.functions()], limits=Limits(timeout_s=timeout_s))
+    runtime = Runtime(
+        [*SysCapability().functions(), *cap.functions()], limits=Limits(timeout_s=timeout_s)
+    )
     return runtime.run(body, list(args))
 
 
@@ -188,8 +192,13 @@ def resolver_to(*ips: str) -> tuple[list[tuple[str, int]], Resolver]:
 
 
 def ctx(seconds: float = 30.0) -> RunContext:
-    return RunContext(args=[], max_result_bytes=1 << 20, max_debug_lines=50,
-                      deadline=time.monotonic() + seconds, cancel=threading.Event())
+    return RunContext(
+        args=[],
+        max_result_bytes=1 << 20,
+        max_debug_lines=50,
+        deadline=time.monotonic() + seconds,
+        cancel=threading.Event(),
+    )
 
 
 def refused(result: RunResult, code: Err, *needles: str) -> None:
@@ -221,12 +230,15 @@ def test_case_and_trailing_dot_are_normalised_and_the_name_reaches_the_server(po
     assert calls == [("localhost", port)]
 
 
-@pytest.mark.parametrize("grant,url", [
-    ("127.0.0.1:{other}", "http://127.0.0.1:{port}/hello"),  # port must match
-    ("127.0.0.1:{port}", "http://127.0.0.1:{other}/hello"),
-    ("example.com", "http://example.com:{port}/"),  # explicit port needs an explicit grant
-    ("example.com:{port}", "http://example.com/"),
-])
+@pytest.mark.parametrize(
+    "grant,url",
+    [
+        ("127.0.0.1:{other}", "http://127.0.0.1:{port}/hello"),  # port must match
+        ("127.0.0.1:{port}", "http://127.0.0.1:{other}/hello"),
+        ("example.com", "http://example.com:{port}/"),  # explicit port needs an explicit grant
+        ("example.com:{port}", "http://example.com/"),
+    ],
+)
 def test_port_must_match(port: int, grant: str, url: str) -> None:
     other = port + 1 if port < 65535 else port - 1
     cap = HttpCapability([grant.format(port=port, other=other)])
@@ -241,17 +253,20 @@ def test_explicitly_granted_private_address_is_still_refused() -> None:
     refused(get(HttpCapability(["10.0.0.1:80"]), "http://10.0.0.1:80/"), Err.EACCESS, "private")
 
 
-@pytest.mark.parametrize("url,code", [
-    ("http://127.0.0.1:{port}@evil.test/hello", Err.EACCESS),
-    ("http://evil.test\\@127.0.0.1:{port}/hello", Err.EACCESS),
-    ("http://user:pw@127.0.0.1:{port}/hello", Err.EACCESS),
-    ("ftp://127.0.0.1:{port}/hello", Err.EACCESS),
-    ("file:///etc/passwd", Err.EACCESS),
-    ("http://127.0.0.1:{port}/he llo", Err.EPARSE),
-    ("http://127.0.0.1:{port}/\x00", Err.EPARSE),
-    ("http://exa%6dple.com/", Err.EPARSE),
-    ("not a url", Err.EPARSE),
-])
+@pytest.mark.parametrize(
+    "url,code",
+    [
+        ("http://127.0.0.1:{port}@evil.test/hello", Err.EACCESS),
+        ("http://evil.test\\@127.0.0.1:{port}/hello", Err.EACCESS),
+        ("http://user:pw@127.0.0.1:{port}/hello", Err.EACCESS),
+        ("ftp://127.0.0.1:{port}/hello", Err.EACCESS),
+        ("file:///etc/passwd", Err.EACCESS),
+        ("http://127.0.0.1:{port}/he llo", Err.EPARSE),
+        ("http://127.0.0.1:{port}/\x00", Err.EPARSE),
+        ("http://exa%6dple.com/", Err.EPARSE),
+        ("not a url", Err.EPARSE),
+    ],
+)
 def test_userinfo_and_other_url_tricks_are_refused(port: int, url: str, code: Err) -> None:
     result = run(HttpCapability([f"127.0.0.1:{port}", "example.com"]), GET, url.format(port=port))
     refused(result, code)
@@ -274,9 +289,18 @@ def test_loopback_literal_forms_mean_the_address_they_name(port: int, host: str)
     assert (result.status, result.results) == (0, ["hello"]), result.debug
 
 
-@pytest.mark.parametrize("answer", [
-    "127.0.0.1", "10.0.0.1", "169.254.169.254", "::1", "::ffff:127.0.0.1", "100.64.0.1", "fd00::1",
-])
+@pytest.mark.parametrize(
+    "answer",
+    [
+        "127.0.0.1",
+        "10.0.0.1",
+        "169.254.169.254",
+        "::1",
+        "::ffff:127.0.0.1",
+        "100.64.0.1",
+        "fd00::1",
+    ],
+)
 def test_names_resolving_to_internal_addresses_are_refused(port: int, answer: str) -> None:
     calls, resolve = resolver_to("93.184.216.34", answer)  # one bad answer spoils the name
     cap = HttpCapability([f"api.test:{port}"], resolver=resolve)
@@ -298,7 +322,8 @@ def test_redirect_to_an_ungranted_host_is_eacces(port: int) -> None:
 
 def test_redirect_to_a_loopback_literal_from_a_granted_host_is_eacces(port: int) -> None:
     transport = httpx.MockTransport(
-        lambda r: httpx.Response(302, headers={"Location": "http://0x7f.1/admin"}))
+        lambda r: httpx.Response(302, headers={"Location": "http://0x7f.1/admin"})
+    )
     cap = HttpCapability(["example.com"], transport=transport)
     refused(get(cap, "http://example.com/"), Err.EACCESS, "127.0.0.1")
 
@@ -313,13 +338,16 @@ def test_redirect_chain_within_grants(port: int) -> None:
 
 def test_too_many_redirects_is_eremote(port: int) -> None:
     calls, resolve = resolver_to("127.0.0.1")
-    cap = HttpCapability([f"127.0.0.1:{port}", f"localhost:{port}"], resolver=resolve,
-                         max_redirects=2)
+    cap = HttpCapability(
+        [f"127.0.0.1:{port}", f"localhost:{port}"], resolver=resolve, max_redirects=2
+    )
     refused(get(cap, f"http://127.0.0.1:{port}/chain/3"), Err.EREMOTE, "more than 2 redirects")
 
 
 def test_post_303_becomes_get(port: int) -> None:
-    result = run(HttpCapability([f"127.0.0.1:{port}"]), POST, f"http://127.0.0.1:{port}/see-other", "x", "")
+    result = run(
+        HttpCapability([f"127.0.0.1:{port}"]), POST, f"http://127.0.0.1:{port}/see-other", "x", ""
+    )
     assert (result.status, result.results) == (0, ["hello"]), result.debug
 
 
@@ -355,8 +383,11 @@ def test_session_time_quota_bounds_each_request_then_refuses(port: int) -> None:
     stop = threading.Event()
     tport, thread, listener = _trickle_server(stop, trickle_head=False)
     try:
-        cap = HttpCapability([f"127.0.0.1:{tport}", f"127.0.0.1:{port}"], request_timeout_s=60.0,
-                             max_seconds_per_session=0.5)
+        cap = HttpCapability(
+            [f"127.0.0.1:{tport}", f"127.0.0.1:{port}"],
+            request_timeout_s=60.0,
+            max_seconds_per_session=0.5,
+        )
         refused(get(cap, f"http://127.0.0.1:{tport}/"), Err.EREMOTE, "deadline")
         assert cap.session_seconds >= 0.5
         refused(get(cap, f"http://127.0.0.1:{port}/hello"), Err.ENOMEM, "0.5 s per session")
@@ -371,7 +402,9 @@ def test_gzip_bomb_stops_at_the_decoded_cap(port: int) -> None:
     refused(result, Err.ENOMEM, "after decoding")
 
 
-@pytest.mark.parametrize("path,expected", [("/gzip", "small gzip body"), ("/deflate", "zlib deflate body")])
+@pytest.mark.parametrize(
+    "path,expected", [("/gzip", "small gzip body"), ("/deflate", "zlib deflate body")]
+)
 def test_compressed_bodies_are_decoded(port: int, path: str, expected: str) -> None:
     result = get(HttpCapability([f"127.0.0.1:{port}"]), f"http://127.0.0.1:{port}{path}")
     assert (result.status, result.results) == (0, [expected]), result.debug
@@ -398,7 +431,9 @@ def test_connection_refused_is_eremote_with_the_reason() -> None:
 
 def test_non_utf8_body_is_returned_as_raw_bytes(port: int) -> None:
     c = ctx()
-    body = HttpCapability([f"127.0.0.1:{port}"]).request(c, "GET", f"http://127.0.0.1:{port}/binary")
+    body = HttpCapability([f"127.0.0.1:{port}"]).request(
+        c, "GET", f"http://127.0.0.1:{port}/binary"
+    )
     assert body == b"\xff\xfe\x00raw"
     assert any("not UTF-8" in line for line in c.debug)
 
@@ -411,10 +446,28 @@ def tls_port(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[int, ss
     tmp_path = tmp_path_factory.mktemp("tls")
     cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
     subprocess.run(
-        ["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
-         "-nodes", "-keyout", str(key), "-out", str(cert), "-days", "1", "-subj", "/CN=localhost",
-         "-addext", "subjectAltName=DNS:localhost"],
-        check=True, capture_output=True,
+        [
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+            "-keyout",
+            str(key),
+            "-out",
+            str(cert),
+            "-days",
+            "1",
+            "-subj",
+            "/CN=localhost",
+            "-addext",
+            "subjectAltName=DNS:localhost",
+        ],
+        check=True,
+        capture_output=True,
     )
     server_tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     server_tls.load_cert_chain(cert, key)
@@ -433,10 +486,13 @@ def _fetcher(allow: list[str], tls: ssl.SSLContext) -> Fetcher:
     return Fetcher(Grants.parse(allow), resolve, None, 1000, 5, lambda line: None, tls)
 
 
-def test_https_dials_the_vetted_ip_but_verifies_the_name(tls_port: tuple[int, ssl.SSLContext]) -> None:
+def test_https_dials_the_vetted_ip_but_verifies_the_name(
+    tls_port: tuple[int, ssl.SSLContext],
+) -> None:
     tport, tls = tls_port
     body = _fetcher([f"localhost:{tport}"], tls).fetch(
-        "GET", f"https://localhost:{tport}/host", None, {}, Deadline.after(10))
+        "GET", f"https://localhost:{tport}/host", None, {}, Deadline.after(10)
+    )
     assert body == f"localhost:{tport}".encode()
 
 
@@ -444,7 +500,8 @@ def test_https_certificate_is_checked(tls_port: tuple[int, ssl.SSLContext]) -> N
     tport, tls = tls_port  # the certificate names localhost, not 127.0.0.1
     with pytest.raises(GuestError) as info:
         _fetcher([f"127.0.0.1:{tport}"], tls).fetch(
-            "GET", f"https://127.0.0.1:{tport}/host", None, {}, Deadline.after(10))
+            "GET", f"https://127.0.0.1:{tport}/host", None, {}, Deadline.after(10)
+        )
     assert info.value.code == Err.EREMOTE and "CERTIFICATE" in info.value.detail.upper()
 
 
@@ -462,7 +519,9 @@ def test_post_body_over_the_cap_is_enomem(port: int) -> None:
 
 def test_post_content_type_with_a_newline_is_eparse(port: int) -> None:
     cap = HttpCapability([f"127.0.0.1:{port}"])
-    refused(run(cap, POST, f"http://127.0.0.1:{port}/echo", "x", "text/plain\r\nX-Evil: 1"), Err.EPARSE)
+    refused(
+        run(cap, POST, f"http://127.0.0.1:{port}/echo", "x", "text/plain\r\nX-Evil: 1"), Err.EPARSE
+    )
 
 
 THREE_GETS = """
@@ -488,41 +547,72 @@ def test_per_session_call_quota(port: int) -> None:
 
 
 # ---- pure parts -------------------------------------------------------------------------------
-@pytest.mark.parametrize("entry,expected", [
-    ("Example.COM.", ("example.com", None)),
-    ("example.com:8443", ("example.com", 8443)),
-    ("bücher.de", ("xn--bcher-kva.de", None)),
-    ("[::1]:81", ("::1", 81)),
-    ("0x7f.1:80", ("127.0.0.1", 80)),
-])
+@pytest.mark.parametrize(
+    "entry,expected",
+    [
+        ("Example.COM.", ("example.com", None)),
+        ("example.com:8443", ("example.com", 8443)),
+        ("bücher.de", ("xn--bcher-kva.de", None)),
+        ("[::1]:81", ("::1", 81)),
+        ("0x7f.1:80", ("127.0.0.1", 80)),
+    ],
+)
 def test_grants_are_normalised(entry: str, expected: tuple[str, int | None]) -> None:
     assert Grants.parse([entry]).entries == {expected}
 
 
-@pytest.mark.parametrize("entry", ["http://x.com", "x.com/path", "a@b.com", "x.com:99999", "x.com:abc", "", "a b"])
+@pytest.mark.parametrize(
+    "entry", ["http://x.com", "x.com/path", "a@b.com", "x.com:99999", "x.com:abc", "", "a b"]
+)
 def test_bad_grants_are_configuration_errors(entry: str) -> None:
     with pytest.raises(CapabilityError):
         Grants.parse([entry])
 
 
-@pytest.mark.parametrize("host,expected", [
-    ("2130706433", "127.0.0.1"), ("0x7f.1", "127.0.0.1"), ("0177.0.0.1", "127.0.0.1"),
-    ("127.1", "127.0.0.1"), ("[::ffff:127.0.0.1]", "127.0.0.1"), ("API.Example.com.", "api.example.com"),
-])
+@pytest.mark.parametrize(
+    "host,expected",
+    [
+        ("2130706433", "127.0.0.1"),
+        ("0x7f.1", "127.0.0.1"),
+        ("0177.0.0.1", "127.0.0.1"),
+        ("127.1", "127.0.0.1"),
+        ("[::ffff:127.0.0.1]", "127.0.0.1"),
+        ("API.Example.com.", "api.example.com"),
+    ],
+)
 def test_normalise_host(host: str, expected: str) -> None:
     assert normalise_host(host) == expected
 
 
-@pytest.mark.parametrize("ip,public", [
-    ("8.8.8.8", True), ("2606:4700::1111", True), ("127.0.0.1", False), ("10.1.2.3", False),
-    ("172.16.0.1", False), ("192.168.1.1", False), ("169.254.169.254", False), ("100.64.0.1", False),
-    ("224.0.0.1", False), ("240.0.0.1", False), ("0.0.0.0", False), ("::", False), ("::1", False),
-    ("fe80::1", False), ("fc00::1", False), ("ff02::1", False), ("::ffff:10.0.0.1", False),
-    ("::7f00:1", False), ("2002:7f00:1::", False), ("2002:a00:1::", False),
-    ("2001:0:4136:e378:8000:63bf:80ff:fffe", False),
-])
+@pytest.mark.parametrize(
+    "ip,public",
+    [
+        ("8.8.8.8", True),
+        ("2606:4700::1111", True),
+        ("127.0.0.1", False),
+        ("10.1.2.3", False),
+        ("172.16.0.1", False),
+        ("192.168.1.1", False),
+        ("169.254.169.254", False),
+        ("100.64.0.1", False),
+        ("224.0.0.1", False),
+        ("240.0.0.1", False),
+        ("0.0.0.0", False),
+        ("::", False),
+        ("::1", False),
+        ("fe80::1", False),
+        ("fc00::1", False),
+        ("ff02::1", False),
+        ("::ffff:10.0.0.1", False),
+        ("::7f00:1", False),
+        ("2002:7f00:1::", False),
+        ("2002:a00:1::", False),
+        ("2001:0:4136:e378:8000:63bf:80ff:fffe", False),
+    ],
+)
 def test_refusal_reason(ip: str, public: bool) -> None:
     import ipaddress
+
     assert (refusal_reason(ipaddress.ip_address(ip)) is None) is public
 
 
@@ -538,7 +628,10 @@ def test_read_body_truncates_or_refuses() -> None:
         read_body([gzip.compress(b"a" * 100)], "gzip", 10, deadline)
     assert info.value.code == Err.ENOMEM
     raw = zlib.compressobj(wbits=-15)
-    assert read_body([raw.compress(b"raw deflate") + raw.flush()], "deflate", 100, deadline) == b"raw deflate"
+    assert (
+        read_body([raw.compress(b"raw deflate") + raw.flush()], "deflate", 100, deadline)
+        == b"raw deflate"
+    )
 
 
 def test_bomb_decoding_stops_near_the_cap() -> None:

@@ -39,7 +39,9 @@ KEYS = """
 (i32.const 0)
 """
 # A buffer of one invalid UTF-8 byte (0xff) written by hand at address 65000.
-BAD_UTF8 = "(i32.store (i32.const 65000) (i32.const 1)) (i32.store8 (i32.const 65004) (i32.const 255))"
+BAD_UTF8 = (
+    "(i32.store (i32.const 65000) (i32.const 1)) (i32.store8 (i32.const 65004) (i32.const 255))"
+)
 
 
 def runtime(cap: KvCapability) -> Runtime:
@@ -117,7 +119,9 @@ def test_memory_backend_text_view() -> None:
 def test_signatures_and_docs() -> None:
     fns = KvCapability(MemoryKv()).functions()
     assert [f.signature() for f in fns] == [
-        "kv.get (key) -> (ptr err)", "kv.set (key value) -> (err)", "kv.del (key) -> (err)",
+        "kv.get (key) -> (ptr err)",
+        "kv.set (key value) -> (err)",
+        "kv.del (key) -> (err)",
         "kv.keys () -> (arr err)",
     ]
     assert all(len(f.doc.split()) <= 15 for f in fns)
@@ -145,7 +149,9 @@ def test_set_get_del_keys() -> None:
 def test_state_lives_in_the_backend() -> None:
     backend = MemoryKv()
     assert run(runtime(KvCapability(backend)), SET, "k", "v").status == 0
-    assert run(runtime(KvCapability(backend)), GET, "k").results == ["v"]  # a later run/session object
+    assert run(runtime(KvCapability(backend)), GET, "k").results == [
+        "v"
+    ]  # a later run/session object
 
 
 def test_missing_key_is_enoent() -> None:
@@ -178,12 +184,14 @@ def test_key_and_value_size_quotas() -> None:
 
 def test_oversized_value_is_refused_from_its_length_prefix() -> None:
     # the prefix claims 1 GB inside a 16 MiB memory: refused without reading guest memory
-    claim = '(i32.store (i32.const 65000) (i32.const 1000000000)) (call $kv.set "k" (i32.const 65000))'
+    claim = (
+        '(i32.store (i32.const 65000) (i32.const 1000000000)) (call $kv.set "k" (i32.const 65000))'
+    )
     backend = MemoryKv()
     result = run(runtime(KvCapability(backend)), claim)
     assert result.status == Err.ETRFM and "past the end of memory" in result.debug[0]
     # a claim that fits in memory but not in the quota is ENOMEM, and nothing is stored
-    claim = "(i32.store (i32.const 100) (i32.const 65000)) (call $kv.set \"k\" (i32.const 100))"
+    claim = '(i32.store (i32.const 100) (i32.const 65000)) (call $kv.set "k" (i32.const 100))'
     result = run(runtime(KvCapability(backend, max_value_bytes=1000)), claim)
     assert result.status == Err.ENOMEM and "value of 65000 bytes" in result.debug[0]
     assert backend.keys() == []
@@ -221,7 +229,7 @@ def test_bad_pointer_and_bad_utf8_key_are_etrfm() -> None:
     rt = runtime(KvCapability(MemoryKv()))
     bad_ptr = "(local $e i32) (call $kv.get (i32.const -16)) (local.set $e) (drop) (local.get $e)"
     assert run(rt, bad_ptr).status == Err.ETRFM
-    bad_key = BAD_UTF8 + " (call $kv.set (i32.const 65000) \"v\")"
+    bad_key = BAD_UTF8 + ' (call $kv.set (i32.const 65000) "v")'
     result = run(rt, bad_key)
     assert result.status == Err.ETRFM
     assert "key is not valid UTF-8" in result.debug[0]

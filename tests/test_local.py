@@ -23,14 +23,19 @@ from agent.parser import CatalogCall, Response, WatCall, format_action, parse_re
 from rt.errors import ConfigError, Interrupted, ModelAPIError
 from tests.gbnf import Grammar
 
-AGENT = [Message.system("Reply with exactly ONE ToolCall::Wat or ToolCall::Response."), Message.user("hi")]
+AGENT = [
+    Message.system("Reply with exactly ONE ToolCall::Wat or ToolCall::Response."),
+    Message.user("hi"),
+]
 PLAIN = [Message.system("You transform text exactly as instructed."), Message.user("upper: abc")]
 
 
 class FakeLlama:
     """Stands in for ``llama_cpp.Llama``: streams scripted pieces, one chunk per token."""
 
-    def __init__(self, pieces: list[str], prompt_tokens: int = 40, finish: str = "stop", **kwargs: Any) -> None:
+    def __init__(
+        self, pieces: list[str], prompt_tokens: int = 40, finish: str = "stop", **kwargs: Any
+    ) -> None:
         self.kwargs = kwargs
         self.pieces = pieces
         self.prompt_tokens = prompt_tokens
@@ -51,7 +56,9 @@ class FakeLlama:
             for piece in self.pieces:
                 self.produced += 1
                 self.n_tokens = self.prompt_tokens + self.produced
-                yield {"choices": [{"index": 0, "delta": {"content": piece}, "finish_reason": None}]}
+                yield {
+                    "choices": [{"index": 0, "delta": {"content": piece}, "finish_reason": None}]
+                }
             yield {"choices": [{"index": 0, "delta": {}, "finish_reason": self.finish}]}
         finally:
             self.closed_streams += 1
@@ -77,7 +84,9 @@ def gguf(tmp_path: Path) -> Path:
 
 def make(gguf: Path, pieces: list[str], **kwargs: Any) -> tuple[LocalModel, Factory]:
     factory = Factory(pieces, **kwargs.pop("llama", {}))
-    model = LocalModel(gguf, llama_factory=factory, grammar_factory=lambda text: ("GRAMMAR", text), **kwargs)
+    model = LocalModel(
+        gguf, llama_factory=factory, grammar_factory=lambda text: ("GRAMMAR", text), **kwargs
+    )
     return model, factory
 
 
@@ -204,12 +213,18 @@ def test_llama_failures_become_watt_errors(gguf: Path) -> None:
             raise ValueError("Requested tokens (9000) exceed context window of 8192")
 
     model = LocalModel(gguf, grammar=False, llama_factory=lambda **kw: Overflow([]))
-    with pytest.raises(ModelAPIError, match=r"local model m.gguf failed: Requested tokens \(9000\)"):
+    with pytest.raises(
+        ModelAPIError, match=r"local model m.gguf failed: Requested tokens \(9000\)"
+    ):
         model.complete(PLAIN)
 
 
-def test_missing_file_and_missing_llama_cpp(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, gguf: Path) -> None:
-    with pytest.raises(ConfigError, match="local model file not found: .*nope.gguf .*watt model pull"):
+def test_missing_file_and_missing_llama_cpp(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, gguf: Path
+) -> None:
+    with pytest.raises(
+        ConfigError, match="local model file not found: .*nope.gguf .*watt model pull"
+    ):
         LocalModel(tmp_path / "nope.gguf", llama_factory=Factory([]), grammar_factory=str)
     monkeypatch.setitem(sys.modules, "llama_cpp", None)  # makes `import llama_cpp` fail
     with pytest.raises(ConfigError, match=r"pip install 'watt-agent\[local\]'"):
@@ -250,7 +265,9 @@ def test_default_local_model(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) ->
     assert module.Llama.made[0].calls[0]["grammar"] == ("G", REPLY_GBNF, False)
 
 
-def test_make_model_uses_local_models(monkeypatch: pytest.MonkeyPatch, _watt_home: Path, gguf: Path) -> None:
+def test_make_model_uses_local_models(
+    monkeypatch: pytest.MonkeyPatch, _watt_home: Path, gguf: Path
+) -> None:
     from agent.config import load_settings
     from agent.models.backends import make_model
 
@@ -272,7 +289,10 @@ REPLY = Grammar(REPLY_GBNF, GRAMMAR_ROOT)
 
 CANONICAL = [
     WatCall("(argv 0 $text)\n(resv $text)\n(i32.const 0)", ("hello",), "Echo it."),
-    WatCall('(resv "a \\"quoted\\" `tick`")\n(i32.const 0)', ('say "hi"', "tab\there", "two\nlines", "back\\slash")),
+    WatCall(
+        '(resv "a \\"quoted\\" `tick`")\n(i32.const 0)',
+        ('say "hi"', "tab\there", "two\nlines", "back\\slash"),
+    ),
     WatCall("(i32.const 0)"),
     CatalogCall("word_count", ("the quick brown fox",), "A catalog program fits."),
     CatalogCall("http_get"),
@@ -315,7 +335,7 @@ def test_prompt_examples_match_the_grammar() -> None:
         "ToolCall::Wat(```\n(i32.const 0)\n```)",  # no fence tag
         "ToolCall::Wat(```wat\n(i32.const 0)\n```, hello)",  # unquoted arg
         'ToolCall::Catalog("a b")',  # not a program name
-        "<reasoning>unclosed ToolCall::Response(\"\"\"x\"\"\")",
+        '<reasoning>unclosed ToolCall::Response("""x""")',
         'tool_call: Response("""x""")',
     ],
 )
@@ -335,7 +355,9 @@ def test_the_grammar_parses_with_llama_cpp() -> None:
         "sys.exit(0 if p else 3)\n"
     )
     root = Path(__file__).resolve().parent.parent
-    proc = subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True, text=True, check=False)
+    proc = subprocess.run(
+        [sys.executable, "-c", code], cwd=root, capture_output=True, text=True, check=False
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
 
 
@@ -358,14 +380,18 @@ class AbortingLlama(FakeLlama):
         return self._chunks()
 
 
-def test_a_cancel_during_prompt_evaluation_aborts_it(gguf: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_cancel_during_prompt_evaluation_aborts_it(
+    gguf: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     made: list[AbortingLlama] = []
 
     def set_abort(ctx: str, callback: Any, data: Any) -> None:
         assert ctx == "CTX"
         made[-1].abort = callback
 
-    fake_module = types.SimpleNamespace(llama_set_abort_callback=set_abort, ggml_abort_callback=lambda f: f)
+    fake_module = types.SimpleNamespace(
+        llama_set_abort_callback=set_abort, ggml_abort_callback=lambda f: f
+    )
     monkeypatch.setitem(sys.modules, "llama_cpp", fake_module)
 
     def factory(**kwargs: Any) -> AbortingLlama:
@@ -384,12 +410,16 @@ def test_a_cancel_during_prompt_evaluation_aborts_it(gguf: Path, monkeypatch: py
     assert model._cancel is None  # no call in flight any more
 
 
-def test_a_real_decode_failure_is_still_a_model_error(gguf: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_real_decode_failure_is_still_a_model_error(
+    gguf: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     class Broken(FakeLlama):
         def create_chat_completion(self, **kwargs: Any) -> Iterator[dict[str, Any]]:
             raise RuntimeError("llama_decode returned -1")
 
-    model = LocalModel(gguf, llama_factory=lambda **kw: Broken([], **kw), grammar_factory=lambda text: text)
+    model = LocalModel(
+        gguf, llama_factory=lambda **kw: Broken([], **kw), grammar_factory=lambda text: text
+    )
     with pytest.raises(ModelAPIError, match="returned -1"):
         model.complete(AGENT, cancel=threading.Event())
 

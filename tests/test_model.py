@@ -664,13 +664,23 @@ def test_real_connection_refused() -> None:
 
 # -- the reply grammar (llama.cpp's top-level "grammar" field) ---------------------------------
 
-AGENT = [Message.system("Reply with exactly ONE ToolCall::Wat or ToolCall::Response."), Message.user("hi")]
+AGENT = [
+    Message.system("Reply with exactly ONE ToolCall::Wat or ToolCall::Response."),
+    Message.user("hi"),
+]
 GBNF = 'root ::= "ToolCall::Response(\\"\\"\\"x\\"\\"\\")"\n'
 OPENAPI = {  # the part of llama-cpp-python's /openapi.json the probe reads
     "info": {"title": "🦙 llama.cpp Python API", "version": "0.3.36"},
-    "components": {"schemas": {"CreateChatCompletionRequest": {"properties": {
-        "messages": {}, "grammar": {"anyOf": [{"type": "string"}, {"type": "null"}]},
-    }}}},
+    "components": {
+        "schemas": {
+            "CreateChatCompletionRequest": {
+                "properties": {
+                    "messages": {},
+                    "grammar": {"anyOf": [{"type": "string"}, {"type": "null"}]},
+                }
+            }
+        }
+    },
 }
 
 
@@ -689,12 +699,16 @@ class Server:
             page = self.pages.get(request.url.path)
             if isinstance(page, Exception):
                 raise page
-            return httpx.Response(404, text="Not Found") if page is None else httpx.Response(200, json=page)
+            return (
+                httpx.Response(404, text="Not Found")
+                if page is None
+                else httpx.Response(200, json=page)
+            )
         body = payload(request)
         self.chats.append(body)
         if self.reject_grammar and "grammar" in body:
             return httpx.Response(400, json={"error": {"message": "failed to parse grammar"}})
-        return httpx.Response(200, json=completion_json("ToolCall::Response(\"\"\"x\"\"\")"))
+        return httpx.Response(200, json=completion_json('ToolCall::Response("""x""")'))
 
 
 def grammar_model(server: Server, mode: str = "auto") -> OpenAIChatModel:
@@ -735,8 +749,13 @@ def test_auto_detects_llama_server_by_its_props() -> None:
     "pages",
     [
         {},  # api.openai.com and most servers: neither page
-        {"/openapi.json": {"components": {"schemas": {"ChatCompletionRequest": {"properties": {
-            "guided_grammar": {}}}}}}},  # a FastAPI server without llama.cpp's field (vLLM-like)
+        {
+            "/openapi.json": {
+                "components": {
+                    "schemas": {"ChatCompletionRequest": {"properties": {"guided_grammar": {}}}}
+                }
+            }
+        },  # a FastAPI server without llama.cpp's field (vLLM-like)
         {"/props": {"model": "x"}},
         {"/openapi.json": [1, 2], "/props": "not an object"},
     ],
@@ -792,10 +811,14 @@ def test_a_stream_cut_short_is_never_taken_for_the_whole_reply() -> None:
     whole = sse_bytes(delta('ToolCall::Response("""olleh""")'), delta(None, "stop"))
     answers = [cut, whole]
     model, sleeps = make(lambda r: sse_response(answers.pop(0)))
-    assert model.complete(MESSAGES).text == 'ToolCall::Response("""olleh""")'  # nobody saw it: retried
+    assert (
+        model.complete(MESSAGES).text == 'ToolCall::Response("""olleh""")'
+    )  # nobody saw it: retried
     assert len(sleeps) == 1
     model, _ = make(lambda r: sse_response(cut))
     seen: list[str] = []
-    with pytest.raises(ModelAPIError, match=r"ended before the reply did .*\(after partial output\)"):
+    with pytest.raises(
+        ModelAPIError, match=r"ended before the reply did .*\(after partial output\)"
+    ):
         model.complete(MESSAGES, on_text=seen.append)
     assert seen == ['ToolCall::Response("""ol']

@@ -72,4 +72,8 @@ def test_outcomes_of_real_loop_runs() -> None:
         OutcomeKind.STOPPED, StopReason.LOOP_GUARD, "maybe", True,
     )  # fmt: skip
     forced = outcome([wat("(i32.const 0)"), respond("late")], max_steps=1)
-    assert (forced.kind, forced.stop, forced.answer) == (OutcomeKind.STOPPED, StopReason.STEP_LIMIT, "late")
+    assert (forced.kind, forced.stop, forced.answer) == (
+        OutcomeKind.STOPPED,
+        StopReason.STEP_LIMIT,
+        "late",
+    )

@@ -48,7 +48,9 @@ ROWS = [
     ),
     pytest.param(
         "The number of words in the sentence 'the quick brown fox jumps over the lazy dog' is 9.",
-        Response("The number of words in the sentence 'the quick brown fox jumps over the lazy dog' is 9."),
+        Response(
+            "The number of words in the sentence 'the quick brown fox jumps over the lazy dog' is 9."
+        ),
         (NO_TOOLCALL,),
         id="plain-text-answer",
     ),
@@ -68,13 +70,13 @@ ROWS = [
         "<reasoning>Reversing a string character by character involves iterating through the string "
         "from both ends towards the center, swapping characters at corresponding positions. This "
         "process is straightforward and can be implemented using a loop or recursion.</reasoning>\n"
-        f"ToolCall::Wat(```wat\n{REVERSE_BODY}\n````, \"stressed dog\")",
+        f'ToolCall::Wat(```wat\n{REVERSE_BODY}\n````, "stressed dog")',
         WatCall(REVERSE_BODY, ("stressed dog",)),
         ("four-backtick fence",),
         id="four-backtick-close",
     ),
     pytest.param(
-        f"ToolCall::Wat(```wat\n{REPLACE_BODY}\n```, \"cat sat on the cat mat\")\n\n"
+        f'ToolCall::Wat(```wat\n{REPLACE_BODY}\n```, "cat sat on the cat mat")\n\n'
         '[Observation (step 1)]: 0, ["dog sat on the dog mat"]\n\n'
         'ToolCall::Response("""DOG SAT ON THE DOG MAT""")',
         WatCall(REPLACE_BODY, ("cat sat on the cat mat",)),

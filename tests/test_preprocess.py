@@ -45,9 +45,13 @@ RET_ERR = f"(if (local.get {ERR_LOCAL}) (then (return (local.get {ERR_LOCAL}))))
         ("(nop)\n(local $a i32)\n(nop)", "(nop)\n\n(nop)", ("(local $a i32)",)),
         ("(local $a i32) (local $a i32)", " ", ("(local $a i32)",)),
         ("(local i32 i64)", "", ("(local i32 i64)",)),
-        (";; a comment \"not a string\"\n(nop)", ";; a comment \"not a string\"\n(nop)", ()),
+        (';; a comment "not a string"\n(nop)', ';; a comment "not a string"\n(nop)', ()),
         ('(; block "x" ;)(nop)', '(; block "x" ;)(nop)', ()),
-        ('(local.set $p """a\nb""")', f"(local.set $p (i32.const {DATA_BASE})\n)", ("(local $p i32)",)),
+        (
+            '(local.set $p """a\nb""")',
+            f"(local.set $p (i32.const {DATA_BASE})\n)",
+            ("(local $p i32)",),
+        ),
         ("(argv 1 $y)\n(argv 2 $y)", None, ("(local $y i32)", f"(local {ERR_LOCAL} i32)")),
     ],
 )
@@ -98,7 +102,7 @@ def test_static_data_layout_and_dedup() -> None:
         ("(nop", "'(' is never closed", 1, 1),
         ("(nop))", "unexpected ')'", 1, 6),
         ('(nop)\n  (drop "abc)', "unterminated string", 2, 9),
-        ('(drop """abc)', 'unterminated raw string', 1, 7),
+        ('(drop """abc)', "unterminated raw string", 1, 7),
         ("(nop)\n(; never closed", "unterminated block comment", 2, 1),
         ("(nop)\x00", "NUL byte", 1, 6),
         ('(resv "a\ud800")', "lone surrogate U+D800", 1, 9),
@@ -133,7 +137,10 @@ def test_errors(source: str, message: str, line: int | None, column: int | None)
         ("(call $str.len (local.get $s))", ["str.len"]),
         ('(answer (str.upper ($json.get (arg 0) "k")))', ["str.upper", "json.get"]),
         ("local.get 0\ncall $fs.read\n(return_call $kv.get (i32.const 1))", ["fs.read", "kv.get"]),
-        (';; (call $http.get x)\n"(ai.assist y)" (; ($kv.set) ;) (i32.add (i32.const 1) (memory.size))', []),
+        (
+            ';; (call $http.get x)\n"(ai.assist y)" (; ($kv.set) ;) (i32.add (i32.const 1) (memory.size))',
+            [],
+        ),
         ('"""raw (call $ai.assist) text""" (debug.log "s")', ["debug.log"]),
         # text that will not compile is still read: what follows unterminated text is not code
         ('(kv.get "no closing quote\n(fs.read "p")', ["kv.get", "fs.read"]),

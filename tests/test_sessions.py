@@ -118,18 +118,20 @@ def test_history_steps_kv_round_trip(store: SessionStore) -> None:
         with s.turn("count words") as t:
             t.add_message("user", "count words")
             t.add_message("assistant", "ToolCall::Wat(...)")
-            step = t.add_step(Step(
-                ActionKind.WAT,
-                reply="<reasoning>go</reasoning>",
-                program="(i32.const 0)",
-                args=["a b", "ünï"],
-                observation="[Observation (step 1)] ok",
-                status=0,
-                fuel=1234,
-                timings={"model": 0.5, "run": 0.01},
-                prompt_tokens=100,
-                completion_tokens=20,
-            ))
+            step = t.add_step(
+                Step(
+                    ActionKind.WAT,
+                    reply="<reasoning>go</reasoning>",
+                    program="(i32.const 0)",
+                    args=["a b", "ünï"],
+                    observation="[Observation (step 1)] ok",
+                    status=0,
+                    fuel=1234,
+                    timings={"model": 0.5, "run": 0.01},
+                    prompt_tokens=100,
+                    completion_tokens=20,
+                )
+            )
             t.add_step(Step(ActionKind.RESPONSE, reply="two words"))
             s.kv.set("k", "v1")
         assert step.step == 1 and step.program_hash == hash_program("(i32.const 0)")

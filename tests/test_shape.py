@@ -17,7 +17,12 @@ REPO = Path(__file__).resolve().parent.parent
 PACKAGES = ("rt", "capabilities", "agent", "cli")
 MAX_FUNCTION_LINES = 80
 MAX_MODULES_PER_FOLDER = 14
-LAYERS = {"rt": 0, "capabilities": 1, "agent": 2, "cli": 3}  # DESIGN.md: cli -> agent -> capabilities -> rt
+LAYERS = {
+    "rt": 0,
+    "capabilities": 1,
+    "agent": 2,
+    "cli": 3,
+}  # DESIGN.md: cli -> agent -> capabilities -> rt
 
 
 def _modules() -> list[Path]:
@@ -31,13 +36,19 @@ def test_no_function_over_80_lines() -> None:
             if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
                 lines = (node.end_lineno or node.lineno) - node.lineno + 1
                 if lines > MAX_FUNCTION_LINES:
-                    long.append(f"{path.relative_to(REPO)}:{node.lineno} {node.name} ({lines} lines)")
+                    long.append(
+                        f"{path.relative_to(REPO)}:{node.lineno} {node.name} ({lines} lines)"
+                    )
     assert long == []
 
 
 def test_no_package_folder_over_14_modules() -> None:
     folders = {p.parent for p in _modules()}
-    crowded = {str(f.relative_to(REPO)): n for f in folders if (n := len(list(f.glob("*.py")))) > MAX_MODULES_PER_FOLDER}
+    crowded = {
+        str(f.relative_to(REPO)): n
+        for f in folders
+        if (n := len(list(f.glob("*.py")))) > MAX_MODULES_PER_FOLDER
+    }
     assert crowded == {}
 
 

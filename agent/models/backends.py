@@ -73,7 +73,9 @@ def _endpoint(choice: ModelChoice, settings: Settings) -> ChatModel:
     from agent.models.client import OpenAIChatModel  # httpx loads only when a model is used
 
     assert settings.base_url is not None
-    return OpenAIChatModel(settings.base_url, settings.api_key or "none", choice.name, grammar=settings.grammar)
+    return OpenAIChatModel(
+        settings.base_url, settings.api_key or "none", choice.name, grammar=settings.grammar
+    )
 
 
 BACKENDS: tuple[BackendSpec, ...] = (
@@ -99,9 +101,15 @@ def choose_model(settings: Settings, spec: str | None = None) -> ModelChoice:
     if not settings.base_url:
         return _default_local(settings.home)
     if not settings.api_key and not is_local_endpoint(settings.base_url):
-        return ModelChoice(Backend.ENDPOINT, spec or "", problem=f"no API key: set WATT_API_KEY (or OPENAI_API_KEY) for {settings.base_url}")
+        return ModelChoice(
+            Backend.ENDPOINT,
+            spec or "",
+            problem=f"no API key: set WATT_API_KEY (or OPENAI_API_KEY) for {settings.base_url}",
+        )
     if not spec:
-        return ModelChoice(Backend.ENDPOINT, problem="no model name: set WATT_MODEL or pass --model NAME")
+        return ModelChoice(
+            Backend.ENDPOINT, problem="no model name: set WATT_MODEL or pass --model NAME"
+        )
     return ModelChoice(Backend.ENDPOINT, spec)
 
 

@@ -353,7 +353,9 @@ class OpenAIChatModel:
 
     # -- grammar ----------------------------------------------------------------------------
 
-    def _grammar_for(self, messages: Sequence[Message], cancel: threading.Event | None) -> str | None:
+    def _grammar_for(
+        self, messages: Sequence[Message], cancel: threading.Event | None
+    ) -> str | None:
         if self._reply_grammar is None or not wants_grammar(messages):
             return None
         return self._reply_grammar if self.grammar_supported(cancel) else None

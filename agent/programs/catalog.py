@@ -112,7 +112,9 @@ class Program:
 
     def usage(self) -> str:
         """``name(url, count="3")``: the one-line signature shown to users and the model."""
-        parts = [a.name if a.default is None else f"{a.name}={toml_str(a.default)}" for a in self.args]
+        parts = [
+            a.name if a.default is None else f"{a.name}={toml_str(a.default)}" for a in self.args
+        ]
         return f"{self.name}({', '.join(parts)})"
 
 
@@ -200,10 +202,14 @@ class _Checker:
             raise self.fail(f"{key!r} must not be empty", *where, key)
         return value
 
-    def unknown(self, table: Mapping[str, Any], allowed: Sequence[str], where: tuple[Any, ...]) -> None:
+    def unknown(
+        self, table: Mapping[str, Any], allowed: Sequence[str], where: tuple[Any, ...]
+    ) -> None:
         for key in table:
             if key not in allowed:
-                raise self.fail(f"unknown key {key!r} (expected one of: {', '.join(allowed)})", *where, key)
+                raise self.fail(
+                    f"unknown key {key!r} (expected one of: {', '.join(allowed)})", *where, key
+                )
 
     def strings(self, value: Any, what: str, *key: Any) -> dict[str, str]:
         if not isinstance(value, dict):
@@ -244,11 +250,15 @@ def _parse_args(ck: _Checker, raw: Any) -> tuple[ArgSpec, ...]:
         if "default" in table:
             default = _scalar(table["default"])
             if default is None:
-                raise ck.fail(f"default of {name!r} must be a string or a number", *where, "default")
+                raise ck.fail(
+                    f"default of {name!r} must be a string or a number", *where, "default"
+                )
             seen_default = name
         elif seen_default is not None:
             raise ck.fail(
-                f"required argument {name!r} follows {seen_default!r}, which has a default", *where, "name"
+                f"required argument {name!r} follows {seen_default!r}, which has a default",
+                *where,
+                "name",
             )
         specs.append(ArgSpec(name, type_hint, description, default))
     return tuple(specs)
@@ -263,7 +273,9 @@ def _parse_http(ck: _Checker, raw: Any, where: tuple[Any, ...]) -> dict[str, Can
             out[url] = CannedResponse(value)
             continue
         if not isinstance(value, dict) or set(value) - {"status", "body"}:
-            raise ck.fail(f"http[{url!r}] must be a body string or {{status = N, body = \"...\"}}", *where)
+            raise ck.fail(
+                f'http[{url!r}] must be a body string or {{status = N, body = "..."}}', *where
+            )
         status, body = value.get("status", 200), value.get("body", "")
         if not isinstance(status, int) or isinstance(status, bool) or not isinstance(body, str):
             raise ck.fail(f"http[{url!r}] needs an integer status and a string body", *where)
@@ -271,7 +283,9 @@ def _parse_http(ck: _Checker, raw: Any, where: tuple[Any, ...]) -> dict[str, Can
     return out
 
 
-def _parse_example(ck: _Checker, table: Mapping[str, Any], i: int, args: tuple[ArgSpec, ...]) -> Example:
+def _parse_example(
+    ck: _Checker, table: Mapping[str, Any], i: int, args: tuple[ArgSpec, ...]
+) -> Example:
     where = ("examples", i)
     ck.unknown(table, EXAMPLE_KEYS, where)
     raw_args = table.get("args", [])
@@ -279,9 +293,15 @@ def _parse_example(ck: _Checker, table: Mapping[str, Any], i: int, args: tuple[A
     if any(a is None for a in ex_args):
         raise ck.fail("example args must be a list of strings", *where, "args")
     if not sum(1 for a in args if a.default is None) <= len(ex_args) <= len(args):
-        raise ck.fail(f"example gives {len(ex_args)} arguments; the program takes {_arity(args)}", *where, "args")
+        raise ck.fail(
+            f"example gives {len(ex_args)} arguments; the program takes {_arity(args)}",
+            *where,
+            "args",
+        )
     results = table.get("results")
-    if results is not None and not (isinstance(results, list) and all(isinstance(r, str) for r in results)):
+    if results is not None and not (
+        isinstance(results, list) and all(isinstance(r, str) for r in results)
+    ):
         raise ck.fail("example results must be a list of strings", *where, "results")
     status = table.get("status")
     if status is not None and (not isinstance(status, int) or isinstance(status, bool)):
@@ -335,7 +355,9 @@ def parse_program(data: bytes, path: Path) -> Program:
     text = text.removeprefix("\ufeff")
     front, body_line, body = split_front_matter(text)
     if not front:
-        raise CatalogError(f"{path}:1: no front matter: a catalog program starts with ';;; name = \"...\"' lines")
+        raise CatalogError(
+            f"{path}:1: no front matter: a catalog program starts with ';;; name = \"...\"' lines"
+        )
     toml = "\n".join(front)
     try:
         check_depth(toml, MAX_FRONT_MATTER_DEPTH, syntax="toml")  # tomllib recurses per level
@@ -361,7 +383,9 @@ def parse_program(data: bytes, path: Path) -> Program:
         raise ck.fail("examples must be written as [[examples]] tables", "examples")
     examples = tuple(_parse_example(ck, e, i, args) for i, e in enumerate(raw_examples))
     if not _has_code(body):
-        raise CatalogError(f"{path}:{body_line}: empty body: write WAT-plus after the ';;;' front matter")
+        raise CatalogError(
+            f"{path}:{body_line}: empty body: write WAT-plus after the ';;;' front matter"
+        )
     return Program(
         name=name,
         description=description,
@@ -444,7 +468,7 @@ def apply_defaults(program: Program, args: Sequence[str]) -> list[str]:
             f"{program.name} takes {_arity(program.args)} argument(s), got {len(given)}; "
             f"usage: {program.usage()}"
         )
-    return given + [a.default or "" for a in program.args[len(given):]]
+    return given + [a.default or "" for a in program.args[len(given) :]]
 
 
 # ---- the catalog ---------------------------------------------------------------------------
@@ -468,7 +492,9 @@ class Catalog:
 
     shipped_dir = staticmethod(shipped_dir)
 
-    def __init__(self, programs: Mapping[str, Program] | None = None, overrides: Sequence[Override] = ()) -> None:
+    def __init__(
+        self, programs: Mapping[str, Program] | None = None, overrides: Sequence[Override] = ()
+    ) -> None:
         self._programs = dict(programs or {})
         self.overrides = tuple(overrides)
 
@@ -492,10 +518,12 @@ class Catalog:
                     continue
                 if program.name in here:
                     line = _name_line(path) or 1
-                    errors.append(CatalogError(
-                        f"{path}:{line}: duplicate program name {program.name!r} "
-                        f"(already defined in {here[program.name].path})"
-                    ))
+                    errors.append(
+                        CatalogError(
+                            f"{path}:{line}: duplicate program name {program.name!r} "
+                            f"(already defined in {here[program.name].path})"
+                        )
+                    )
                     continue
                 here[program.name] = program
             for name, program in here.items():

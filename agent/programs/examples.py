@@ -42,7 +42,9 @@ def _transport(canned: Mapping[str, object]) -> httpx.MockTransport:
     def handle(request: httpx.Request) -> httpx.Response:
         reply = canned.get(str(request.url))
         if reply is None:
-            return httpx.Response(404, stream=_Body(f"no canned response for {request.url}".encode()))
+            return httpx.Response(
+                404, stream=_Body(f"no canned response for {request.url}".encode())
+            )
         body = str(getattr(reply, "body", "")).encode("utf-8")
         return httpx.Response(getattr(reply, "status", 200), stream=_Body(body))
 
@@ -63,7 +65,12 @@ class _CannedAssistant:
         self.answers = answers
 
     def __call__(
-        self, instruction: str, text: str, *, single_line: bool, cancel: threading.Event | None = None
+        self,
+        instruction: str,
+        text: str,
+        *,
+        single_line: bool,
+        cancel: threading.Event | None = None,
     ) -> str:
         if instruction not in self.answers:
             raise ModelAPIError(f"no canned ai answer for instruction {instruction!r}")
@@ -78,8 +85,14 @@ def _read_tree(root: Path) -> dict[str, str]:
     }
 
 
-def run_example(program: Program, index: int, example: Example, *, limits: Limits | None = None,
-                cache_dir: Path | None = None) -> ExampleOutcome:
+def run_example(
+    program: Program,
+    index: int,
+    example: Example,
+    *,
+    limits: Limits | None = None,
+    cache_dir: Path | None = None,
+) -> ExampleOutcome:
     where = f"{program.path}:{example.line}"
 
     def outcome(ok: bool, message: str) -> ExampleOutcome:
@@ -110,15 +123,22 @@ def run_example(program: Program, index: int, example: Example, *, limits: Limit
         expected_status = example.status if example.status is not None else 0
         if result.status != expected_status:
             detail = "; ".join(result.debug[-3:])
-            return outcome(False, f"status {result.status} {result.status_name}, expected {expected_status}"
-                           + (f" ({detail})" if detail else ""))
+            return outcome(
+                False,
+                f"status {result.status} {result.status_name}, expected {expected_status}"
+                + (f" ({detail})" if detail else ""),
+            )
         if example.results is not None and tuple(result.results) != tuple(example.results):
-            return outcome(False, f"results {list(result.results)!r}, expected {list(example.results)!r}")
+            return outcome(
+                False, f"results {list(result.results)!r}, expected {list(example.results)!r}"
+            )
         if example.fs_after is not None:
             tree = _read_tree(root)
             for name, content in example.fs_after.items():
                 if tree.get(name) != content:
-                    return outcome(False, f"file {name!r} holds {tree.get(name)!r}, expected {content!r}")
+                    return outcome(
+                        False, f"file {name!r} holds {tree.get(name)!r}, expected {content!r}"
+                    )
         if example.kv_after is not None:
             for key, value in example.kv_after.items():
                 if kv.get(key) != value:
@@ -126,9 +146,15 @@ def run_example(program: Program, index: int, example: Example, *, limits: Limit
         return outcome(True, f"ok ({result.fuel_used} fuel)")
 
 
-def run_examples(program: Program, *, limits: Limits | None = None, cache_dir: Path | None = None) -> list[ExampleOutcome]:
+def run_examples(
+    program: Program, *, limits: Limits | None = None, cache_dir: Path | None = None
+) -> list[ExampleOutcome]:
     if not program.examples:
-        return [ExampleOutcome(program.name, 0, f"{program.path}:1", False, "no [[examples]]: add at least one")]
+        return [
+            ExampleOutcome(
+                program.name, 0, f"{program.path}:1", False, "no [[examples]]: add at least one"
+            )
+        ]
     return [
         run_example(program, i, ex, limits=limits, cache_dir=cache_dir)
         for i, ex in enumerate(program.examples)

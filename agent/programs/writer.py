@@ -32,8 +32,10 @@ def _inline(table: Mapping[str, Any]) -> str:
     items = []
     for key, value in table.items():
         if isinstance(value, CannedResponse):
-            text = toml_str(value.body) if value.status == 200 else (
-                f"{{ status = {value.status}, body = {toml_str(value.body)} }}"
+            text = (
+                toml_str(value.body)
+                if value.status == 200
+                else (f"{{ status = {value.status}, body = {toml_str(value.body)} }}")
             )
         else:
             text = toml_str(str(value))
@@ -47,8 +49,13 @@ def render_front_matter(
     """The ``;;;`` front matter for a program (ends with a newline)."""
     lines = [f"name = {toml_str(name)}", f"description = {toml_str(description)}"]
     for a in args:
-        lines += ["", "[[args]]", f"name = {toml_str(a.name)}", f"type_hint = {toml_str(a.type_hint)}",
-                  f"description = {toml_str(a.description)}"]
+        lines += [
+            "",
+            "[[args]]",
+            f"name = {toml_str(a.name)}",
+            f"type_hint = {toml_str(a.type_hint)}",
+            f"description = {toml_str(a.description)}",
+        ]
         if a.default is not None:
             lines.append(f"default = {toml_str(a.default)}")
     for ex in examples:

@@ -495,7 +495,8 @@ class Turn:
                 action=ActionKind(record.action),
                 args=tuple(record.args),
                 timings=dict(record.timings),
-                program_hash=record.program_hash or (hash_program(program) if program is not None else None),
+                program_hash=record.program_hash
+                or (hash_program(program) if program is not None else None),
                 step=number,
                 turn=self.id,
                 created=self.session._clock(),
