@@ -35,6 +35,7 @@ class ErrorKind(str, Enum):
 
     LOOP_GUARD = "LoopGuard"  # one failing action was repeated GUARD_REPEATS times
     BUDGET = "BudgetExceeded"  # the task's token budget is spent
+    STEP_LIMIT = "StepLimit"  # the step limit was reached and the model gave no answer
     MODEL_API = "ModelAPIError"  # the model endpoint failed (the error propagates after it)
     INTERRUPTED = "Interrupted"  # Ctrl-C (the interruption propagates after it)
 

@@ -32,7 +32,11 @@ class StopReason(str, enum.Enum):
     STEP_LIMIT = "step_limit"
 
 
-_STOPS = {ErrorKind.LOOP_GUARD: StopReason.LOOP_GUARD, ErrorKind.BUDGET: StopReason.BUDGET}
+_STOPS = {
+    ErrorKind.LOOP_GUARD: StopReason.LOOP_GUARD,
+    ErrorKind.BUDGET: StopReason.BUDGET,
+    ErrorKind.STEP_LIMIT: StopReason.STEP_LIMIT,
+}
 
 
 @dataclass(frozen=True)

@@ -42,7 +42,7 @@ Writing WAT: a function body. Strings are pointers, numbers are i32. Calls nest 
   ({call} X){pad}call a host function with operands; a call that fails stops the program
   (answer X)       end the task with the string X as the final answer
   (resv X)         add the string X to the results, to read them in the next step
-  "text"           a string literal
+  "text"           a string literal; \"\"\"raw text\"\"\" holds quotes as they are (JSON)
   (local $n i32) (local.set $n X) (local.get $n)   a local variable
   (i32.add A B) (i32.sub A B) (i32.mul A B) (i32.div_s A B) (i32.const 5)   i32 arithmetic"""
 
@@ -58,8 +58,14 @@ returns text, so (answer (math.eval "3*(4+5)")) is a whole program."""
 WAT_EXAMPLES: tuple[tuple[str, str, str, tuple[str, ...], frozenset[str]], ...] = (
     ('Upper-case "Hello, wörld" and add "!"', "str.upper, then str.concat; the result is the answer.",
      '(answer (str.concat (str.upper (arg 0)) "!"))', ("Hello, wörld",), frozenset({"str"})),
-    ('Count the characters of "banana"', "str.len counts them; str.from_i32 makes the number text.",
-     "(answer (str.from_i32 (str.len (arg 0))))", ("banana",), frozenset({"str"})),
+    ("What is 12 to the power 20, plus 7?", "math.eval computes exactly, past i32.",
+     '(answer (math.eval "12**20 + 7"))', (), frozenset({"math"})),
+    ('What is the city in {"user": {"name": "Ana", "city": "Porto"}}?',
+     "json.get reads the field by path; a raw string holds the JSON as it is.",
+     '(answer (json.get """{"user": {"name": "Ana", "city": "Porto"}}""" "user.city"))', (),
+     frozenset({"json"})),
+    ('Add the line "milk" to list.txt', "fs.append writes the line; then the program answers.",
+     '(fs.append "list.txt" "milk\\n")\n(answer "added milk to list.txt")', (), frozenset({"fs"})),
 )  # fmt: skip
 
 FILES = (
@@ -93,23 +99,20 @@ def _examples(programs: Mapping[str, Program], names: Collection[str]) -> str:
     for task, why, body, args, needs in WAT_EXAMPLES:
         if needs <= set(names):
             call = format_action(WatCall(body, args))
-            out.append(f"Task: {task}. A good first reply:\n<reasoning>{why}</reasoning>\n{call}")
+            end = "" if task.endswith(("?", ".", "!")) else "."
+            out.append(f"Task: {task}{end} A good first reply:\n<reasoning>{why}</reasoning>\n{call}")
     cat = _pick(programs, CATALOG_EXAMPLES)
     if cat is not None:
         quoted = ", ".join(quote_arg(a) for a in cat.examples[0].args)
         call = format_action(CatalogCall(cat.name, tuple(cat.examples[0].args)))
-        out.append(
-            f"Task: {cat.description.rstrip('.')}, with {quoted}. A good first reply:\n{call}"
-        )
+        out.append(f"Task: {cat.description.rstrip('.')}, with {quoted}. A good first reply:\n{call}")
     return ("Examples:\n" + "\n\n".join(out)) if out else ""
 
 
 def _macros(names: Collection[str]) -> str:
     call = "str.upper" if "str" in names else "ns.name"
-    text = MACROS.format(call=call, pad=" " * (15 - len(call)))
-    return "\n".join(
-        [text] + ([NUMBERS] if "str" in names else []) + ([MATH] if "math" in names else [])
-    )
+    text = MACROS.format(call=call, pad=" " * (13 - len(call)))
+    return "\n".join([text] + ([NUMBERS] if "str" in names else []) + ([MATH] if "math" in names else []))
 
 
 def _function_line(f: HostFunction) -> str:
@@ -117,15 +120,13 @@ def _function_line(f: HostFunction) -> str:
     code stops the program), not the wasm pair."""
     params = " ".join(f.param_names if len(f.param_names) == len(f.params) else f.params)
     names = f.result_names if len(f.result_names) == len(f.results) else f.results
-    value = names[:-1] if f.fallible else names
+    value = names[: -1] if f.fallible else names
     shown = f" -> {value[0]}" if len(value) == 1 else ""
     return f"  {f.qualname} ({params}){shown}: {f.doc}"
 
 
 def _describe(cap: Capability) -> str:
-    return "\n".join(
-        [f"{cap.namespace}: {cap.summary}"] + [_function_line(f) for f in cap.functions()]
-    )
+    return "\n".join([f"{cap.namespace}: {cap.summary}"] + [_function_line(f) for f in cap.functions()])
 
 
 def _errors() -> str:

@@ -16,7 +16,11 @@ def _argc(ctx: RunContext) -> int:
 def _argv(ctx: RunContext, idx: int) -> tuple[int, int]:
     i = idx & 0xFFFFFFFF
     if i >= len(ctx.args):
-        raise GuestError(Err.EBOUND, f"argument {i} requested, {len(ctx.args)} given")
+        raise GuestError(
+            Err.EBOUND,
+            f"argument {i} requested, {len(ctx.args)} given: put the value after the fence "
+            'as ```, "value") or write it in the program as a "text" literal',
+        )
     return ctx.alloc_str(ctx.args[i]), 0
 
 

@@ -3,6 +3,7 @@ a note for each rewrite, failures that name their call site, and (answer ...) en
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -46,6 +47,7 @@ DOC = '{"user": {"email": "ada@example.org", "age": 36}}'
         ('(resv (str.concat (str.upper (arg 0)) (str.lower (arg 1))))', ["ab", "CD"], ["ABcd"]),
         ("(resv (str.from_i32 (i32.add (str.to_i32 (arg 0)) (str.to_i32 (arg 1)))))", ["40", "2"], ["42"]),
         ('(resv (math.eval "2**64"))', [], ["18446744073709551616"]),
+        ("(resv (math.factorial 25))", [], ["15511210043330985984000000"]),
         # a local set from an expression, read bare or as ($x)
         ("(local $u i32)\n(local.set $u (str.upper (arg 0)))\n(resv $u)", ["x"], ["X"]),
         # a statement call without `call`, followed by one local.set: its pointer
@@ -73,41 +75,22 @@ def test_short_forms_run(runtime: Runtime, body: str, args: list[str], results: 
 @pytest.mark.parametrize(
     ("body", "note"),
     [
-        (
-            "(argv 0 $x)\n(resv (str.upper $x))",
-            "line 2: read the operand $x of str.upper as (local.get $x)",
-        ),
+        ("(argv 0 $x)\n(resv (str.upper $x))", "line 2: read the operand $x of str.upper as (local.get $x)"),
         ("(argv 0 $x)\n(resv (str.upper ($x)))", "line 2: read ($x) as (local.get $x)"),
-        (
-            "(resv (str.from_i32 17))",
-            "line 1: read the operand 17 of str.from_i32 as (i32.const 17)",
-        ),
-        (
-            "(resv (str.from_i32 (i32.add 40 2)))",
-            "line 1: read the operand 40 of i32.add as (i32.const 40)",
-        ),
-        (
-            "(local.set $n (i32.const 1))\n(i32.const 0)",
-            "line 1: $n was not declared: declared it as (local $n i32)",
-        ),
+        ("(resv (str.from_i32 17))", "line 1: read the operand 17 of str.from_i32 as (i32.const 17)"),
+        ("(resv (str.from_i32 (i32.add 40 2)))", "line 1: read the operand 40 of i32.add as (i32.const 40)"),
+        ("(local.set $n (i32.const 1))\n(i32.const 0)", "line 1: $n was not declared: declared it as (local $n i32)"),
         ('(resv ($str.upper "a"))', "line 1: read ($str.upper ...) as (call $str.upper ...)"),
-        (
-            "(answer (str.len (arg 0)))",
-            "line 1: (answer X) needs text: wrote the number X as (str.from_i32 X)",
-        ),
-        (
-            "(resv (i32.add 1 2))",
-            "line 1: (resv X) needs text: wrote the number X as (str.from_i32 X)",
-        ),
-        (
-            "(local $n i32)\n(set_local $n (i32.const 2))\n(resv (str.from_i32 (get_local $n)))",
-            "line 2: read the old name set_local as local.set",
-        ),
+        ("(answer (str.len (arg 0)))", "line 1: (answer X) needs text: wrote the number X as (str.from_i32 X)"),
+        ("(resv (i32.add 1 2))", "line 1: (resv X) needs text: wrote the number X as (str.from_i32 X)"),
+        ("(local $n i32)\n(set_local $n (i32.const 2))\n(resv (str.from_i32 (get_local $n)))",
+         "line 2: read the old name set_local as local.set"),
+        ('(answer (str.split (arg 0) " "))', "line 1: (answer X) needs text: wrote the array X as its items, one per line"),
+        ("(answer (math.factorial 25))", 'line 1: read the operand 25 of math.factorial as the text "25"'),
+        ("(answer (local.set $u (str.upper (arg 0))))", "line 1: (local.set $u X) used as a value: read it as local.tee"),
     ],
 )
-def test_each_certain_rewrite_is_noted(
-    runtime: Runtime, functions: dict, body: str, note: str
-) -> None:
+def test_each_certain_rewrite_is_noted(runtime: Runtime, functions: dict, body: str, note: str) -> None:
     assert note in preprocess(body, functions).notes
     result = runtime.run(body, ["a"], granted=PURE)
     assert result.ok and note in result.notes
@@ -144,6 +127,25 @@ def test_ambiguous_forms_stay_errors(runtime: Runtime, body: str) -> None:
         runtime.run(body, granted=PURE)
 
 
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        ('(answer (http.get "http://x/" "" ""))', "http.get takes 1 operand(s) (url); 3 given"),
+        ("(resv (str.concat (arg 0)))", "str.concat takes 2 operand(s) (a b); 1 given"),
+        ('(answer (kv.set "k" "v"))', "answer: kv.set gives no value to answer"),
+    ],
+)
+def test_clear_errors_for_calls_that_cannot_mean_anything(runtime: Runtime, body: str, message: str) -> None:
+    with pytest.raises(CompileError, match=re.escape(message)):
+        runtime.run(body, ["a"], granted=PURE)
+
+
+def test_an_empty_program_answer_is_only_a_result(runtime: Runtime) -> None:
+    reply = format_action(WatCall('(answer "")', ()))
+    events, model = _run([reply, 'ToolCall::Response("""none""")'], runtime)
+    assert len(model.requests) == 2 and events[-1].source is AnswerSource.MODEL
+
+
 def test_an_invented_function_is_a_link_error_naming_what_exists(runtime: Runtime) -> None:
     with pytest.raises(LinkError, match=r"unknown import \$str.count_vowels; str offers: len"):
         runtime.run("(resv (str.count_vowels (arg 0)))", ["a"], granted=PURE)
@@ -158,17 +160,12 @@ def test_an_ungranted_function_is_a_link_error(runtime: Runtime) -> None:
     ("body", "failure"),
     [
         ('(resv (json.get (arg 0) "user.name"))', "line 1: json.get failed: ENOENT"),
-        (
-            '(local $d i32)\n(local.set $d (arg 0))\n\n(resv (json.get $d "user.name"))',
-            "line 4: json.get failed: ENOENT",
-        ),
-        ("(resv (arg 3))", "line 1: sys.argv failed: EBOUND (argument 3 requested, 1 given)"),
+        ('(local $d i32)\n(local.set $d (arg 0))\n\n(resv (json.get $d "user.name"))', "line 4: json.get failed: ENOENT"),
+        ("(resv (arg 3))", "line 1: sys.argv failed: EBOUND (argument 3 requested, 1 given: put the value"),
         ('(kv.del "nope")', "line 1: kv.del failed: ENOENT"),
     ],
 )
-def test_a_failed_call_names_its_line_and_function(
-    runtime: Runtime, body: str, failure: str
-) -> None:
+def test_a_failed_call_names_its_line_and_function(runtime: Runtime, body: str, failure: str) -> None:
     result = runtime.run(body, [DOC], granted=PURE)
     assert not result.ok
     assert result.failure.startswith(failure), result.failure
@@ -199,7 +196,7 @@ def test_deep_nesting_is_a_compile_error_not_a_recursion_error(runtime: Runtime)
 
 def test_answer_is_byte_exact_and_a_result(runtime: Runtime) -> None:
     text = 'a "quoted" ) ``` fence\nand (parens) \\ backslash'
-    result = runtime.run('(answer (arg 0))\n(resv "never")', [text], granted=PURE)
+    result = runtime.run("(answer (arg 0))\n(resv \"never\")", [text], granted=PURE)
     assert result.ok and result.answer == text and result.results == [text]
 
 
@@ -223,11 +220,7 @@ def test_a_program_answer_ends_the_task_without_another_model_call(runtime: Runt
     events, model = _run([reply], runtime)
     response = events[-1]
     assert isinstance(response, ResponseEvent)
-    assert (
-        response.text == phrase
-        and response.source is AnswerSource.PROGRAM
-        and not response.unverified
-    )
+    assert response.text == phrase and response.source is AnswerSource.PROGRAM and not response.unverified
     assert len(model.requests) == 1
     assert [e.answer for e in events if isinstance(e, ToolResult)] == [phrase]
 
@@ -236,9 +229,7 @@ def test_a_failed_answer_program_is_a_failed_observation(runtime: Runtime) -> No
     reply = format_action(WatCall('(answer (json.get (arg 0) "a.b"))', ("{}",)))
     events, model = _run([reply, 'ToolCall::Response("""none""")'], runtime)
     told = model.requests[1][-1].content
-    assert told.startswith(
-        "[Observation (step 1)] Execution FAILED: line 1: json.get failed: ENOENT"
-    )
+    assert told.startswith("[Observation (step 1)] Execution FAILED: line 1: json.get failed: ENOENT")
     assert "Nothing below is an answer" in told
     assert isinstance(events[-1], ResponseEvent) and events[-1].source is AnswerSource.MODEL
 
@@ -255,7 +246,4 @@ def test_shipped_catalog_bodies_keep_their_meaning(runtime: Runtime, tmp_path: P
     assert not errors
     for program in catalog:
         out = preprocess(program.body, runtime.functions)
-        assert not any("read (" in n or "read the operand" in n for n in out.notes), (
-            program.name,
-            out.notes,
-        )
+        assert not any("read (" in n or "read the operand" in n for n in out.notes), (program.name, out.notes)
