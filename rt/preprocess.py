@@ -378,9 +378,10 @@ class _Expander:
             return "(" + "".join(parts) + ")"
         if head in _LOCAL_REFS and len(words) > 1 and isinstance(words[1], Token) and _NAME_RE.fullmatch(words[1].text):
             self.ref(words[1].text, words[1].pos)
-        if head == "local.set" and ctx == OPERAND and len(words) > 2:  # a set whose value is used
+        if head == "local.set" and ctx == OPERAND and len(words) > 2 and isinstance(words[0], Token):
+            # a set whose value is used
             old = words[0]
-            self.note(old.pos, f"(local.set {words[1].text} X) used as a value: read it as local.tee")  # type: ignore[union-attr]
+            self.note(old.pos, f"(local.set {_text(words[1])} X) used as a value: read it as local.tee")
             node.children[node.children.index(old)] = Token("atom", "local.tee", old.pos)
             head = "local.tee"
         if head in _NO_VALUE:
