@@ -18,7 +18,9 @@ from agent.parser import CatalogCall, format_action
 from rt.errors import CompileError, LinkError
 from rt.preprocess import WAT_FAMILIES, called_functions, list_heads
 
-_DOLLAR_HEAD = re.compile(r"\$([A-Za-z_][\w.]*)")  # a list head ($url) or ($argv ...) or ($str.len ...)
+_DOLLAR_HEAD = re.compile(
+    r"\$([A-Za-z_][\w.]*)"
+)  # a list head ($url) or ($argv ...) or ($str.len ...)
 _UNCALLED_HEAD = re.compile(r"([a-z_]\w*\.[a-z_0-9]+)\b")  # a list head (json.get ...)
 _UNKNOWN_NS = re.compile(r"unknown import \$([A-Za-z_]\w*)\.\w+; capabilities granted")
 _UNKNOWN_NAME = re.compile(r"unknown local: failed to find name `(\$[^`]+)`")
@@ -31,13 +33,32 @@ _REWRITES = (
     (re.compile(r"\(\s*\$(argv|check|resv)\b"), r"(\1"),
     (re.compile(r"\(\s*\$([A-Za-z_]\w*\.[\w.]+)"), r"(call $\1"),
     (re.compile(r"\(\s*\$([A-Za-z_]\w*)\s*\)"), r"(local.get $\1)"),
-    (re.compile(rf"\(\s*((?!(?:{'|'.join(sorted(WAT_FAMILIES))})\.)[a-z_]\w*\.[a-z_0-9]+)\b"), r"(call $\1"),
+    (
+        re.compile(rf"\(\s*((?!(?:{'|'.join(sorted(WAT_FAMILIES))})\.)[a-z_]\w*\.[a-z_0-9]+)\b"),
+        r"(call $\1",
+    ),
 )
 _ARGV_LITERAL = re.compile(r'\(argv\s+(\d+)\s+"(?:[^"\\]|\\.)*"\s*\)')
 _NAME = re.compile(r"\$[A-Za-z_]\w*(?![\w.])|(?<=[\s(])-?\d+(?=[\s)])")  # a $name or a bare integer
 _NAME_TAKERS = frozenset(
-    {"local.get", "local.set", "local.tee", "local", "check", "resv", "br", "br_if",
-     "loop", "block", "if", "func", "param", "result", "memory", "table"}
+    {
+        "local.get",
+        "local.set",
+        "local.tee",
+        "local",
+        "check",
+        "resv",
+        "br",
+        "br_if",
+        "loop",
+        "block",
+        "if",
+        "func",
+        "param",
+        "result",
+        "memory",
+        "table",
+    }
 )
 
 
@@ -96,7 +117,7 @@ def _advice(error: str, shown: str) -> str:
     """The hint's advice for the error message ``error``, whose source line is ``shown``."""
     if "argv expects" in error:
         return (
-            'Hint: argv takes a local name, as in (argv 0 $text); put the value itself after the '
+            "Hint: argv takes a local name, as in (argv 0 $text); put the value itself after the "
             'fence: ```, "the value")'
         )
     if m := _UNKNOWN_NS.search(error):
@@ -139,7 +160,9 @@ def _first_head(heads: Sequence[str], pattern: re.Pattern[str]) -> str:
     return ""
 
 
-def catalog_hint(body: str, args: Sequence[str], known: Collection[str], programs: Collection[str]) -> str:
+def catalog_hint(
+    body: str, args: Sequence[str], known: Collection[str], programs: Collection[str]
+) -> str:
     """When ``body`` calls a host function that does not exist but a catalog program of that
     name does (``$str.word_count`` -> ``word_count``), the exact catalog call to send instead.
 

@@ -56,7 +56,7 @@ FORCE_ANSWER = (
     'ToolCall::Response("""...""") giving your best final answer from the observations so far.'
 )
 BEST_ANSWER = (
-    "[Stopped] {reason}. Reply now with ToolCall::Response(\"\"\"...\"\"\") giving your best answer "
+    '[Stopped] {reason}. Reply now with ToolCall::Response("""...""") giving your best answer '
     "from the observations so far; say plainly if they do not hold it."
 )
 EMPTY_ANSWER = (
@@ -131,7 +131,9 @@ def run_task(
     event step numbers); every message the model saw after the system prompt and the
     history is recorded too, observations included.
     """
-    state = _Task(task, model, runtime, catalog, system_prompt, history, recorder, settings, cancel, on_text)
+    state = _Task(
+        task, model, runtime, catalog, system_prompt, history, recorder, settings, cancel, on_text
+    )
     try:
         yield from state.run()
     except (ModelAPIError, Interrupted) as exc:
@@ -186,9 +188,15 @@ class _Task:
         attempt = 0
         while not isinstance(reply.action, Response):
             yield _start(self.step, reply.action)
-            outcome = _execute(self.step, reply.action, self.runtime, self.catalog, self.settings, self.cancel)
+            outcome = _execute(
+                self.step, reply.action, self.runtime, self.catalog, self.settings, self.cancel
+            )
             repeats = self._count_failure(reply.action, outcome.event)
-            if outcome.compile_error is None or attempt >= self.settings.max_retries or repeats >= GUARD_REPEATS:
+            if (
+                outcome.compile_error is None
+                or attempt >= self.settings.max_retries
+                or repeats >= GUARD_REPEATS
+            ):
                 yield outcome.event
                 self._record(_tool_step(reply.completion, reply.action, outcome.event))
                 return (yield from self._after_run(outcome.event, repeats))
@@ -214,7 +222,9 @@ class _Task:
         """After a run: a program's answer ends the task; else the model is told what happened,
         and the loop guard stops a failure repeated GUARD_REPEATS times."""
         if event.ok and event.answer:  # an empty (answer "") is only a result
-            self._record(Step(ActionKind.RESPONSE, observation=f"answer from the program (step {self.step})"))
+            self._record(
+                Step(ActionKind.RESPONSE, observation=f"answer from the program (step {self.step})")
+            )
             yield self._answer(event.answer, source=AnswerSource.PROGRAM)
             return True
         self._tell(event.observation)
@@ -249,7 +259,9 @@ class _Task:
             yield self._answer(best, forced=True, unverified=True)
         elif not quiet:
             yield ErrorEvent(
-                self.step, f"stopped: {self.settings.max_steps} steps used and no answer given", ErrorKind.STEP_LIMIT
+                self.step,
+                f"stopped: {self.settings.max_steps} steps used and no answer given",
+                ErrorKind.STEP_LIMIT,
             )
 
     def _ask(self) -> _Reply | None:
@@ -266,7 +278,11 @@ class _Task:
         self.recorder.add_message("assistant", completion.text)
         action = parse_reply(completion.text)
         ms = (time.perf_counter() - t0) * 1000
-        return _Reply(completion, action, Thinking(self.step, action.reasoning, completion.usage, ms, action.notes))
+        return _Reply(
+            completion,
+            action,
+            Thinking(self.step, action.reasoning, completion.usage, ms, action.notes),
+        )
 
     def _tell(self, text: str) -> None:
         self.messages.append(Message.user(text))
@@ -317,7 +333,11 @@ def _not_an_answer(text: str) -> str:
     failure copied out (the 1.5B model answered "Execution FAILED: line 1: ..." verbatim)."""
     if not text.strip():
         return EMPTY_ANSWER
-    if "Execution FAILED" in text or "Nothing below is an answer" in text or text.lstrip().startswith("[Observation"):
+    if (
+        "Execution FAILED" in text
+        or "Nothing below is an answer" in text
+        or text.lstrip().startswith("[Observation")
+    ):
         return ERROR_ANSWER
     return ""
 
@@ -333,11 +353,17 @@ def _signature(action: Action, event: ToolResult) -> tuple[object, ...]:
     if isinstance(action, CatalogCall):
         what: object = ("catalog", action.name, tuple(action.args))
     else:
-        what = ("wat", event.module_hash or getattr(action, "body", ""), tuple(getattr(action, "args", ())))
+        what = (
+            "wat",
+            event.module_hash or getattr(action, "body", ""),
+            tuple(getattr(action, "args", ())),
+        )
     return (what, event.status, event.error)
 
 
-def _tool_step(reply: Completion, action: Action, event: ToolResult, told: str | None = None) -> Step:
+def _tool_step(
+    reply: Completion, action: Action, event: ToolResult, told: str | None = None
+) -> Step:
     """A tool step as the recorder stores it; ``told`` is the observation when it differs."""
     wat = isinstance(action, WatCall)
     return Step(
@@ -379,24 +405,41 @@ def _execute(
         if program is None:
             names = ", ".join(catalog.names()) or "(the catalog is empty)"
             text = f"there is no catalog program {action.name!r}; the programs are: {names}"
-            return _Outcome(_failed(step, observation.failure(step, text, limit), text, "UnknownProgram"))
+            return _Outcome(
+                _failed(step, observation.failure(step, text, limit), text, "UnknownProgram")
+            )
         try:
             args = apply_defaults(program, action.args)
         except CatalogError as exc:
-            return _Outcome(_failed(step, observation.failure(step, exc.one_line(), limit), exc.one_line(), "UsageError"))
+            return _Outcome(
+                _failed(
+                    step,
+                    observation.failure(step, exc.one_line(), limit),
+                    exc.one_line(),
+                    "UsageError",
+                )
+            )
         source, offset = program.body, program.body_line - 1
     else:
         assert isinstance(action, WatCall)
         source, args, offset = action.body, list(action.args), 0
     try:
-        result = runtime.run(source, args, granted=settings.granted, cancel=cancel, line_offset=offset)
+        result = runtime.run(
+            source, args, granted=settings.granted, cancel=cancel, line_offset=offset
+        )
     except (CompileError, LinkError) as exc:
         text = exc.one_line()
         hint = repair_hint(exc)
         if isinstance(action, WatCall):
-            hint = catalog_hint(action.body, action.args, runtime.functions, catalog.names()) or hint
-        event = _failed(step, observation.failure(step, text, limit, hint=hint), text, type(exc).__name__)
-        return _Outcome(event, compile_error=text if isinstance(action, WatCall) else None, hint=hint)
+            hint = (
+                catalog_hint(action.body, action.args, runtime.functions, catalog.names()) or hint
+            )
+        event = _failed(
+            step, observation.failure(step, text, limit, hint=hint), text, type(exc).__name__
+        )
+        return _Outcome(
+            event, compile_error=text if isinstance(action, WatCall) else None, hint=hint
+        )
     except Interrupted:
         raise
     except RunError as exc:
@@ -418,7 +461,9 @@ def _from_result(step: int, result: RunResult, obs: str) -> ToolResult:
     )  # fmt: skip
 
 
-def _failed(step: int, obs: str, error: str, etype: str, partial: RunResult | None = None) -> ToolResult:
+def _failed(
+    step: int, obs: str, error: str, etype: str, partial: RunResult | None = None
+) -> ToolResult:
     if partial is not None:
         base = _from_result(step, partial, obs)
         return ToolResult(
@@ -426,4 +471,12 @@ def _failed(step: int, obs: str, error: str, etype: str, partial: RunResult | No
             error=error, error_type=etype, fuel_used=base.fuel_used, timings=base.timings,
             cache=base.cache, module_hash=base.module_hash, observation=obs,
         )  # fmt: skip
-    return ToolResult(step, ok=False, status=None, status_name=etype, error=error, error_type=etype, observation=obs)
+    return ToolResult(
+        step,
+        ok=False,
+        status=None,
+        status_name=etype,
+        error=error,
+        error_type=etype,
+        observation=obs,
+    )

@@ -100,19 +100,25 @@ def _examples(programs: Mapping[str, Program], names: Collection[str]) -> str:
         if needs <= set(names):
             call = format_action(WatCall(body, args))
             end = "" if task.endswith(("?", ".", "!")) else "."
-            out.append(f"Task: {task}{end} A good first reply:\n<reasoning>{why}</reasoning>\n{call}")
+            out.append(
+                f"Task: {task}{end} A good first reply:\n<reasoning>{why}</reasoning>\n{call}"
+            )
     cat = _pick(programs, CATALOG_EXAMPLES)
     if cat is not None:
         quoted = ", ".join(quote_arg(a) for a in cat.examples[0].args)
         call = format_action(CatalogCall(cat.name, tuple(cat.examples[0].args)))
-        out.append(f"Task: {cat.description.rstrip('.')}, with {quoted}. A good first reply:\n{call}")
+        out.append(
+            f"Task: {cat.description.rstrip('.')}, with {quoted}. A good first reply:\n{call}"
+        )
     return ("Examples:\n" + "\n\n".join(out)) if out else ""
 
 
 def _macros(names: Collection[str]) -> str:
     call = "str.upper" if "str" in names else "ns.name"
     text = MACROS.format(call=call, pad=" " * (13 - len(call)))
-    return "\n".join([text] + ([NUMBERS] if "str" in names else []) + ([MATH] if "math" in names else []))
+    return "\n".join(
+        [text] + ([NUMBERS] if "str" in names else []) + ([MATH] if "math" in names else [])
+    )
 
 
 def _function_line(f: HostFunction) -> str:
@@ -120,13 +126,15 @@ def _function_line(f: HostFunction) -> str:
     code stops the program), not the wasm pair."""
     params = " ".join(f.param_names if len(f.param_names) == len(f.params) else f.params)
     names = f.result_names if len(f.result_names) == len(f.results) else f.results
-    value = names[: -1] if f.fallible else names
+    value = names[:-1] if f.fallible else names
     shown = f" -> {value[0]}" if len(value) == 1 else ""
     return f"  {f.qualname} ({params}){shown}: {f.doc}"
 
 
 def _describe(cap: Capability) -> str:
-    return "\n".join([f"{cap.namespace}: {cap.summary}"] + [_function_line(f) for f in cap.functions()])
+    return "\n".join(
+        [f"{cap.namespace}: {cap.summary}"] + [_function_line(f) for f in cap.functions()]
+    )
 
 
 def _errors() -> str:

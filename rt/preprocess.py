@@ -130,7 +130,9 @@ def _string_end(source: str, start: int, lenient: bool) -> int:
         if source[j] == "\n":
             if lenient:
                 return j
-            raise error_at(source, start, 'unterminated string: a "..." literal must close on its line')
+            raise error_at(
+                source, start, 'unterminated string: a "..." literal must close on its line'
+            )
         j += 2 if source[j] == "\\" else 1
     if j >= n:
         if lenient:
@@ -146,7 +148,9 @@ def parse(source: str) -> list[Token | Node]:
     for tok in tokenize(source):
         if tok.kind == "(":
             if len(stack) >= MAX_DEPTH:
-                raise error_at(source, tok.pos, f"nesting deeper than {MAX_DEPTH} levels of parentheses")
+                raise error_at(
+                    source, tok.pos, f"nesting deeper than {MAX_DEPTH} levels of parentheses"
+                )
             node = Node(tok)
             (stack[-1].children if stack else root).append(node)
             stack.append(node)
@@ -189,7 +193,9 @@ def decode_string(token: Token, source: str) -> bytes:
             try:
                 out += chr(int(m.group(1), 16)).encode("utf-8")
             except (ValueError, UnicodeEncodeError) as exc:
-                raise error_at(source, token.pos + 1 + i, f"bad unicode escape \\{m.group(0)}") from exc
+                raise error_at(
+                    source, token.pos + 1 + i, f"bad unicode escape \\{m.group(0)}"
+                ) from exc
             i += 1 + len(m.group(0))
         else:
             raise error_at(source, token.pos + 1 + i, f"unknown escape \\{nxt} in string")
@@ -306,7 +312,12 @@ class _Expander:
             self.ref(nxt.text, nxt.pos)
 
     def token(
-        self, it: Token, owner: str | None, rewrite: tuple[bool, bool] = (False, False), *, quiet: bool = False
+        self,
+        it: Token,
+        owner: str | None,
+        rewrite: tuple[bool, bool] = (False, False),
+        *,
+        quiet: bool = False,
     ) -> str:
         """A leaf; ``rewrite`` says whether a bare $name / integer here is an operand."""
         if it.kind in ("str", "raw"):
@@ -318,7 +329,11 @@ class _Expander:
                 self.ref(it.text, it.pos)
                 self.note(it.pos, f"read the operand {it.text} of {owner} as (local.get {it.text})")
                 return f"(local.get {it.text})"
-            if ints and owner.partition(".")[0] in _TEXT_NAMESPACES and _DECIMAL_RE.fullmatch(it.text):
+            if (
+                ints
+                and owner.partition(".")[0] in _TEXT_NAMESPACES
+                and _DECIMAL_RE.fullmatch(it.text)
+            ):
                 self.note(it.pos, f'read the operand {it.text} of {owner} as the text "{it.text}"')
                 return f"(i32.const {self.intern(it.text.encode())})"
             if ints and _INT_RE.fullmatch(it.text):
@@ -329,7 +344,12 @@ class _Expander:
         return it.text
 
     def operands(
-        self, children: list[Token | Node], owner: str, rewrite: tuple[bool, bool], *, quiet: bool = False
+        self,
+        children: list[Token | Node],
+        owner: str,
+        rewrite: tuple[bool, bool],
+        *,
+        quiet: bool = False,
     ) -> str:
         out = []
         for c in children:
@@ -347,7 +367,11 @@ class _Expander:
             self.note(old.pos, f"read the old name {old.text} as {new}")
             node.children[node.children.index(old)] = Token("atom", new, old.pos)
             words = _words(node)
-        head = words[0].text if words and isinstance(words[0], Token) and words[0].kind == "atom" else ""
+        head = (
+            words[0].text
+            if words and isinstance(words[0], Token) and words[0].kind == "atom"
+            else ""
+        )
         newlines = "\n" * _text(node).count("\n")
         macro = _MACROS.get(head)
         if macro is not None:
@@ -363,7 +387,9 @@ class _Expander:
         if head in _ANNOTATIONS:
             return _text(node)
         if head in _STRUCTURAL:
-            if head in ("block", "loop") and not any(isinstance(w, Node) and _head(w) == "result" for w in words):
+            if head in ("block", "loop") and not any(
+                isinstance(w, Node) and _head(w) == "result" for w in words
+            ):
                 self.quiet.add(id(node))
             return "(" + self.seq(node.children) + ")"
         if head == "if":
@@ -376,12 +402,24 @@ class _Expander:
                 else:
                     parts.append(self.token(c, None))
             return "(" + "".join(parts) + ")"
-        if head in _LOCAL_REFS and len(words) > 1 and isinstance(words[1], Token) and _NAME_RE.fullmatch(words[1].text):
+        if (
+            head in _LOCAL_REFS
+            and len(words) > 1
+            and isinstance(words[1], Token)
+            and _NAME_RE.fullmatch(words[1].text)
+        ):
             self.ref(words[1].text, words[1].pos)
-        if head == "local.set" and ctx == OPERAND and len(words) > 2 and isinstance(words[0], Token):
+        if (
+            head == "local.set"
+            and ctx == OPERAND
+            and len(words) > 2
+            and isinstance(words[0], Token)
+        ):
             # a set whose value is used
             old = words[0]
-            self.note(old.pos, f"(local.set {_text(words[1])} X) used as a value: read it as local.tee")
+            self.note(
+                old.pos, f"(local.set {_text(words[1])} X) used as a value: read it as local.tee"
+            )
             node.children[node.children.index(old)] = Token("atom", "local.tee", old.pos)
             head = "local.tee"
         if head in _NO_VALUE:
@@ -389,13 +427,26 @@ class _Expander:
         rewrite = _takes_operand_atoms(head)
         if head in _FIRST_IMMEDIATE and len(words) > 1:
             first = node.children.index(words[1]) + 1
-            return "(" + "".join(self.token(c, None) if isinstance(c, Token) else self.node(c, OPERAND) for c in node.children[:first]) + self.operands(node.children[first:], head, rewrite) + ")"
+            return (
+                "("
+                + "".join(
+                    self.token(c, None) if isinstance(c, Token) else self.node(c, OPERAND)
+                    for c in node.children[:first]
+                )
+                + self.operands(node.children[first:], head, rewrite)
+                + ")"
+            )
         return "(" + self.operands(node.children, head, rewrite) + ")"
 
     # -- host calls ---------------------------------------------------------------------------
     def callee(self, node: Node, words: list[Token | Node], head: str) -> _Callee | None:
         """The host function a node calls, in any of its spellings, else None."""
-        if head == "call" and len(words) > 1 and isinstance(words[1], Token) and words[1].text.startswith("$"):
+        if (
+            head == "call"
+            and len(words) > 1
+            and isinstance(words[1], Token)
+            and words[1].text.startswith("$")
+        ):
             name = words[1]
             if "." not in name.text:
                 return None
@@ -406,7 +457,11 @@ class _Expander:
             return _Callee("sys.argv", True, node.children.index(words[0]) + 1)
         dotted = head[1:] if head.startswith("$") else head
         ns = dotted.partition(".")[0]
-        if "." in dotted and (head.startswith("$") or ns in self.namespaces) and _NAME_RE.fullmatch("$" + dotted):
+        if (
+            "." in dotted
+            and (head.startswith("$") or ns in self.namespaces)
+            and _NAME_RE.fullmatch("$" + dotted)
+        ):
             self.calls.append((dotted, words[0].pos))  # type: ignore[union-attr]
             if head.startswith("$"):
                 self.note(node.open.pos, f"read ({head} ...) as (call {head} ...)")
@@ -436,7 +491,11 @@ class _Expander:
             return inner
         pair = len(f.results) == 2
         if ctx == OPERAND:
-            return self.checked(inner, callee.qual, node.open.pos, value=True, block=True) if pair else inner
+            return (
+                self.checked(inner, callee.qual, node.open.pos, value=True, block=True)
+                if pair
+                else inner
+            )
         if not callee.sugar:
             return inner
         used = consumers()
@@ -466,7 +525,9 @@ class _Expander:
     def local(self, node: Node, args: list[Token | Node], newlines: str) -> str:
         atoms = [a.text for a in args if isinstance(a, Token) and a.kind == "atom"]
         if len(atoms) != len(args) or not atoms:
-            raise error_at(self.source, node.open.pos, "local expects (local $name type) or (local type ...)")
+            raise error_at(
+                self.source, node.open.pos, "local expects (local $name type) or (local type ...)"
+            )
         if atoms[0].startswith("$"):
             if len(atoms) != 2:
                 raise error_at(self.source, node.open.pos, "local expects (local $name type)")
@@ -500,7 +561,9 @@ class _Expander:
             rest = "\n" * (newlines.count("\n") - value.count("\n"))
             return f"(local.set {ERR_LOCAL} {value}) " + _return_if(ERR_LOCAL) + rest
         if len(args) != 1 or not isinstance(args[0], Token) or not _NAME_RE.fullmatch(args[0].text):
-            raise error_at(self.source, node.open.pos, "check expects (check $name) or (check (expr))")
+            raise error_at(
+                self.source, node.open.pos, "check expects (check $name) or (check (expr))"
+            )
         self.ref(args[0].text, args[0].pos)
         return _return_if(args[0].text) + newlines
 
@@ -515,13 +578,22 @@ class _Expander:
         self.declare(ERR_LOCAL, "i32", node.open.pos)
         self.calls.append(("sys.answer", node.open.pos))
         rest = "\n" * (newlines.count("\n") - value.count("\n"))
-        return f"(call $sys.answer {value}) (local.set {ERR_LOCAL}) (return (local.get {ERR_LOCAL}))" + rest
+        return (
+            f"(call $sys.answer {value}) (local.set {ERR_LOCAL}) (return (local.get {ERR_LOCAL}))"
+            + rest
+        )
 
     def _value(self, node: Node, args: list[Token | Node], macro: str) -> str:
         """The one string operand of resv/answer: $name, a literal or an expression."""
-        if len(args) != 1 or (isinstance(args[0], Token) and args[0].kind == "atom" and not _NAME_RE.fullmatch(args[0].text)):
+        if len(args) != 1 or (
+            isinstance(args[0], Token)
+            and args[0].kind == "atom"
+            and not _NAME_RE.fullmatch(args[0].text)
+        ):
             raise error_at(
-                self.source, node.open.pos, f'{macro} expects ({macro} $name), ({macro} "text") or ({macro} (expr))'
+                self.source,
+                node.open.pos,
+                f'{macro} expects ({macro} $name), ({macro} "text") or ({macro} (expr))',
             )
         arg = args[0]
         if isinstance(arg, Token) and arg.kind == "atom":
@@ -536,15 +608,26 @@ class _Expander:
                 )  # fmt: skip
             value = self.node(arg, OPERAND)
             if self._yields(arg) == "arr" and "str.join" in self.functions:
-                self.note(arg.open.pos, f"({macro} X) needs text: wrote the array X as its items, one per line")
+                self.note(
+                    arg.open.pos,
+                    f"({macro} X) needs text: wrote the array X as its items, one per line",
+                )
                 self.calls.append(("str.join", arg.open.pos))
                 newline = self.intern(b"\n")
                 joined = f"(call $str.join {value} (i32.const {newline}))"
                 return self.checked(joined, "str.join", arg.open.pos, value=True, block=True)
             if self._numeric(arg) and "str.from_i32" in self.functions:
-                self.note(arg.open.pos, f"({macro} X) needs text: wrote the number X as (str.from_i32 X)")
+                self.note(
+                    arg.open.pos, f"({macro} X) needs text: wrote the number X as (str.from_i32 X)"
+                )
                 self.calls.append(("str.from_i32", arg.open.pos))
-                return self.checked(f"(call $str.from_i32 {value})", "str.from_i32", arg.open.pos, value=True, block=True)
+                return self.checked(
+                    f"(call $str.from_i32 {value})",
+                    "str.from_i32",
+                    arg.open.pos,
+                    value=True,
+                    block=True,
+                )
             return value
         return self.token(arg, None)
 
@@ -667,7 +750,11 @@ def preprocess(source: str, functions: Mapping[str, HostFunction] | None = None)
     if nul >= 0:
         raise error_at(source, nul, "source contains a NUL byte")
     if lone := _SURROGATE.search(source):
-        raise error_at(source, lone.start(), f"source holds a lone surrogate U+{ord(lone.group()):04X}, which is not text")
+        raise error_at(
+            source,
+            lone.start(),
+            f"source holds a lone surrogate U+{ord(lone.group()):04X}, which is not text",
+        )
     if not source.strip():
         raise CompileError("empty program: the body needs at least (i32.const 0)")
     ex = _Expander(source, functions)
@@ -675,7 +762,13 @@ def preprocess(source: str, functions: Mapping[str, HostFunction] | None = None)
     top = DATA_BASE + len(ex.data)
     top = (top + 7) & ~7
     return Preprocessed(
-        body, tuple(ex.locals.values()), bytes(ex.data), top, tuple(ex.sites), tuple(sorted(ex.notes, key=_note_line)), tuple(ex.calls)
+        body,
+        tuple(ex.locals.values()),
+        bytes(ex.data),
+        top,
+        tuple(ex.sites),
+        tuple(sorted(ex.notes, key=_note_line)),
+        tuple(ex.calls),
     )
 
 
@@ -685,7 +778,20 @@ def _note_line(note: str) -> int:
 
 # WAT's own dotted instruction families: any other ``(ns.name`` head is a host call.
 WAT_FAMILIES = frozenset(
-    {"i32", "i64", "f32", "f64", "v128", "local", "global", "memory", "table", "ref", "elem", "data"}
+    {
+        "i32",
+        "i64",
+        "f32",
+        "f64",
+        "v128",
+        "local",
+        "global",
+        "memory",
+        "table",
+        "ref",
+        "elem",
+        "data",
+    }
 )
 
 
@@ -719,7 +825,11 @@ def list_heads(source: str) -> list[str]:
     """The first word of every parenthesised list, in order (``(call $a.b x)`` -> "call",
     ``($x)`` -> "$x"), read leniently with the tokenizer: comments and strings hold none."""
     tokens = [t for t in tokenize(source, lenient=True) if t.kind not in ("ws", "comment")]
-    return [b.text for a, b in zip(tokens, tokens[1:], strict=False) if a.kind == "(" and b.kind == "atom"]
+    return [
+        b.text
+        for a, b in zip(tokens, tokens[1:], strict=False)
+        if a.kind == "(" and b.kind == "atom"
+    ]
 
 
 def module_imports(source: str) -> list[tuple[str, str, int]]:

@@ -75,22 +75,53 @@ def test_short_forms_run(runtime: Runtime, body: str, args: list[str], results: 
 @pytest.mark.parametrize(
     ("body", "note"),
     [
-        ("(argv 0 $x)\n(resv (str.upper $x))", "line 2: read the operand $x of str.upper as (local.get $x)"),
+        (
+            "(argv 0 $x)\n(resv (str.upper $x))",
+            "line 2: read the operand $x of str.upper as (local.get $x)",
+        ),
         ("(argv 0 $x)\n(resv (str.upper ($x)))", "line 2: read ($x) as (local.get $x)"),
-        ("(resv (str.from_i32 17))", "line 1: read the operand 17 of str.from_i32 as (i32.const 17)"),
-        ("(resv (str.from_i32 (i32.add 40 2)))", "line 1: read the operand 40 of i32.add as (i32.const 40)"),
-        ("(local.set $n (i32.const 1))\n(i32.const 0)", "line 1: $n was not declared: declared it as (local $n i32)"),
+        (
+            "(resv (str.from_i32 17))",
+            "line 1: read the operand 17 of str.from_i32 as (i32.const 17)",
+        ),
+        (
+            "(resv (str.from_i32 (i32.add 40 2)))",
+            "line 1: read the operand 40 of i32.add as (i32.const 40)",
+        ),
+        (
+            "(local.set $n (i32.const 1))\n(i32.const 0)",
+            "line 1: $n was not declared: declared it as (local $n i32)",
+        ),
         ('(resv ($str.upper "a"))', "line 1: read ($str.upper ...) as (call $str.upper ...)"),
-        ("(answer (str.len (arg 0)))", "line 1: (answer X) needs text: wrote the number X as (str.from_i32 X)"),
-        ("(resv (i32.add 1 2))", "line 1: (resv X) needs text: wrote the number X as (str.from_i32 X)"),
-        ("(local $n i32)\n(set_local $n (i32.const 2))\n(resv (str.from_i32 (get_local $n)))",
-         "line 2: read the old name set_local as local.set"),
-        ('(answer (str.split (arg 0) " "))', "line 1: (answer X) needs text: wrote the array X as its items, one per line"),
-        ("(answer (math.factorial 25))", 'line 1: read the operand 25 of math.factorial as the text "25"'),
-        ("(answer (local.set $u (str.upper (arg 0))))", "line 1: (local.set $u X) used as a value: read it as local.tee"),
+        (
+            "(answer (str.len (arg 0)))",
+            "line 1: (answer X) needs text: wrote the number X as (str.from_i32 X)",
+        ),
+        (
+            "(resv (i32.add 1 2))",
+            "line 1: (resv X) needs text: wrote the number X as (str.from_i32 X)",
+        ),
+        (
+            "(local $n i32)\n(set_local $n (i32.const 2))\n(resv (str.from_i32 (get_local $n)))",
+            "line 2: read the old name set_local as local.set",
+        ),
+        (
+            '(answer (str.split (arg 0) " "))',
+            "line 1: (answer X) needs text: wrote the array X as its items, one per line",
+        ),
+        (
+            "(answer (math.factorial 25))",
+            'line 1: read the operand 25 of math.factorial as the text "25"',
+        ),
+        (
+            "(answer (local.set $u (str.upper (arg 0))))",
+            "line 1: (local.set $u X) used as a value: read it as local.tee",
+        ),
     ],
 )
-def test_each_certain_rewrite_is_noted(runtime: Runtime, functions: dict, body: str, note: str) -> None:
+def test_each_certain_rewrite_is_noted(
+    runtime: Runtime, functions: dict, body: str, note: str
+) -> None:
     assert note in preprocess(body, functions).notes
     result = runtime.run(body, ["a"], granted=PURE)
     assert result.ok and note in result.notes
@@ -135,7 +166,9 @@ def test_ambiguous_forms_stay_errors(runtime: Runtime, body: str) -> None:
         ('(answer (kv.set "k" "v"))', "answer: kv.set gives no value to answer"),
     ],
 )
-def test_clear_errors_for_calls_that_cannot_mean_anything(runtime: Runtime, body: str, message: str) -> None:
+def test_clear_errors_for_calls_that_cannot_mean_anything(
+    runtime: Runtime, body: str, message: str
+) -> None:
     with pytest.raises(CompileError, match=re.escape(message)):
         runtime.run(body, ["a"], granted=PURE)
 
@@ -160,12 +193,20 @@ def test_an_ungranted_function_is_a_link_error(runtime: Runtime) -> None:
     ("body", "failure"),
     [
         ('(resv (json.get (arg 0) "user.name"))', "line 1: json.get failed: ENOENT"),
-        ('(local $d i32)\n(local.set $d (arg 0))\n\n(resv (json.get $d "user.name"))', "line 4: json.get failed: ENOENT"),
-        ("(resv (arg 3))", "line 1: sys.argv failed: EBOUND (argument 3 requested, 1 given: put the value"),
+        (
+            '(local $d i32)\n(local.set $d (arg 0))\n\n(resv (json.get $d "user.name"))',
+            "line 4: json.get failed: ENOENT",
+        ),
+        (
+            "(resv (arg 3))",
+            "line 1: sys.argv failed: EBOUND (argument 3 requested, 1 given: put the value",
+        ),
         ('(kv.del "nope")', "line 1: kv.del failed: ENOENT"),
     ],
 )
-def test_a_failed_call_names_its_line_and_function(runtime: Runtime, body: str, failure: str) -> None:
+def test_a_failed_call_names_its_line_and_function(
+    runtime: Runtime, body: str, failure: str
+) -> None:
     result = runtime.run(body, [DOC], granted=PURE)
     assert not result.ok
     assert result.failure.startswith(failure), result.failure
@@ -196,7 +237,7 @@ def test_deep_nesting_is_a_compile_error_not_a_recursion_error(runtime: Runtime)
 
 def test_answer_is_byte_exact_and_a_result(runtime: Runtime) -> None:
     text = 'a "quoted" ) ``` fence\nand (parens) \\ backslash'
-    result = runtime.run("(answer (arg 0))\n(resv \"never\")", [text], granted=PURE)
+    result = runtime.run('(answer (arg 0))\n(resv "never")', [text], granted=PURE)
     assert result.ok and result.answer == text and result.results == [text]
 
 
@@ -220,7 +261,11 @@ def test_a_program_answer_ends_the_task_without_another_model_call(runtime: Runt
     events, model = _run([reply], runtime)
     response = events[-1]
     assert isinstance(response, ResponseEvent)
-    assert response.text == phrase and response.source is AnswerSource.PROGRAM and not response.unverified
+    assert (
+        response.text == phrase
+        and response.source is AnswerSource.PROGRAM
+        and not response.unverified
+    )
     assert len(model.requests) == 1
     assert [e.answer for e in events if isinstance(e, ToolResult)] == [phrase]
 
@@ -229,7 +274,9 @@ def test_a_failed_answer_program_is_a_failed_observation(runtime: Runtime) -> No
     reply = format_action(WatCall('(answer (json.get (arg 0) "a.b"))', ("{}",)))
     events, model = _run([reply, 'ToolCall::Response("""none""")'], runtime)
     told = model.requests[1][-1].content
-    assert told.startswith("[Observation (step 1)] Execution FAILED: line 1: json.get failed: ENOENT")
+    assert told.startswith(
+        "[Observation (step 1)] Execution FAILED: line 1: json.get failed: ENOENT"
+    )
     assert "Nothing below is an answer" in told
     assert isinstance(events[-1], ResponseEvent) and events[-1].source is AnswerSource.MODEL
 
@@ -246,4 +293,7 @@ def test_shipped_catalog_bodies_keep_their_meaning(runtime: Runtime, tmp_path: P
     assert not errors
     for program in catalog:
         out = preprocess(program.body, runtime.functions)
-        assert not any("read (" in n or "read the operand" in n for n in out.notes), (program.name, out.notes)
+        assert not any("read (" in n or "read the operand" in n for n in out.notes), (
+            program.name,
+            out.notes,
+        )

@@ -170,7 +170,10 @@ def test_answer_in_one_step(harness: Harness) -> None:
     assert final.text == "Paris" and not final.forced
     assert final.usage.total > 0 and final.usage.estimated
     assert isinstance(model, ScriptedModel)
-    assert model.requests[0] == [Message.system("SYSTEM PROMPT"), Message.user("capital of France?")]
+    assert model.requests[0] == [
+        Message.system("SYSTEM PROMPT"),
+        Message.user("capital of France?"),
+    ]
 
 
 def test_several_steps_carry_kv_between_them(harness: Harness) -> None:
@@ -194,7 +197,9 @@ def test_several_steps_carry_kv_between_them(harness: Harness) -> None:
     assert second.ok and second.results == ("Lisbon",)
     assert set(second.timings) == {"preprocess_ms", "compile_ms", "instantiate_ms", "run_ms"}
     assert isinstance(model, ScriptedModel)
-    assert told(model, 1).startswith("[Observation (step 1)] Execution result:\n<data>\nstatus 0 SUCCESS")
+    assert told(model, 1).startswith(
+        "[Observation (step 1)] Execution result:\n<data>\nstatus 0 SUCCESS"
+    )
     assert told(model, 2).startswith("[Observation (step 2)] Execution result:")
     assert "[0] Lisbon" in told(model, 2)
     # every request carries the whole conversation so far
@@ -222,7 +227,9 @@ def test_catalog_call_with_wrong_arity_is_observed_with_usage(harness: Harness) 
 
 
 def test_unknown_catalog_program_lists_the_real_names(harness: Harness) -> None:
-    events, model = harness.run([catalog_call("shout", "hi"), catalog_call("upper", "hi"), respond("HI")])
+    events, model = harness.run(
+        [catalog_call("shout", "hi"), catalog_call("upper", "hi"), respond("HI")]
+    )
     assert kinds(events) == [
         "thinking", "tool_start", "tool_result",
         "thinking", "tool_start", "tool_result",
@@ -405,7 +412,9 @@ def test_a_forced_reply_that_is_only_a_toolcall_is_no_answer(harness: Harness) -
 
 
 def test_a_response_that_repeats_a_failure_is_asked_for_again(harness: Harness) -> None:
-    events, model = harness.run([wat(TRAP), respond("Execution FAILED: trap"), respond("no answer")])
+    events, model = harness.run(
+        [wat(TRAP), respond("Execution FAILED: trap"), respond("no answer")]
+    )
     assert isinstance(model, ScriptedModel)
     assert told(model, 2).startswith("[Not an answer]")
     assert only(events, ResponseEvent)[0].text == "no answer"
@@ -415,7 +424,11 @@ def test_loop_guard_stops_the_same_failing_action(harness: Harness) -> None:
     replies = [wat(TRAP)] * GUARD_REPEATS + [respond("never read")]
     events, model = harness.run(replies)
     assert GUARD_REPEATS == 3
-    assert kinds(events) == ["thinking", "tool_start", "tool_result"] * 3 + ["error", "thinking", "response"]
+    assert kinds(events) == ["thinking", "tool_start", "tool_result"] * 3 + [
+        "error",
+        "thinking",
+        "response",
+    ]
     stop = events[-3]
     assert isinstance(stop, ErrorEvent)
     assert stop.error_type == "LoopGuard" and stop.step == 3
@@ -424,7 +437,9 @@ def test_loop_guard_stops_the_same_failing_action(harness: Harness) -> None:
     best = only(events, ResponseEvent)
     assert len(best) == 1 and best[0].unverified and best[0].text == "never read"
     assert isinstance(model, ScriptedModel) and model.remaining == 0
-    assert told(model, 3).startswith("[Stopped] Stopped: the same failing action was repeated 3 times")
+    assert told(model, 3).startswith(
+        "[Stopped] Stopped: the same failing action was repeated 3 times"
+    )
 
 
 def test_loop_guard_without_a_reply_left_ends_with_its_error(harness: Harness) -> None:
@@ -539,7 +554,11 @@ def test_ask_over_open_parts_runs_the_loop(tmp_path: Path) -> None:
     assert kinds(events) == ["thinking", "tool_start", "tool_result", "thinking", "response"]
     assert only(events, ToolResult)[0].results == ("VIA ASK",)
     system = model.requests[0][0]
-    assert system.role == "system" and "ToolCall::Catalog" in system.content and "upper" in system.content
+    assert (
+        system.role == "system"
+        and "ToolCall::Catalog" in system.content
+        and "upper" in system.content
+    )
 
 
 # ---- an OpenAI-compatible server behind httpx.MockTransport ---------------------------------
@@ -549,22 +568,26 @@ BASE = "http://model.test/v1"
 
 def completion(text: str) -> httpx.Response:
     body = {
-        "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}],
+        "choices": [
+            {"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}
+        ],
         "usage": {"prompt_tokens": 100, "completion_tokens": 20},
     }
     return httpx.Response(200, json=body)
 
 
-def openai_model(handler: Callable[[httpx.Request], httpx.Response], sleeps: list[float]) -> OpenAIChatModel:
+def openai_model(
+    handler: Callable[[httpx.Request], httpx.Response], sleeps: list[float]
+) -> OpenAIChatModel:
     return OpenAIChatModel(
         BASE, "sk-test", "m", transport=httpx.MockTransport(handler), sleep=sleeps.append,
         stream=False, max_retries=2,
     )  # fmt: skip
 
 
-def replies_then(items: Sequence[httpx.Response | Exception]) -> tuple[
-    Callable[[httpx.Request], httpx.Response], list[dict[str, Any]]
-]:
+def replies_then(
+    items: Sequence[httpx.Response | Exception],
+) -> tuple[Callable[[httpx.Request], httpx.Response], list[dict[str, Any]]]:
     queue: Iterator[httpx.Response | Exception] = iter(items)
     bodies: list[dict[str, Any]] = []
 
@@ -589,7 +612,9 @@ def test_openai_429_then_success_through_a_whole_loop(harness: Harness) -> None:
     assert kinds(events) == ["thinking", "tool_start", "tool_result", "thinking", "response"]
     assert sleeps == [1.0]
     assert len(bodies) == 3
-    assert bodies[2]["messages"][-1]["content"].startswith("[Observation (step 1)] Execution result:")
+    assert bodies[2]["messages"][-1]["content"].startswith(
+        "[Observation (step 1)] Execution result:"
+    )
     final = events[-1]
     assert isinstance(final, ResponseEvent) and final.text == "API"
     assert (final.usage.prompt, final.usage.completion, final.usage.estimated) == (200, 40, False)
@@ -636,7 +661,10 @@ def test_catalog_names_are_forgiven_case_and_dots(harness: Harness) -> None:
 
 
 def test_an_invented_observation_is_cut_from_the_reply(harness: Harness) -> None:
-    invented = catalog_call("upper", "hi") + '\n[Observation (step 1)] Execution result:\nBYE\nToolCall::Response("BYE")'
+    invented = (
+        catalog_call("upper", "hi")
+        + '\n[Observation (step 1)] Execution result:\nBYE\nToolCall::Response("BYE")'
+    )
     events, model = harness.run([invented, respond("HI")])
     assert only(events, ToolResult)[0].results == ("HI",)
     assert isinstance(model, ScriptedModel)
@@ -672,7 +700,9 @@ def test_a_host_function_name_reaches_the_catalog_program(harness: Harness) -> N
 
 def test_an_invented_host_function_points_at_the_catalog_program(harness: Harness) -> None:
     invented = UPPER.replace("$str.upper", "$str.word_count")
-    events, model = harness.run([wat(invented, "a b c"), catalog_call("word_count", "a b c"), respond("3")])
+    events, model = harness.run(
+        [wat(invented, "a b c"), catalog_call("word_count", "a b c"), respond("3")]
+    )
     assert only(events, ToolResult)[0].results == ("3",)
     assert isinstance(model, ScriptedModel)
     assert 'reply ToolCall::Catalog("word_count", "a b c")' in told(model, 1)

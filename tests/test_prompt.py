@@ -58,7 +58,9 @@ def _mentions(text: str, namespace: str) -> bool:
     return re.search(rf"(?<![\w.]){re.escape(namespace)}\.[a-z_0-9]+", text) is not None
 
 
-@pytest.mark.parametrize("granted", [set(), {"str"}, {"str", "kv"}, {"fs", "arr"}, {"http", "json"}])
+@pytest.mark.parametrize(
+    "granted", [set(), {"str"}, {"str", "kv"}, {"fs", "arr"}, {"http", "json"}]
+)
 def test_lists_only_granted_capabilities(catalog: Catalog, granted: set[str]) -> None:
     text = build_system_prompt(standard_registry(), catalog, granted)
     for ns in NAMESPACES:
@@ -87,7 +89,9 @@ def _examples(text: str) -> list[str]:
             end = head.index(")", end) + 1
         elif head.startswith("ToolCall::Response("):
             close = '"""' if head.startswith('ToolCall::Response("""') else '"'
-            end = head.index(close + ")", len('ToolCall::Response("') + (2 if close == '"""' else 0))
+            end = head.index(
+                close + ")", len('ToolCall::Response("') + (2 if close == '"""' else 0)
+            )
             end += len(close) + 1
         else:
             end = head.index(")") + 1
@@ -98,7 +102,7 @@ def _examples(text: str) -> list[str]:
 def test_reply_forms_come_first(catalog: Catalog) -> None:
     text = full_prompt(catalog)
     head = text[: text.index("Examples:")]
-    for form in ("ToolCall::Catalog(", "ToolCall::Wat(```wat", "ToolCall::Response(\"\"\""):
+    for form in ("ToolCall::Catalog(", "ToolCall::Wat(```wat", 'ToolCall::Response("""'):
         assert form in head
 
 
@@ -135,7 +139,9 @@ def test_wat_examples_compile_and_run(catalog: Catalog) -> None:
     runtime = Runtime(registry.functions())
     for example in _examples(full_prompt(catalog)):
         action = parse_reply(example)
-        if isinstance(action, WatCall) and not any(_mentions(action.body, ns) for ns in ("fs", "http", "kv", "ai")):
+        if isinstance(action, WatCall) and not any(
+            _mentions(action.body, ns) for ns in ("fs", "http", "kv", "ai")
+        ):
             result = runtime.run(action.body, list(action.args))
             assert result.ok, (example, result.status_name, result.debug)
             assert result.answer is not None and result.notes == (), example
