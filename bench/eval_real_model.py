@@ -20,7 +20,7 @@ Printed, per task and overall:
 - model calls per task (median and mean; a compile repair is a call of its own), median
   steps, median tokens (prompt + completion, summed over calls) and wall time per task.
 
-It also prints the system prompt's size: estimated (agent.messages.estimate_tokens) and as
+It also prints the system prompt's size: estimated (agent.models.messages.estimate_tokens) and as
 the server counts it (``usage.prompt_tokens`` of a one-token call, which also warms its cache).
 
 ``--out FILE`` writes one JSON object per task: its events and the model's raw replies;
@@ -168,7 +168,18 @@ def count(events: Sequence[Mapping[str, Any]]) -> Counts:
             pending_repair = False
         if kind in ("response", "error"):
             steps = max(steps, int(ev.get("step", 0)))
-    return Counts(turns, compliant, tuple(notes), first, first_ok, repairs, repaired, steps, tokens, prompt_first)
+    return Counts(
+        turns,
+        compliant,
+        tuple(notes),
+        first,
+        first_ok,
+        repairs,
+        repaired,
+        steps,
+        tokens,
+        prompt_first,
+    )
 
 
 def _seed_kv(home: Path, values: Mapping[str, str]) -> None:
@@ -253,7 +264,9 @@ def run_one(
                 events.append(json.loads(line))
             except json.JSONDecodeError:
                 continue
-        answer = next((e.get("text") for e in reversed(events) if e.get("kind") == "response"), None)
+        answer = next(
+            (e.get("text") for e in reversed(events) if e.get("kind") == "response"), None
+        )
         outcome = Outcome(answer or "", jail if task.fs else None, _read_kv(home))
         ok = answer is not None and code == 0 and task.check(outcome)
         replies = _replies(cmd, run_env)
@@ -350,7 +363,9 @@ def summarize(runs: Sequence[TaskRun]) -> dict[str, Any]:
         "median_tokens": statistics.median([c.tokens for c in counts]) if counts else 0,
         "median_wall_s": statistics.median([r.wall_s for r in runs]) if runs else 0.0,
         "mean_wall_s": statistics.fmean([r.wall_s for r in runs]) if runs else 0.0,
-        "median_first_prompt_tokens": statistics.median([c.prompt_tokens_first for c in counts]) if counts else 0,
+        "median_first_prompt_tokens": statistics.median([c.prompt_tokens_first for c in counts])
+        if counts
+        else 0,
     }
 
 
@@ -385,7 +400,9 @@ def report(runs: Sequence[TaskRun]) -> str:
         f"first-call prompt tokens (median, as the client reported them) {s['median_first_prompt_tokens']}",
     ]
     if s["notes"]:
-        lines.append("parser fallbacks        " + "; ".join(f"{k} x{v}" for k, v in s["notes"].items()))
+        lines.append(
+            "parser fallbacks        " + "; ".join(f"{k} x{v}" for k, v in s["notes"].items())
+        )
     return "\n".join(lines)
 
 
@@ -457,7 +474,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.model:
         env["WATT_MODEL"] = args.model
     if not env.get("WATT_BASE_URL") and not env.get("WATT_MODEL"):
-        print("eval_real_model: set WATT_BASE_URL and WATT_MODEL (or --base-url/--model)", file=sys.stderr)
+        print(
+            "eval_real_model: set WATT_BASE_URL and WATT_MODEL (or --base-url/--model)",
+            file=sys.stderr,
+        )
         return 2
     env.setdefault("WATT_API_KEY", "local")
     tasks = select(args.task, args.held_out)
