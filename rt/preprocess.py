@@ -482,7 +482,7 @@ class _Expander:
                 self.source, node.open.pos,
                 f"{callee.qual} takes {len(f.params)} operand(s) ({names}); {len(given)} given",
             )  # fmt: skip
-        if callee.qual == "sys.argv" and _head_text(node) == "arg":
+        if callee.qual == "sys.argv" and _head(node) == "arg":
             args = self.operands(rest, "arg", (True, True), quiet=True)
         else:
             args = self.operands(rest, callee.qual, (True, True))
@@ -695,7 +695,6 @@ def _head(node: Node) -> str:
     return words[0].text if words and isinstance(words[0], Token) else ""
 
 
-_head_text = _head
 
 
 def _text(it: Token | Node) -> str:
