@@ -695,8 +695,6 @@ def _head(node: Node) -> str:
     return words[0].text if words and isinstance(words[0], Token) else ""
 
 
-
-
 def _text(it: Token | Node) -> str:
     if isinstance(it, Token):
         return it.text
