@@ -11,7 +11,7 @@ The escape form is for display only: a literal backslash stays a backslash, so t
 
 ``dumps`` is ``json.dumps(..., ensure_ascii=False)`` for those outputs: JSON escapes the C0
 controls itself but passes DEL, C1 controls and bidi characters through as they are, so
-``dumps`` writes those as JSON ``\\uXXXX`` escapes too. A consumer parsing the line gets
+``dumps`` writes those as JSON ``\\u`` escapes (four hex digits) too. A consumer parsing the line gets
 the exact text; a person who prints it to a terminal gets inert bytes.
 """
 

@@ -15,31 +15,36 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from rt.errors import CompileError
 from rt.host import HostFunction
+from rt.wattext import (  # re-exported: the reader is part of what the preprocessor offers
+    MAX_DEPTH,
+    NAME_RE,
+    SURROGATE,
+    WAT_FAMILIES,
+    Node,
+    Token,
+    called_functions,
+    decode_string,
+    error_at,
+    list_heads,
+    module_imports,
+    parse,
+    tokenize,
+)
+
+__all__ = [
+    "DATA_BASE", "ERR_LOCAL", "MAX_DEPTH", "SITE_GLOBAL", "TMP_LOCAL", "WAT_FAMILIES", "Node",
+    "Preprocessed", "Token", "called_functions", "decode_string", "error_at", "list_heads",
+    "module_imports", "parse", "preprocess", "tokenize",
+]  # fmt: skip
 
 DATA_BASE = 8  # first static-data offset; 0 stays an obviously bad pointer
 ERR_LOCAL = "$__watt_err"
 TMP_LOCAL = "$__watt_tmp"
 SITE_GLOBAL = "$__watt_site"  # which checked call failed: 1 + its index in Preprocessed.sites
-MAX_DEPTH = 200  # nesting of parentheses; deeper is a CompileError, never a RecursionError
-
-
-@dataclass(frozen=True)
-class Token:
-    kind: str  # "(" ")" "atom" "str" "raw" "comment" "ws"
-    text: str
-    pos: int
-
-
-@dataclass
-class Node:
-    """A parenthesised list; children are Tokens (leaves) and Nodes."""
-
-    open: Token
-    children: list[Token | Node] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -53,156 +58,6 @@ class Preprocessed:
     calls: tuple[tuple[str, int], ...] = ()  # host functions called (not in comments), with offsets
 
 
-def _pos(source: str, pos: int) -> tuple[int, int, str]:
-    line = source.count("\n", 0, pos) + 1
-    start = source.rfind("\n", 0, pos) + 1
-    end = source.find("\n", pos)
-    text = source[start : end if end >= 0 else len(source)]
-    return line, pos - start + 1, text
-
-
-def error_at(source: str, pos: int, message: str) -> CompileError:
-    line, col, text = _pos(source, pos)
-    return CompileError(message, line, col, text)
-
-
-_ATOM_END = re.compile(r'[\s()";]')
-_SURROGATE = re.compile("[\ud800-\udfff]")
-
-
-def tokenize(source: str, *, lenient: bool = False) -> list[Token]:
-    """Split WAT text into tokens, keeping every character (the output is lossless).
-
-    Unterminated text (a block comment, a string, a raw string) is a CompileError; with
-    ``lenient`` it is a token up to the end of the text (a "..." string: of its line), so
-    that text which will not compile can still be read (what does it call?)."""
-    tokens: list[Token] = []
-    i, n = 0, len(source)
-    while i < n:
-        c = source[i]
-        if c in "()":
-            if source.startswith("(;", i):
-                end = source.find(";)", i + 2)
-                if end < 0 and not lenient:
-                    raise error_at(source, i, "unterminated block comment (; ... ;)")
-                end = n - 2 if end < 0 else end
-                tokens.append(Token("comment", source[i : end + 2], i))
-                i = end + 2
-                continue
-            tokens.append(Token(c, c, i))
-            i += 1
-        elif c.isspace():
-            j = i
-            while j < n and source[j].isspace():
-                j += 1
-            tokens.append(Token("ws", source[i:j], i))
-            i = j
-        elif source.startswith(";;", i):
-            end = source.find("\n", i)
-            end = n if end < 0 else end
-            tokens.append(Token("comment", source[i:end], i))
-            i = end
-        elif source.startswith('"""', i):
-            end = source.find('"""', i + 3)
-            if end < 0 and not lenient:
-                raise error_at(source, i, 'unterminated raw string: """ without a closing """')
-            end = n - 3 if end < 0 else end
-            tokens.append(Token("raw", source[i : end + 3], i))
-            i = end + 3
-        elif c == '"':
-            j = _string_end(source, i, lenient)
-            tokens.append(Token("str", source[i:j], i))
-            i = j
-        else:
-            m = _ATOM_END.search(source, i + 1)
-            j = m.start() if m else n
-            if c == ";":  # a lone ';' is not WAT; let the compiler name it
-                j = i + 1
-            tokens.append(Token("atom", source[i:j], i))
-            i = j
-    return tokens
-
-
-def _string_end(source: str, start: int, lenient: bool) -> int:
-    """The index just past the "..." literal at ``start`` (lenient: or its line's end)."""
-    j, n = start + 1, len(source)
-    while j < n and source[j] != '"':
-        if source[j] == "\n":
-            if lenient:
-                return j
-            raise error_at(
-                source, start, 'unterminated string: a "..." literal must close on its line'
-            )
-        j += 2 if source[j] == "\\" else 1
-    if j >= n:
-        if lenient:
-            return n
-        raise error_at(source, start, 'unterminated string: missing closing "')
-    return j + 1
-
-
-def parse(source: str) -> list[Token | Node]:
-    """Nest tokens into lists; unbalanced parentheses are errors with positions."""
-    root: list[Token | Node] = []
-    stack: list[Node] = []
-    for tok in tokenize(source):
-        if tok.kind == "(":
-            if len(stack) >= MAX_DEPTH:
-                raise error_at(
-                    source, tok.pos, f"nesting deeper than {MAX_DEPTH} levels of parentheses"
-                )
-            node = Node(tok)
-            (stack[-1].children if stack else root).append(node)
-            stack.append(node)
-        elif tok.kind == ")":
-            if not stack:
-                raise error_at(source, tok.pos, "unbalanced parentheses: unexpected ')'")
-            stack.pop()
-        else:
-            (stack[-1].children if stack else root).append(tok)
-    if stack:
-        raise error_at(source, stack[-1].open.pos, "unbalanced parentheses: '(' is never closed")
-    return root
-
-
-_ESCAPES = {"n": "\n", "t": "\t", "r": "\r", '"': '"', "'": "'", "\\": "\\"}
-
-
-def decode_string(token: Token, source: str) -> bytes:
-    """The bytes a string literal stands for (raw strings drop one leading newline)."""
-    if token.kind == "raw":
-        text = token.text[3:-3]
-        if text.startswith("\n"):
-            text = text[1:]
-        return text.encode("utf-8")
-    body, out, i = token.text[1:-1], bytearray(), 0
-    while i < len(body):
-        c = body[i]
-        if c != "\\":
-            out += c.encode("utf-8")
-            i += 1
-            continue
-        nxt = body[i + 1 : i + 2]
-        if nxt in _ESCAPES:
-            out += _ESCAPES[nxt].encode()
-            i += 2
-        elif re.fullmatch(r"[0-9a-fA-F]{2}", body[i + 1 : i + 3]):
-            out.append(int(body[i + 1 : i + 3], 16))
-            i += 3
-        elif nxt == "u" and (m := re.match(r"u\{([0-9a-fA-F]{1,6})\}", body[i + 1 :])):
-            try:
-                out += chr(int(m.group(1), 16)).encode("utf-8")
-            except (ValueError, UnicodeEncodeError) as exc:
-                raise error_at(
-                    source, token.pos + 1 + i, f"bad unicode escape \\{m.group(0)}"
-                ) from exc
-            i += 1 + len(m.group(0))
-        else:
-            raise error_at(source, token.pos + 1 + i, f"unknown escape \\{nxt} in string")
-    return bytes(out)
-
-
-_NAME_RE = re.compile(r"\$[A-Za-z_][\w.]*")
 _INT_RE = re.compile(r"-?(?:0x[0-9a-fA-F]+|\d+)")
 _DECIMAL_RE = re.compile(r"-?\d+(?:\.\d+)?")
 # Namespaces whose every operand is a string: a bare number there means its decimal text.
@@ -308,7 +163,7 @@ class _Expander:
 
     def _flat_ref(self, items: list[Token | Node], i: int) -> None:
         nxt = _next_word(items, i + 1)
-        if isinstance(nxt, Token) and _NAME_RE.fullmatch(nxt.text):
+        if isinstance(nxt, Token) and NAME_RE.fullmatch(nxt.text):
             self.ref(nxt.text, nxt.pos)
 
     def token(
@@ -325,7 +180,7 @@ class _Expander:
             return f"(i32.const {offset})" + "\n" * it.text.count("\n")
         if it.kind == "atom" and owner is not None:
             names, ints = rewrite
-            if names and _NAME_RE.fullmatch(it.text) and it.text[1:] not in self.functions:
+            if names and NAME_RE.fullmatch(it.text) and it.text[1:] not in self.functions:
                 self.ref(it.text, it.pos)
                 self.note(it.pos, f"read the operand {it.text} of {owner} as (local.get {it.text})")
                 return f"(local.get {it.text})"
@@ -380,7 +235,7 @@ class _Expander:
         callee = self.callee(node, words, head)
         if callee is not None:
             return self.call(node, callee, ctx, consumers)
-        if len(words) == 1 and _NAME_RE.fullmatch(head):  # ($x): a local read
+        if len(words) == 1 and NAME_RE.fullmatch(head):  # ($x): a local read
             self.ref(head, node.open.pos)
             self.note(node.open.pos, f"read ({head}) as (local.get {head})")
             return f"(local.get {head})" + newlines
@@ -406,7 +261,7 @@ class _Expander:
             head in _LOCAL_REFS
             and len(words) > 1
             and isinstance(words[1], Token)
-            and _NAME_RE.fullmatch(words[1].text)
+            and NAME_RE.fullmatch(words[1].text)
         ):
             self.ref(words[1].text, words[1].pos)
         if (
@@ -460,7 +315,7 @@ class _Expander:
         if (
             "." in dotted
             and (head.startswith("$") or ns in self.namespaces)
-            and _NAME_RE.fullmatch("$" + dotted)
+            and NAME_RE.fullmatch("$" + dotted)
         ):
             self.calls.append((dotted, words[0].pos))  # type: ignore[union-attr]
             if head.startswith("$"):
@@ -560,7 +415,7 @@ class _Expander:
             self.declare(ERR_LOCAL, "i32", node.open.pos)
             rest = "\n" * (newlines.count("\n") - value.count("\n"))
             return f"(local.set {ERR_LOCAL} {value}) " + _return_if(ERR_LOCAL) + rest
-        if len(args) != 1 or not isinstance(args[0], Token) or not _NAME_RE.fullmatch(args[0].text):
+        if len(args) != 1 or not isinstance(args[0], Token) or not NAME_RE.fullmatch(args[0].text):
             raise error_at(
                 self.source, node.open.pos, "check expects (check $name) or (check (expr))"
             )
@@ -588,7 +443,7 @@ class _Expander:
         if len(args) != 1 or (
             isinstance(args[0], Token)
             and args[0].kind == "atom"
-            and not _NAME_RE.fullmatch(args[0].text)
+            and not NAME_RE.fullmatch(args[0].text)
         ):
             raise error_at(
                 self.source,
@@ -746,7 +601,7 @@ def preprocess(source: str, functions: Mapping[str, HostFunction] | None = None)
     nul = source.find("\x00")
     if nul >= 0:
         raise error_at(source, nul, "source contains a NUL byte")
-    if lone := _SURROGATE.search(source):
+    if lone := SURROGATE.search(source):
         raise error_at(
             source,
             lone.start(),
@@ -771,71 +626,3 @@ def preprocess(source: str, functions: Mapping[str, HostFunction] | None = None)
 
 def _note_line(note: str) -> int:
     return int(note.split(":", 1)[0].removeprefix("line "))
-
-
-# WAT's own dotted instruction families: any other ``(ns.name`` head is a host call.
-WAT_FAMILIES = frozenset(
-    {
-        "i32",
-        "i64",
-        "f32",
-        "f64",
-        "v128",
-        "local",
-        "global",
-        "memory",
-        "table",
-        "ref",
-        "elem",
-        "data",
-    }
-)
-
-
-def called_functions(source: str) -> list[str]:
-    """The host functions a body calls, in every spelling (``(call $a.b``, ``($a.b``,
-    ``(a.b``, ``return_call``, flat ``call $a.b``), in order, read with the tokenizer: a call
-    inside a comment or a string literal is not a call. Text that will not compile (an
-    unterminated string or comment) is read leniently: what follows it is not code."""
-    words = [t for t in tokenize(source, lenient=True) if t.kind not in ("ws", "comment")]
-    found: list[str] = []
-    for i, tok in enumerate(words):
-        if tok.kind != "atom":
-            continue
-        nxt = words[i + 1] if i + 1 < len(words) else None
-        after_paren = i > 0 and words[i - 1].kind == "("
-        if tok.text in ("call", "return_call") and nxt is not None and nxt.text.startswith("$"):
-            qual = nxt.text[1:]
-        elif after_paren and tok.text.startswith("$"):
-            qual = tok.text[1:]
-        elif after_paren and tok.text.partition(".")[0] not in WAT_FAMILIES:
-            qual = tok.text
-        else:
-            continue
-        ns, dot, name = qual.partition(".")
-        if dot and _NAME_RE.fullmatch("$" + qual) and ns and name:
-            found.append(qual)
-    return found
-
-
-def list_heads(source: str) -> list[str]:
-    """The first word of every parenthesised list, in order (``(call $a.b x)`` -> "call",
-    ``($x)`` -> "$x"), read leniently with the tokenizer: comments and strings hold none."""
-    tokens = [t for t in tokenize(source, lenient=True) if t.kind not in ("ws", "comment")]
-    return [
-        b.text
-        for a, b in zip(tokens, tokens[1:], strict=False)
-        if a.kind == "(" and b.kind == "atom"
-    ]
-
-
-def module_imports(source: str) -> list[tuple[str, str, int]]:
-    """The ``(import "ns" "name" ...)`` declarations of a whole module as (ns, name, offset),
-    read leniently with the tokenizer: a commented-out import is not an import."""
-    tokens = [t for t in tokenize(source, lenient=True) if t.kind not in ("ws", "comment")]
-    found: list[tuple[str, str, int]] = []
-    for i in range(len(tokens) - 3):
-        paren, word, ns, name = tokens[i : i + 4]
-        if paren.kind == "(" and word.text == "import" and ns.kind == name.kind == "str":
-            found.append((ns.text[1:-1], name.text[1:-1], paren.pos))
-    return found
