@@ -101,9 +101,11 @@ def hash_program(text: str) -> str:
 
 
 def check_name(name: str) -> str:
-    if not isinstance(name, str) or not _NAME.fullmatch(name):
+    """A session name is a file name: never ``.``/``..``, a path separator or a control."""
+    if not isinstance(name, str) or not _NAME.fullmatch(name) or not name.strip("."):
         raise ConfigError(
-            f"invalid session name {name!r}: use 1-64 letters, digits, '_', '.' or '-'"
+            f"invalid session name {name!r}: use 1-64 letters, digits, '_', '.' or '-' "
+            "(not only dots)"
         )
     return name
 
