@@ -15,6 +15,7 @@ from typing import Any, Literal, get_args
 
 from rt.errors import ConfigError
 from rt.limits import Limits
+from rt.nesting import TooDeep, check_depth
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -44,6 +45,9 @@ class Settings:
     observation_chars: int = 4000
     grammar: GrammarMode = "auto"  # constrained decoding with the reply grammar: auto, on, off
     sources: dict[str, str] = field(default_factory=dict, compare=False)
+
+    def __post_init__(self) -> None:
+        validate(self)
 
     @property
     def limits(self) -> Limits:
@@ -91,6 +95,90 @@ class Settings:
         return out
 
 
+# ---- validation ------------------------------------------------------------------------------
+RANGES: dict[str, tuple[float, float, str]] = {
+    "fuel": (1, 10**15, ""),
+    "memory": (65536, 4 * 1024**3, " bytes"),
+    "max_source_bytes": (1, 64 * 1024**2, " bytes"),
+    "max_result_bytes": (1, 64 * 1024**2, " bytes"),
+    "max_steps": (1, 1000, ""),
+    "max_retries": (0, 100, ""),
+    "max_tokens_total": (1, 10**9, ""),
+    "observation_chars": (100, 1_000_000, ""),
+}
+"""Inclusive ranges of the numeric settings (``timeout`` is more than 0, at most 3600 s)."""
+MAX_TIMEOUT_S = 3600.0
+_FLAGS = {"allow_domains": "--allow-domain"}
+
+
+def origin_of(settings: Settings, name: str) -> str:
+    """How a setting is named where it came from: ``--max-steps``, ``WATT_MODEL``, the file."""
+    source = settings.sources.get(name, "default")
+    if source == "flag":
+        return _FLAGS.get(name, "--" + name.replace("_", "-"))
+    if source == "config.toml":
+        return f"{settings.config_file}: {name}"
+    if source == "default":
+        return name
+    return source
+
+
+def validate(settings: Settings) -> None:
+    """Every value in its range, every path where it must be: ``ConfigError`` naming the origin.
+
+    Called on construction, so a ``Settings`` a library user builds is checked as the CLI's is.
+    """
+    for name, (low, high, unit) in RANGES.items():
+        value = getattr(settings, name)
+        if value is None:
+            continue
+        if not low <= value <= high:
+            raise ConfigError(
+                f"{origin_of(settings, name)} must be between {low:_} and {high:_}{unit}, "
+                f"got {value:_}"
+            )
+    timeout = settings.timeout
+    if not 0 < timeout <= MAX_TIMEOUT_S:  # NaN fails too
+        raise ConfigError(
+            f"{origin_of(settings, 'timeout')} must be more than 0 and at most "
+            f"{MAX_TIMEOUT_S:g} seconds, got {timeout:g}"
+        )
+    for directory in settings.catalog:
+        _check_dir(directory, origin_of(settings, "catalog"), "catalog directory")
+    if settings.fs_root is not None:
+        _check_dir(settings.fs_root, origin_of(settings, "fs_root"), "fs root")
+    if settings.allow_domains:
+        from capabilities.netguard import Grants
+        from rt.errors import CapabilityError
+
+        try:
+            Grants.from_user(settings.allow_domains)
+        except CapabilityError as exc:
+            raise ConfigError(f"{origin_of(settings, 'allow_domains')}: {exc}") from None
+    from agent.store.sessions import check_name
+
+    try:
+        check_name(settings.session)
+    except ConfigError as exc:
+        raise ConfigError(f"{origin_of(settings, 'session')}: {exc}") from None
+
+
+def _check_dir(path: Path, origin: str, what: str) -> None:
+    if path.is_dir():
+        return
+    why = "is not a directory" if path.exists() else "does not exist"
+    raise ConfigError(f"{origin}: {what} {path} {why}")
+
+
+def allow_list_notes(settings: Settings) -> list[str]:
+    """What the user should know about the allow-list (loopback entries), one line each."""
+    if not settings.allow_domains:
+        return []
+    from capabilities.netguard import Grants
+
+    return Grants.from_user(settings.allow_domains).notes()
+
+
 def mask_key(key: str | None) -> str:
     if not key:
         return "(unset)"
@@ -120,6 +208,8 @@ _TYPES: dict[str, type] = {
 GrammarMode = Literal["auto", "on", "off"]
 GRAMMAR_MODES: tuple[GrammarMode, ...] = get_args(GrammarMode)
 """Constrained decoding with the reply grammar: auto (local models and llama.cpp servers), on, off."""
+MAX_CONFIG_DEPTH = 32
+"""config.toml nests arrays and tables at most this deep (a real one needs two)."""
 _GRAMMAR_WORDS = {"true": "on", "yes": "on", "1": "on", "false": "off", "no": "off", "0": "off"}
 
 
@@ -131,6 +221,10 @@ def read_config_file(path: Path) -> dict[str, Any]:
         return {}
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{path}: cannot read: {exc}") from exc
+    try:
+        check_depth(text, MAX_CONFIG_DEPTH, syntax="toml")
+    except TooDeep as exc:
+        raise ConfigError(f"{path}: {exc}") from None
     try:
         data: dict[str, Any] = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
@@ -193,7 +287,7 @@ def load_settings(
     home = Path(env["WATT_HOME"]).expanduser() if env.get("WATT_HOME") else Path.home() / ".watt"
     settings = Settings(home=home)
     values: dict[str, Any] = {}
-    sources: dict[str, str] = {}
+    sources: dict[str, str] = {"home": "WATT_HOME"} if env.get("WATT_HOME") else {}
     config_path = settings.config_file
     for key, value in read_config_file(config_path).items():
         values[key] = _coerce(key, value, str(config_path))
@@ -215,8 +309,6 @@ def load_settings(
             continue
         values[key] = _coerce(key, value, "--" + key.replace("_", "-"))
         sources[key] = "flag"
-    result = replace(settings, **values, sources=sources)
-    result.limits  # noqa: B018 - validate early, with the flag's own message
-    if result.max_steps < 1 or result.max_retries < 0:
-        raise ConfigError("max_steps must be >= 1 and max_retries >= 0")
+    result = replace(settings, **values, sources=sources)  # validated on construction
+    result.limits  # noqa: B018 - and the runtime's own checks agree
     return result

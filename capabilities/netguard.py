@@ -3,7 +3,10 @@
 Pure checks, no I/O except the injectable resolver:
 
 - ``Grants.parse`` turns the user's ``--allow-domain`` entries (``HOST`` or ``HOST:PORT``) into
-  exact, normalised (lower-case, punycode, no trailing dot, canonical IP) host/port pairs.
+  exact, normalised (lower-case, punycode, no trailing dot, canonical IP) host/port pairs;
+  ``Grants.from_user`` (what configuration uses) also refuses entries that grant more than
+  they look like: wildcards, CIDR ranges, ``0.0.0.0``/``::``, loopback without a port and
+  private addresses (``broad_entry_reason``).
 - ``check_url`` validates one URL the guest (or a redirect) asked for and returns it parsed.
 - ``connect_addresses`` is called at connect time: it resolves the host and returns only the
   addresses that may be dialled, so the address that was checked is the address connected to.
@@ -101,9 +104,15 @@ class Grants:
 
     @classmethod
     def parse(cls, allow: Iterable[str]) -> Grants:
+        """Exact entries, normalised; ``CapabilityError`` for one that is not HOST[:PORT].
+
+        This accepts any single host (a literal private address too: the connect-time check
+        still refuses it). What the user writes goes through ``Grants.from_user``, which also
+        refuses the entries that would grant more than they look like they do.
+        """
         entries: set[tuple[str, int | None]] = set()
         for raw in allow:
-            text = raw.strip()
+            text = _bracket_bare_ipv6(raw.strip())
             if not text or _CONTROL_OR_SPACE.search(text) or any(c in text for c in "/\\@?#"):
                 raise CapabilityError(
                     f"bad --allow-domain entry {raw!r}: expected HOST or HOST:PORT"
@@ -118,6 +127,32 @@ class Grants:
                 raise CapabilityError(f"bad --allow-domain entry {raw!r}: port out of range")
             entries.add((host, explicit))
         return cls(frozenset(entries))
+
+    @classmethod
+    def from_user(cls, allow: Iterable[str]) -> Grants:
+        """The user's entries (``--allow-domain``, ``allow_domains``), refusing broad ones.
+
+        Refused with the reason: wildcards and CIDR ranges (the list is exact hosts), the
+        unspecified addresses ``0.0.0.0`` and ``::``, any loopback host (``localhost``,
+        ``127.0.0.1``, ``::1``) without an explicit port, and every other address that is not
+        globally routable (private, link-local, ...), which http never connects to. An exact
+        loopback ``HOST:PORT`` is granted: ``notes()`` says that it is loopback.
+        """
+        allow = list(allow)
+        for raw in allow:
+            reason = broad_entry_reason(raw)
+            if reason is not None:
+                raise CapabilityError(f"allow-list entry {raw.strip()!r} refused: {reason}")
+        return cls.parse(allow)
+
+    def notes(self) -> list[str]:
+        """One line per granted loopback entry, for the user to see what it opens."""
+        return [
+            f"allow-list entry {hostport(h, p)} is loopback: programs may reach the service "
+            f"on port {p} of this machine"
+            for h, p in sorted(self.entries, key=lambda e: (e[0], e[1] or 0))
+            if p is not None and _is_loopback_name(h)
+        ]
 
     def permits(self, host: str, port: int | None, scheme: str) -> bool:
         """``port`` is the URL's explicit port (None when the URL gave none or the default)."""
@@ -135,6 +170,66 @@ class Grants:
 
     def __str__(self) -> str:
         return ", ".join(sorted(hostport(h, p) for h, p in self.entries)) or "(none)"
+
+
+def _bracket_bare_ipv6(text: str) -> str:
+    """``::1`` and ``::`` as written, read as the IPv6 hosts ``[::1]`` and ``[::]``."""
+    if text.count(":") > 1 and not text.startswith("["):
+        try:
+            ipaddress.IPv6Address(text)
+        except ValueError:
+            return text
+        return f"[{text}]"
+    return text
+
+
+def _is_loopback_name(host: str) -> bool:
+    """``localhost`` (and names under it, RFC 6761) or a loopback address."""
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    ip = parse_ip(host)
+    return ip is not None and ip.is_loopback
+
+
+_CIDR_RE = re.compile(r"^\[?[0-9a-fA-F:.]+\]?/\d{1,3}$")
+
+
+def broad_entry_reason(raw: str) -> str | None:
+    """Why an allow-list entry grants more than it looks like it does, or None.
+
+    Entries that are not HOST[:PORT] at all are left to ``Grants.parse``.
+    """
+    text = raw.strip()
+    if "*" in text:
+        return "wildcards are not supported: list each host exactly (api.example.com)"
+    if _CIDR_RE.match(text):
+        return "address ranges (CIDR) are not supported: list each host exactly"
+    try:
+        grants = Grants.parse([text])
+    except CapabilityError:
+        return None
+    ((host, port),) = grants.entries
+    ip = parse_ip(host)
+    if ip is not None and ip.is_unspecified:
+        return f"{host} is the unspecified address (every interface of this machine)"
+    if _is_loopback_name(host):
+        if host != "localhost" and ip is None:
+            return f"{host} is a loopback name: grant localhost:PORT or 127.0.0.1:PORT"
+        if port is None:
+            shown = hostport(host, None)
+            return (
+                f"{shown} is this machine (loopback): grant the one local service you mean "
+                f"with an explicit port, {shown}:PORT"
+            )
+        return None
+    if ip is not None:
+        reason = refusal_reason(ip)
+        if reason is not None:
+            return (
+                f"{host} is {reason}; http never connects to such addresses "
+                "(only an exact loopback HOST:PORT is allowed)"
+            )
+    return None
 
 
 def _explicit_port(text: str) -> int | None:

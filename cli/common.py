@@ -52,17 +52,29 @@ def fail(message: str, code: int = EXIT_FAILED) -> typer.Exit:
 
 
 def exit_code_for(exc: BaseException) -> int:
+    """130 for Ctrl-C; 2 for what the user must fix (a flag, config, grant, session name, the
+    endpoint, a catalog file); 1 for everything else (the task or program failed)."""
     from rt.errors import (
+        CapabilityError,
         CatalogError,
         ConfigError,
         Interrupted,
         ModelAPIError,
         SessionInUse,
+        UnknownSession,
     )
 
     if isinstance(exc, Interrupted):
         return EXIT_INTERRUPTED
-    if isinstance(exc, (ConfigError, ModelAPIError, SessionInUse, CatalogError)):
+    usage = (
+        ConfigError,
+        ModelAPIError,
+        SessionInUse,
+        UnknownSession,
+        CatalogError,
+        CapabilityError,
+    )
+    if isinstance(exc, usage):
         return EXIT_USAGE
     return EXIT_FAILED
 
@@ -84,10 +96,16 @@ def handle_errors(fn: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
-def settings_from(**flags: Any) -> Settings:
-    from agent.config import load_settings
+def settings_from(*, notes: bool = False, **flags: Any) -> Settings:
+    """Settings from the flags (a bad value is a ConfigError: exit 2). With ``notes``, what the
+    user should know about the grants (a loopback allow-list entry) goes to stderr."""
+    from agent.config import allow_list_notes, load_settings
 
-    return load_settings(flags)
+    settings = load_settings(flags)
+    if notes:
+        for line in allow_list_notes(settings):
+            say(f"note: {line}", err=True)
+    return settings
 
 
 @contextlib.contextmanager

@@ -126,7 +126,7 @@ def ask(
         raise fail("the task is empty", EXIT_USAGE)
     settings = settings_from(
         base_url=base_url, max_steps=max_steps, max_tokens_total=max_tokens_total, session=session,
-        **_grants(fs_root, allow_domain, no_ai, catalog),
+        notes=not quiet, **_grants(fs_root, allow_domain, no_ai, catalog),
     )  # fmt: skip
     raise typer.Exit(
         run_ask(settings, task.strip(), model_spec=model, json_out=json_out, quiet=quiet)
@@ -148,8 +148,9 @@ def chat(
     from cli.repl import run_repl
 
     settings = settings_from(
-        base_url=base_url, session=session, **_grants(fs_root, allow_domain, no_ai, catalog)
-    )
+        base_url=base_url, session=session, notes=True,
+        **_grants(fs_root, allow_domain, no_ai, catalog),
+    )  # fmt: skip
     raise typer.Exit(run_repl(settings, model_spec=model))
 
 
@@ -185,7 +186,7 @@ def run(
     from cli.session_run import run_program
 
     settings = settings_from(
-        fuel=fuel, memory=memory, timeout=timeout, session=session,
+        fuel=fuel, memory=memory, timeout=timeout, session=session, notes=True,
         **_grants(fs_root, allow_domain, no_ai, catalog),
     )  # fmt: skip
     raise typer.Exit(
@@ -324,8 +325,12 @@ def sessions_show(name: Annotated[str, typer.Argument(metavar="NAME")]) -> None:
 def sessions_rm(name: Annotated[str, typer.Argument(metavar="NAME")]) -> None:
     """Remove a session."""
     from agent.store.sessions import SessionStore
+    from rt.errors import UnknownSession
 
-    SessionStore(settings_from().home).remove(name)
+    store = SessionStore(settings_from().home)
+    if not store.exists(name):
+        raise UnknownSession(f"no session named {name!r}")
+    store.remove(name)
     say(f"removed session {name!r}")
 
 

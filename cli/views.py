@@ -136,11 +136,11 @@ def list_sessions(settings: Settings) -> int:
 
 def show_session(settings: Settings, name: str) -> int:
     from agent.store.sessions import SessionStore
-    from rt.errors import SessionError
+    from rt.errors import UnknownSession
 
     store = SessionStore(settings.home)
     if not store.exists(name):
-        raise SessionError(f"no session named {name!r}")
+        raise UnknownSession(f"no session named {name!r}")
     with store.open(name, create=False) as session:
         turns = session.turns()
         say(f"session {name}: {len(turns)} turn(s)")
@@ -156,11 +156,11 @@ def show_session(settings: Settings, name: str) -> int:
 
 def show_log(settings: Settings, *, json_out: bool, limit: int) -> int:
     from agent.store.sessions import SessionStore
-    from rt.errors import SessionError
+    from rt.errors import UnknownSession
 
     store = SessionStore(settings.home)
     if not store.exists(settings.session):
-        raise SessionError(f"no session named {settings.session!r}")
+        raise UnknownSession(f"no session named {settings.session!r}")
     with store.open(settings.session, create=False) as session:
         steps = session.steps()[-limit:]
     for step in steps:

@@ -20,7 +20,8 @@ Each error's ``str()`` is one line, fit to show a user or to send the model as a
     ├── CatalogError             a catalog program's file is malformed (file:line)
     ├── WeightsError             local model weights could not be obtained or verified
     └── SessionError             session storage failed
-        └── SessionInUse         another process holds the session
+        ├── SessionInUse         another process holds the session
+        └── UnknownSession       no session by that name (a command that reads one; exit 2)
 """
 
 from __future__ import annotations
@@ -129,3 +130,7 @@ class SessionError(WattError):
 
 class SessionInUse(SessionError):
     """Another process holds this session."""
+
+
+class UnknownSession(SessionError):
+    """A command that reads a session was given a name that has none."""

@@ -105,7 +105,7 @@ def test_run_file_with_status_and_errors(tmp_path: Path) -> None:
     [
         (["run", "no_such_program"], 2, "no catalog program or file named"),
         (["run", "upper"], 2, "usage: upper(text)"),
-        (["run", "upper", "x", "--fuel", "0"], 2, "fuel must be positive"),
+        (["run", "upper", "x", "--fuel", "0"], 2, "--fuel must be between 1 and"),
         (["run", "upper", "x", "--fuel", "lots"], 2, ""),
         (["run", "/nonexistent/x.wat"], 2, "cannot read"),
         (["ask", "hi"], 2, "no model endpoint configured"),
@@ -182,7 +182,7 @@ def test_log_sessions_and_config(tmp_path: Path, monkeypatch) -> None:
     assert "demo" in invoke("sessions", "list").stdout
     assert "turn 1" in invoke("sessions", "show", "demo").stdout
     assert invoke("sessions", "rm", "demo").exit_code == 0
-    assert invoke("sessions", "show", "demo").exit_code == 1
+    assert invoke("sessions", "show", "demo").exit_code == 2  # unknown session: usage
     monkeypatch.setenv("WATT_API_KEY", "sk-secret-key-123456")
     shown = invoke("config", "show").stdout
     assert "sk-secret-key-123456" not in shown and "sk-…3456" in shown and "[WATT_API_KEY]" in shown
