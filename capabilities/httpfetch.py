@@ -2,14 +2,23 @@
 
 Imported on the first request only, so commands that never touch the network start without
 httpx (see ``capabilities.http``).
+
+Cancel acts on what is in flight (SECURITY.md rule 18): when the deadline carries a cancel
+event (the run's: set on Ctrl-C and at the run's wall-clock limit), the request runs on a
+helper thread and the host call waits for it in short slices; once the event is set the call
+gives up at once (EREMOTE, "cancelled"), shuts the connection's socket down when it can reach
+it, and the helper thread's late result is thrown away.
 """
 
 from __future__ import annotations
 
+import contextlib
+import socket
 import ssl
+import threading
 import zlib
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import httpx
 
@@ -18,6 +27,7 @@ from rt.codes import Err
 from rt.host import GuestError
 
 ERROR_SNIPPET_BYTES = 300
+CANCEL_POLL_S = 0.02
 
 
 # ---- bounded decoding -------------------------------------------------------------------------
@@ -137,6 +147,53 @@ class Fetcher:
         deadline: Deadline,
     ) -> bytes:
         url = check_url(url_text, self.grants)
+        if deadline.cancel is None:
+            return self._fetch(method, url, body, headers, deadline, _Sockets())
+        return self._fetch_cancellable(method, url, body, headers, deadline, deadline.cancel)
+
+    def _fetch_cancellable(
+        self,
+        method: str,
+        url: httpx.URL,
+        body: bytes | None,
+        headers: dict[str, str],
+        deadline: Deadline,
+        cancel: threading.Event,
+    ) -> bytes:
+        """``_fetch`` on a helper thread, abandoned the moment ``cancel`` is set."""
+        sockets = _Sockets()
+        outcome: list[bytes | BaseException] = []
+        done = threading.Event()
+
+        def work() -> None:
+            try:
+                outcome.append(self._fetch(method, url, body, headers, deadline, sockets))
+            except BaseException as exc:  # handed back to the waiting host call
+                outcome.append(exc)
+            finally:
+                done.set()
+
+        threading.Thread(target=work, name="watt-http", daemon=True).start()
+        while not done.wait(CANCEL_POLL_S):
+            if cancel.is_set():
+                sockets.shut_down()
+                raise GuestError(
+                    Err.EREMOTE, f"cancelled while waiting for {_origin(url)} (the run was stopped)"
+                )
+        result = outcome[0]
+        if isinstance(result, BaseException):
+            raise result
+        return result
+
+    def _fetch(
+        self,
+        method: str,
+        url: httpx.URL,
+        body: bytes | None,
+        headers: dict[str, str],
+        deadline: Deadline,
+        sockets: _Sockets,
+    ) -> bytes:
         own_transport = self.transport is None
         transport = self.transport or PinnedTransport(
             self.grants, self.resolver, deadline, self.tls
@@ -148,9 +205,8 @@ class Fetcher:
             timeout=httpx.Timeout(max(deadline.remaining(), 0.001)),
         )
         try:
-            return self._hops(
-                client, client.build_request(method, url, content=body, headers=headers), deadline
-            )
+            request = client.build_request(method, url, content=body, headers=headers)
+            return self._hops(client, request, deadline, sockets)
         except httpx.TimeoutException as exc:
             raise GuestError(
                 Err.EREMOTE,
@@ -165,13 +221,16 @@ class Fetcher:
             if own_transport:
                 client.close()
 
-    def _hops(self, client: httpx.Client, request: httpx.Request, deadline: Deadline) -> bytes:
+    def _hops(
+        self, client: httpx.Client, request: httpx.Request, deadline: Deadline, sockets: _Sockets
+    ) -> bytes:
         for _hop in range(self.max_redirects + 1):
             if deadline.expired():
                 raise GuestError(
                     Err.EREMOTE, f"whole-request deadline passed before {_origin(request.url)}"
                 )
             response = client.send(request, stream=True)
+            sockets.add(response)
             try:
                 if response.status_code >= 400:
                     raise GuestError(Err.EREMOTE, _error_detail(response, deadline))
@@ -198,3 +257,22 @@ class Fetcher:
                 f"response of {declared} bytes exceeds the {self.max_body_bytes}-byte cap",
             )
         return read_body(response.iter_raw(), encoding, self.max_body_bytes, deadline)
+
+
+@dataclass
+class _Sockets:
+    """The sockets of a request's responses, so a cancel can shut them down from another
+    thread (closing a socket does not wake a read blocked on it; ``shutdown`` does)."""
+
+    found: list[socket.socket] = field(default_factory=list)
+
+    def add(self, response: httpx.Response) -> None:
+        stream = response.extensions.get("network_stream")
+        sock = getattr(stream, "get_extra_info", lambda _name: None)("socket")
+        if isinstance(sock, socket.socket):
+            self.found.append(sock)
+
+    def shut_down(self) -> None:
+        for sock in self.found:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)

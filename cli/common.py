@@ -59,7 +59,7 @@ def exit_code_for(exc: BaseException) -> int:
         CatalogError,
         ConfigError,
         Interrupted,
-        ModelAPIError,
+        ModelSetupError,
         SessionInUse,
         UnknownSession,
     )
@@ -68,7 +68,7 @@ def exit_code_for(exc: BaseException) -> int:
         return EXIT_INTERRUPTED
     usage = (
         ConfigError,
-        ModelAPIError,
+        ModelSetupError,
         SessionInUse,
         UnknownSession,
         CatalogError,

@@ -299,12 +299,15 @@ class Runtime:
         """
         lim = (limits or self.limits).validated()
         prepared = self.prepare(source, granted, line_offset=line_offset)
+        # The run's own stop event: its deadline and Ctrl-C set it (host calls in flight watch
+        # it), never the caller's ``cancel``, which stays the task's: a run that timed out
+        # must not make the next model call report an interruption.
         ctx = RunContext(
             args=[str(a) for a in args],
             max_result_bytes=lim.max_result_bytes,
             max_debug_lines=lim.max_debug_lines,
             deadline=time.monotonic() + lim.timeout_s,
-            cancel=cancel or threading.Event(),
+            cancel=threading.Event(),
         )
         outcome = _Outcome()
         with self._worker.exclusive():
@@ -314,7 +317,7 @@ class Runtime:
                     lambda: self._execute(prepared, ctx, lim, outcome),
                     deadline=ctx.deadline,
                     on_stop=self._stop,
-                    cancel=ctx.cancel,
+                    cancel=cancel or ctx.cancel,
                 )
             finally:
                 self._ctx = self._outcome = None
@@ -333,8 +336,12 @@ class Runtime:
             failure=_failure(prepared, outcome, ctx),
             notes=tuple(_shift_note(n, line_offset) for n in prepared.assembled.notes),
         )
-        if ctrl_c and outcome.error is None:
+        if outcome.error is None and (ctrl_c or outcome.stop_reason == "interrupt"):
             outcome.error = Interrupted("interrupted by the user")
+        elif outcome.error is None and outcome.stop_reason == "timeout":
+            # the deadline passed while a host call was in flight: the call gave up and the
+            # program returned before reaching an epoch check; it still did not finish in time
+            outcome.error = Timeout(f"timed out after {lim.timeout_s:g} s of wall-clock time")
         if outcome.error is not None:
             err = _runtime_error(outcome.error, outcome.stop_reason, lim)
             err.partial = result

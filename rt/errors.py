@@ -6,7 +6,8 @@ Each error's ``str()`` is one line, fit to show a user or to send the model as a
 
     WattError
     ├── ConfigError              bad flag, config file, missing key (CLI exit code 2)
-    ├── ModelAPIError            the model endpoint failed: unreachable, HTTP error, bad JSON
+    ├── ModelAPIError            the model endpoint failed: HTTP error, cut stream, deadline (exit 1)
+    │   └── ModelSetupError      the endpoint is unreachable, or refused the key, URL or model (exit 2)
     ├── RunError                 a WAT program could not run to completion
     │   ├── CompileError         preprocessing, size cap or wasmtime validation (line, column)
     │   │   └── SourceTooLarge   refused before compiling
@@ -45,14 +46,21 @@ class ModelAPIError(WattError):
     """The model endpoint failed after retries."""
 
 
+class ModelSetupError(ModelAPIError):
+    """The endpoint cannot be used as configured: unreachable, or it refused the key, the URL
+    or the model name; the message names the setting to fix."""
+
+
 class RunError(WattError):
     """A program did not run to completion.
 
     ``partial`` is the ``rt.engine.RunResult`` of what ran before the stop (results, debug
-    lines, fuel, timings), or None when nothing ran.
+    lines, fuel, timings), or None when nothing ran. ``remedy`` says, for a person, which
+    setting raises the limit that stopped it ("" when no setting does).
     """
 
     partial: Any = None
+    remedy: str = ""
 
 
 class CompileError(RunError):
@@ -99,9 +107,13 @@ class Trap(RunError):
 class FuelExhausted(RunError):
     """The fuel budget ran out."""
 
+    remedy = "raise it with --fuel N (watt run) or fuel = N in config.toml"
+
 
 class Timeout(RunError):
     """The wall-clock budget ran out."""
+
+    remedy = "raise it with --timeout SECONDS (watt run) or timeout = SECONDS in config.toml"
 
 
 class Interrupted(RunError):
@@ -110,6 +122,16 @@ class Interrupted(RunError):
 
 class MemoryExhausted(RunError):
     """The memory limit stopped the program."""
+
+    remedy = "raise it with --memory BYTES (watt run) or memory = BYTES in config.toml"
+
+
+def remedy_for(error_type: str) -> str:
+    """The ``remedy`` of a RunError subclass named ``error_type`` (as events carry it), or ""."""
+    for cls in (FuelExhausted, Timeout, MemoryExhausted):
+        if cls.__name__ == error_type:
+            return cls.remedy
+    return ""
 
 
 class CapabilityError(WattError):

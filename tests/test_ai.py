@@ -12,7 +12,7 @@ from capabilities.ai import AiCapability, cap_utf8, failure_detail, first_line, 
 from capabilities.sys import SysCapability
 from rt.codes import Err
 from rt.engine import RunResult, Runtime
-from rt.errors import Interrupted, ModelAPIError
+from rt.errors import Interrupted, ModelAPIError, Timeout
 from rt.host import GuestError, RunContext
 from rt.limits import Limits
 
@@ -222,8 +222,10 @@ def test_the_run_deadline_reaches_the_assistant_through_cancel() -> None:
         functions=[*SysCapability().functions(), *AiCapability(waits).functions()],
         limits=Limits(timeout_s=0.3),
     )
-    result = rt.run(assist_body(0), args=["t", "i"])
+    with pytest.raises(Timeout) as info:  # the run did not finish in time: a Timeout
+        rt.run(assist_body(0), args=["t", "i"])
     assert woken == [True]
+    result = info.value.partial
     assert result.status == Err.EREMOTE and "Interrupted" in result.debug[0]
 
 

@@ -9,20 +9,27 @@ one a setting means.
 
 ``OpenAIChatModel`` behaviour, in short:
 
-- Retries 408, 429, 5xx, connect errors, timeouts and dropped connections with exponential
-  backoff and jitter (``backoff_base_s * 2**(n-1)``, times a factor in [0.5, 1.5), capped at
-  30 s), honouring ``Retry-After`` / ``retry-after-ms`` (capped at 30 s). A stream that already
-  delivered text to ``on_text`` is never retried (the caller would see the text twice).
-- 401/403, 404 and other 4xx fail at once with a one-line ``ModelAPIError`` that names the fix.
+- Retries 408, 429, 5xx, connect errors, timeouts and dropped connections with backoff and
+  jitter, honouring ``Retry-After`` (``agent.models.retry``). A 429 whose body says the quota
+  is used up (``insufficient_quota``) fails at once. A stream cut mid-reply (the connection
+  dropped, or it ended without a ``finish_reason``: llama-cpp-python's server sends ``[DONE]``
+  mid-reply when another request arrives) is retried once, never returned as a whole reply;
+  one that already delivered text to ``on_text`` is not retried (the caller would see it twice).
+- 401/403 and 404 fail at once, and an unreachable endpoint after its retries, with a
+  ``ModelSetupError`` naming the setting to fix (CLI exit 2); other failures are a
+  ``ModelAPIError`` (exit 1). Every message is one line.
+- Every call sends a reply-length cap: ``max_tokens`` if given, else ``max_reply_tokens``
+  (default 1024; config ``max_reply_tokens``; None sends none).
+- Two time limits: ``timeout_s`` per read (httpx) and ``deadline_s`` for the whole call,
+  retries and backoff included (default 300 s; config ``model_deadline``): a provider that
+  trickles a token every few seconds is cut at the deadline with a one-line error.
 - Streams (SSE) by default and asks for usage in the last chunk. When the server rejects
   ``stream_options`` or streaming (a 400/404/422/501 mentioning "stream"), or answers a streaming
   request with plain JSON, it falls back for this and every later call.
-- A stream that ends without a ``finish_reason`` was cut short (llama-cpp-python's server sends
-  ``[DONE]`` mid-reply when another request arrives): it is retried like a dropped connection
-  (or fails, after partial output), never returned as a whole reply.
-- ``cancel`` is checked before each attempt, during backoff and between received chunks; a set
-  event closes the response and raises ``Interrupted``. A blocking wait for the server's first
-  byte is bounded only by ``timeout_s`` (httpx cannot abort a read from another thread).
+- The request runs on a helper thread (``agent.models.streaming.Exchange``), so a set
+  ``cancel``, the deadline and Ctrl-C act within about 0.1 s even while the server has sent
+  nothing yet; ``cancel`` raises ``Interrupted``.
+- Lone surrogates in the reply (a valid ``\\ud800`` JSON escape) become U+FFFD.
 - Usage comes from the server when it reports it, else it is estimated at ~4 characters per
   token (``Usage.estimated``). ``total_usage`` accumulates over successful calls.
 - The API key is sent only as ``Authorization: Bearer``; it is redacted from every message
@@ -42,25 +49,47 @@ one a setting means.
 from __future__ import annotations
 
 import contextlib
-import email.utils
+import functools
 import json
-import math
 import random
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from datetime import timezone
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any, TypeVar
 
 import httpx
 
 from agent.config import GRAMMAR_MODES
 from agent.models.grammar import wants_grammar
-from agent.models.messages import Completion, Message, Usage, check_cancel, estimate_usage
-from rt.errors import ConfigError, ModelAPIError
+from agent.models.messages import (
+    Completion,
+    Message,
+    Usage,
+    check_cancel,
+    estimate_usage,
+    scrub_surrogates,
+)
+from agent.models.retry import (
+    CUT_RETRIES,
+    Retryable,
+    backoff,
+    is_quota_exhausted,
+    parse_retry_after,
+)
+from agent.models.streaming import Exchange, iter_sse_data
+from agent.models.wire import (
+    declares_grammar,
+    is_llama_server,
+    one_line,
+    parse_usage,
+    server_message,
+)
+from rt.errors import ConfigError, ModelAPIError, ModelSetupError
 
-RETRY_AFTER_CAP_S = 30.0
-BACKOFF_CAP_S = 30.0
+__all__ = ["OpenAIChatModel", "iter_sse_data", "parse_retry_after", "server_message"]
+
+DEFAULT_DEADLINE_S = 300.0  # a whole model call, retries included (config: model_deadline)
+DEFAULT_MAX_REPLY_TOKENS = 1024  # sent as max_tokens (config: max_reply_tokens)
 MAX_BODY_BYTES = 8 * 1024 * 1024
 MAX_ERROR_BODY_BYTES = 64 * 1024
 _STREAM_REJECT_STATUSES = frozenset({400, 404, 422, 501})
@@ -69,111 +98,6 @@ PROBE_TIMEOUT_S = 5.0
 PROBE_MAX_BYTES = 1024 * 1024
 
 T = TypeVar("T")
-
-
-def parse_retry_after(
-    headers: Mapping[str, str], now: Callable[[], float] = time.time
-) -> float | None:
-    """Seconds to wait from ``retry-after-ms`` or ``Retry-After`` (seconds or HTTP date), capped."""
-    seconds: float | None = None
-    millis = headers.get("retry-after-ms")
-    if millis:
-        with contextlib.suppress(ValueError):
-            seconds = float(millis) / 1000.0
-    value = headers.get("retry-after")
-    if seconds is None and value:
-        try:
-            seconds = float(value.strip())
-        except ValueError:
-            try:
-                when = email.utils.parsedate_to_datetime(value.strip())
-            except (TypeError, ValueError, IndexError):
-                return None
-            if when.tzinfo is None:
-                when = when.replace(tzinfo=timezone.utc)
-            seconds = when.timestamp() - now()
-    if seconds is None or not math.isfinite(seconds):
-        return None
-    return min(max(seconds, 0.0), RETRY_AFTER_CAP_S)
-
-
-def iter_sse_data(lines: Iterable[str]) -> Iterator[str]:
-    """The ``data`` payloads of a server-sent-event stream, one per event.
-
-    Follows the SSE rules (fields, comments, multi-line data joined by newlines, blank line
-    ends an event) and tolerates servers that omit the blank line between ``data:`` lines
-    when each line is a complete JSON value or ``[DONE]``.
-    """
-    data: list[str] = []
-    for line in lines:
-        if not line:
-            if data:
-                yield "\n".join(data)
-                data = []
-            continue
-        if line.startswith(":"):
-            continue
-        field, _, value = line.partition(":")
-        if field != "data":
-            continue
-        value = value[1:] if value.startswith(" ") else value
-        if data and _is_complete("\n".join(data)):
-            yield "\n".join(data)
-            data = []
-        data.append(value)
-    if data:
-        yield "\n".join(data)
-
-
-def _is_complete(payload: str) -> bool:
-    if payload.strip() == "[DONE]":
-        return True
-    try:
-        json.loads(payload)
-    except ValueError:
-        return False
-    return True
-
-
-def _one_line(text: str, limit: int = 200) -> str:
-    text = " ".join(text.split())
-    return text if len(text) <= limit else text[: limit - 3] + "..."
-
-
-def server_message(body: bytes) -> str:
-    """The short human message in an error body (OpenAI ``{"error": {"message": ...}}`` et al.)."""
-    text = body.decode("utf-8", "replace")
-    try:
-        obj: Any = json.loads(text)
-    except ValueError:
-        return _one_line(text)
-    if isinstance(obj, dict):
-        err = obj.get("error", obj.get("detail", obj.get("message")))
-        if isinstance(err, dict):
-            err = err.get("message", err)
-        if isinstance(err, str):
-            return _one_line(err)
-        if err is not None:
-            return _one_line(json.dumps(err))
-    return _one_line(text)
-
-
-def _parse_usage(raw: object) -> Usage | None:
-    if not isinstance(raw, dict):
-        return None
-    prompt, completion = raw.get("prompt_tokens"), raw.get("completion_tokens")
-    if type(prompt) is not int or type(completion) is not int:
-        return None
-    return Usage(prompt, completion, estimated=False)
-
-
-class _Retryable(Exception):
-    """A failure worth another attempt; ``message`` is the user-facing text."""
-
-    def __init__(self, message: str, retry_after: float | None = None) -> None:
-        super().__init__(message)
-        self.message = message
-        self.retry_after = retry_after
 
 
 class _StreamRejected(Exception):
@@ -186,25 +110,14 @@ class _GrammarRejected(Exception):
     pass
 
 
-def declares_grammar(openapi: object) -> bool:
-    """Whether an OpenAPI document's chat request schema has a ``grammar`` property
-    (llama-cpp-python's server)."""
-    schemas = openapi.get("components", {}).get("schemas", {}) if isinstance(openapi, dict) else {}
-    request = schemas.get("CreateChatCompletionRequest") if isinstance(schemas, dict) else None
-    props = request.get("properties") if isinstance(request, dict) else None
-    return isinstance(props, dict) and "grammar" in props
-
-
-def is_llama_server(props: object) -> bool:
-    """Whether a ``/props`` answer is llama.cpp's llama-server."""
-    return isinstance(props, dict) and isinstance(props.get("default_generation_settings"), dict)
-
-
 class _Attempt:
-    """Per-call state shared across attempts."""
+    """Per-call state shared across attempts: whether text reached ``on_text``, and the
+    call's overall deadline (``time.monotonic()``) with the seconds it was made from."""
 
-    def __init__(self) -> None:
+    def __init__(self, deadline_s: float) -> None:
         self.emitted = False
+        self.deadline_s = deadline_s
+        self.deadline = time.monotonic() + deadline_s
 
 
 class OpenAIChatModel:
@@ -218,6 +131,8 @@ class OpenAIChatModel:
         *,
         transport: httpx.BaseTransport | None = None,
         timeout_s: float = 60.0,
+        deadline_s: float = DEFAULT_DEADLINE_S,
+        max_reply_tokens: int | None = DEFAULT_MAX_REPLY_TOKENS,
         max_retries: int = 4,
         backoff_base_s: float = 0.5,
         sleep: Callable[[float], None] | None = None,
@@ -241,6 +156,8 @@ class OpenAIChatModel:
         self.total_usage = Usage()
         self._api_key = api_key or ""
         self._timeout_s = timeout_s
+        self.deadline_s = deadline_s
+        self.max_reply_tokens = max_reply_tokens
         self._max_attempts = max(1, max_retries + 1)
         self._backoff_base_s = backoff_base_s
         self._sleep = sleep
@@ -309,8 +226,10 @@ class OpenAIChatModel:
         stop: Sequence[str] | None = None,
     ) -> Completion:
         url = f"{self.base_url}/chat/completions"
-        state = _Attempt()
+        state = _Attempt(self.deadline_s)
         grammar = self._grammar_for(messages, cancel)
+        if max_tokens is None:
+            max_tokens = self.max_reply_tokens
 
         def attempt() -> tuple[str, str | None, Usage | None]:
             nonlocal grammar
@@ -327,7 +246,9 @@ class OpenAIChatModel:
                     else:
                         self._stream = False
 
-        text, finish, reported = self._with_retries(attempt, cancel, lambda: not state.emitted)
+        text, finish, reported = self._with_retries(
+            attempt, cancel, lambda: not state.emitted, state.deadline
+        )
         usage = reported if reported is not None else estimate_usage(messages, text)
         with self._lock:
             self.total_usage = self.total_usage + usage
@@ -337,19 +258,21 @@ class OpenAIChatModel:
         """The model ids the endpoint offers (``GET {base_url}/models``)."""
         url = f"{self.base_url}/models"
 
+        deadline = time.monotonic() + self.deadline_s
+
         def attempt() -> list[str]:
-            with self._transport_errors(url), self._client.stream("GET", url) as resp:
+            request = self._client.build_request("GET", url)
+            with self._transport_errors(url), self._exchange(request, cancel, deadline) as ex:
+                resp = ex.response()
                 if resp.status_code >= 400:
-                    raise self._status_error(
-                        resp, self._read(resp, url, cancel, MAX_ERROR_BODY_BYTES), url
-                    )
-                obj = self._json(self._read(resp, url, cancel, MAX_BODY_BYTES), url)
+                    raise self._status_error(resp, self._read(ex, url, MAX_ERROR_BODY_BYTES), url)
+                obj = self._json(self._read(ex, url, MAX_BODY_BYTES), url)
             data = obj.get("data") if isinstance(obj, dict) else None
             if not isinstance(data, list):
                 raise ModelAPIError(f"malformed response from {url}: no 'data' list")
             return [str(item["id"]) for item in data if isinstance(item, dict) and "id" in item]
 
-        return self._with_retries(attempt, cancel, lambda: True)
+        return self._with_retries(attempt, cancel, lambda: True, deadline)
 
     # -- grammar ----------------------------------------------------------------------------
 
@@ -367,14 +290,15 @@ class OpenAIChatModel:
             (f"{root}/openapi.json", declares_grammar),
             (f"{root}/props", is_llama_server),
         )
-        timeout = httpx.Timeout(min(self._timeout_s, PROBE_TIMEOUT_S))
+        seconds = min(self._timeout_s, PROBE_TIMEOUT_S)
         for url, recognise in probes:
             check_cancel(cancel)
+            request = self._client.build_request("GET", url, timeout=httpx.Timeout(seconds))
             try:
-                with self._client.stream("GET", url, timeout=timeout) as resp:
-                    if resp.status_code != 200:
+                with self._exchange(request, cancel, time.monotonic() + seconds) as ex:
+                    if ex.response().status_code != 200:
                         continue
-                    body = self._read(resp, url, cancel, PROBE_MAX_BYTES)
+                    body = self._read(ex, url, PROBE_MAX_BYTES)
             except httpx.TransportError:
                 return None
             except ModelAPIError:  # larger than any answer we look for
@@ -425,38 +349,52 @@ class OpenAIChatModel:
     ) -> tuple[str, str | None, Usage | None]:
         streaming = self._stream
         payload = self._payload(messages, max_tokens, stop, grammar)
-        with self._transport_errors(url), self._client.stream("POST", url, json=payload) as resp:
+        request = self._client.build_request("POST", url, json=payload)
+        with (
+            self._transport_errors(url),
+            self._exchange(request, cancel, state.deadline, state.deadline_s) as exchange,
+        ):
+            resp = exchange.response()
             if resp.status_code >= 400:
-                body = self._read(resp, url, cancel, MAX_ERROR_BODY_BYTES)
+                body = self._read(exchange, url, MAX_ERROR_BODY_BYTES)
+                lowered = body.decode("utf-8", "replace").lower()
                 if (
                     grammar is not None
                     and self.grammar == "auto"
                     and resp.status_code in _GRAMMAR_REJECT_STATUSES
-                    and "grammar" in body.decode("utf-8", "replace").lower()
+                    and "grammar" in lowered
                 ):
                     raise _GrammarRejected()
                 if (
                     streaming
                     and resp.status_code in _STREAM_REJECT_STATUSES
-                    and "stream" in body.decode("utf-8", "replace").lower()
+                    and "stream" in lowered
                 ):
                     raise _StreamRejected(body.decode("utf-8", "replace"))
                 raise self._status_error(resp, body, url)
             ctype = resp.headers.get("content-type", "").lower()
             if "text/event-stream" in ctype or (streaming and "json" not in ctype):
-                return self._read_stream(resp, url, on_text, cancel, state)
+                try:
+                    return self._read_stream(exchange.lines(), url, on_text, cancel, state)
+                except (httpx.NetworkError, httpx.RemoteProtocolError, httpx.ReadTimeout) as exc:
+                    raise Retryable(
+                        f"the reply stream from {url} was cut: "
+                        f"{self._clean(str(exc)) or type(exc).__name__}",
+                        cut=True,
+                    ) from exc
             if streaming:
                 self._stream = False  # the server ignored stream=true: stop asking
-            obj = self._json(self._read(resp, url, cancel, MAX_BODY_BYTES), url)
+            obj = self._json(self._read(exchange, url, MAX_BODY_BYTES), url)
         text, finish = self._message_of(obj, url)
+        text = scrub_surrogates(text)
         if on_text is not None and text:
             state.emitted = True
             on_text(text)
-        return text, finish, _parse_usage(obj.get("usage"))
+        return text, finish, parse_usage(obj.get("usage"))
 
     def _read_stream(
         self,
-        resp: httpx.Response,
+        lines: Iterator[str],
         url: str,
         on_text: Callable[[str], None] | None,
         cancel: threading.Event | None,
@@ -467,7 +405,7 @@ class OpenAIChatModel:
         usage: Usage | None = None
         events = 0
         chat_chunks = 0
-        for data in iter_sse_data(_cancellable_lines(resp, cancel)):
+        for data in iter_sse_data(lines):
             if data.strip() == "[DONE]":
                 break
             events += 1
@@ -482,7 +420,7 @@ class OpenAIChatModel:
             if chunk.get("error"):
                 message = self._clean(server_message(json.dumps(chunk).encode()))
                 raise ModelAPIError(f"model stream from {url} reported an error: {message}")
-            usage = _parse_usage(chunk.get("usage")) or usage
+            usage = parse_usage(chunk.get("usage")) or usage
             choices = chunk.get("choices")
             if not isinstance(choices, list) or not choices or not isinstance(choices[0], dict):
                 continue
@@ -490,6 +428,7 @@ class OpenAIChatModel:
             delta = choices[0].get("delta")
             content = delta.get("content") if isinstance(delta, dict) else None
             if isinstance(content, str) and content:
+                content = scrub_surrogates(content)
                 parts.append(content)
                 if on_text is not None:
                     state.emitted = True
@@ -502,37 +441,48 @@ class OpenAIChatModel:
         if chat_chunks and finish is None:
             # llama-cpp-python's server ends a reply with [DONE] when another request arrives
             # (interrupt_requests): a cut reply must not pass for a whole one.
-            raise _Retryable(
+            raise Retryable(
                 f"the reply stream from {url} ended before the reply did (no finish_reason;"
-                " a llama.cpp server cuts a reply short when another request arrives)"
+                " a llama.cpp server cuts a reply short when another request arrives)",
+                cut=True,
             )
         return "".join(parts), finish, usage
 
     # -- helpers --------------------------------------------------------------------------
 
     def _with_retries(
-        self, fn: Callable[[], T], cancel: threading.Event | None, can_retry: Callable[[], bool]
+        self,
+        fn: Callable[[], T],
+        cancel: threading.Event | None,
+        can_retry: Callable[[], bool],
+        deadline: float,
     ) -> T:
-        attempt = 0
+        attempt = cuts = 0
         while True:
             attempt += 1
             check_cancel(cancel)
             try:
                 return fn()
-            except _Retryable as exc:
+            except Retryable as exc:
+                error = ModelSetupError if exc.setup else ModelAPIError
                 if not can_retry():
                     raise ModelAPIError(f"{exc.message} (after partial output)") from exc.__cause__
-                if attempt >= self._max_attempts:
+                cuts += exc.cut
+                if attempt >= self._max_attempts or cuts > CUT_RETRIES:
                     plural = "s" if attempt > 1 else ""
-                    raise ModelAPIError(
+                    raise error(
                         f"{exc.message}; gave up after {attempt} attempt{plural}"
                     ) from exc.__cause__
                 delay = exc.retry_after if exc.retry_after is not None else self._backoff(attempt)
+                if time.monotonic() + delay >= deadline:
+                    raise error(
+                        f"{exc.message}; no time left to retry within the {self.deadline_s:g} s"
+                        " model call deadline (model_deadline)"
+                    ) from exc.__cause__
                 self._wait(delay, cancel)
 
     def _backoff(self, attempt: int) -> float:
-        base = self._backoff_base_s * 2.0 ** (attempt - 1)
-        return min(BACKOFF_CAP_S, base * (0.5 + self._rng.random()))
+        return backoff(self._backoff_base_s, attempt, self._rng)
 
     def _wait(self, delay: float, cancel: threading.Event | None) -> None:
         if self._sleep is not None:
@@ -543,23 +493,45 @@ class OpenAIChatModel:
             time.sleep(delay)
         check_cancel(cancel)
 
+    def _exchange(
+        self,
+        request: httpx.Request,
+        cancel: threading.Event | None,
+        deadline: float,
+        seconds: float | None = None,
+    ) -> Exchange:
+        """``request`` run so that cancel, the deadline and Ctrl-C act at once."""
+        too_late = functools.partial(
+            self._deadline_error, str(request.url), self.deadline_s if seconds is None else seconds
+        )
+        return Exchange(
+            self._client, request, cancel=cancel, deadline=deadline, on_deadline=too_late
+        )
+
+    def _deadline_error(self, url: str, seconds: float) -> ModelAPIError:
+        return ModelAPIError(
+            f"model call to {url} passed its {seconds:g} s deadline (set model_deadline in"
+            " config.toml to allow longer replies)"
+        )
+
     @contextlib.contextmanager
     def _transport_errors(self, url: str) -> Iterator[None]:
         """Translate httpx transport failures into retryable failures with a clear message."""
         try:
             yield
         except httpx.TimeoutException as exc:
-            raise _Retryable(
+            raise Retryable(
                 f"model request to {url} timed out after {self._timeout_s:g} s"
                 f" ({type(exc).__name__})"
             ) from exc
         except httpx.ConnectError as exc:
-            raise _Retryable(
+            raise Retryable(
                 f"cannot reach {self.base_url}: {self._clean(str(exc)) or 'connection failed'}"
-                " (is the server running? set WATT_BASE_URL)"
+                " (is the server running? set WATT_BASE_URL)",
+                setup=True,
             ) from exc
         except (httpx.NetworkError, httpx.RemoteProtocolError) as exc:
-            raise _Retryable(
+            raise Retryable(
                 f"connection to {self.base_url} failed: {self._clean(str(exc)) or type(exc).__name__}"
             ) from exc
         except httpx.HTTPError as exc:
@@ -573,28 +545,26 @@ class OpenAIChatModel:
         message = self._clean(server_message(body))
         detail = f": {message}" if message else ""
         if status in (401, 403):
-            return ModelAPIError(f"{head}{detail}; check WATT_API_KEY (or OPENAI_API_KEY)")
-        if status == 404:
+            return ModelSetupError(f"{head}{detail}; check WATT_API_KEY (or OPENAI_API_KEY)")
+        if status == 429 and is_quota_exhausted(body):
             return ModelAPIError(
+                f"{head}: the account's quota is used up{detail}; add credit or raise the"
+                " limit with the provider, or use another key or endpoint (not retried)"
+            )
+        if status == 404:
+            return ModelSetupError(
                 f"{head}{detail}; check WATT_BASE_URL={self.base_url} (usually ends in /v1)"
                 f" and WATT_MODEL={self.model}"
             )
         if status in (408, 429) or status >= 500:
-            return _Retryable(f"{head}{detail}", parse_retry_after(resp.headers))
+            return Retryable(f"{head}{detail}", parse_retry_after(resp.headers))
         return ModelAPIError(f"{head}{detail}")
 
-    def _read(
-        self, resp: httpx.Response, url: str, cancel: threading.Event | None, limit: int
-    ) -> bytes:
-        buf = bytearray()
-        for chunk in resp.iter_bytes():
-            if cancel is not None and cancel.is_set():
-                resp.close()
-                check_cancel(cancel)
-            buf += chunk
-            if len(buf) > limit:
-                raise ModelAPIError(f"response from {url} is larger than {limit} bytes")
-        return bytes(buf)
+    def _read(self, exchange: Exchange, url: str, limit: int) -> bytes:
+        def too_large() -> ModelAPIError:
+            return ModelAPIError(f"response from {url} is larger than {limit} bytes")
+
+        return exchange.read(limit, too_large)
 
     def _json(self, body: bytes, url: str) -> dict[str, Any]:
         try:
@@ -610,7 +580,7 @@ class OpenAIChatModel:
         """Outside text made safe to show: the key redacted, one line, truncated."""
         if len(self._api_key) >= 4:
             text = text.replace(self._api_key, "***")
-        return _one_line(text, limit)
+        return one_line(text, limit)
 
     def _message_of(self, obj: dict[str, Any], url: str) -> tuple[str, str | None]:
         choices = obj.get("choices")
@@ -627,11 +597,3 @@ class OpenAIChatModel:
             raise ModelAPIError(f"malformed response from {url}: message content is not text")
         finish = choices[0].get("finish_reason")
         return content or "", str(finish) if finish else None
-
-
-def _cancellable_lines(resp: httpx.Response, cancel: threading.Event | None) -> Iterator[str]:
-    for line in resp.iter_lines():
-        if cancel is not None and cancel.is_set():
-            resp.close()
-            check_cancel(cancel)
-        yield line

@@ -1,11 +1,18 @@
 """Chat message types and the ``ChatModel`` protocol: what the loop needs from any model.
 
 Kept free of httpx so that commands which never call a model start quickly.
+
+Text crossing the model seam is always valid Unicode: a provider's JSON may hold a lone
+surrogate as a valid ``\\ud800`` escape, which Python decodes to a str that cannot be
+encoded as UTF-8 (the session store then refused the whole turn). ``Message`` and
+``Completion`` replace each lone surrogate with U+FFFD (``scrub_surrogates``), and so do the
+model backends for the text they stream to ``on_text``.
 """
 
 from __future__ import annotations
 
 import math
+import re
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -15,6 +22,8 @@ from rt.errors import Interrupted
 
 CHARS_PER_TOKEN = 4
 MESSAGE_OVERHEAD_TOKENS = 4
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 Role = Literal["system", "user", "assistant"]
 """Who wrote a chat message; the session store keeps the same three."""
@@ -26,6 +35,9 @@ class Message:
 
     role: Role
     content: str
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "content", scrub_surrogates(self.content))
 
     def to_dict(self) -> dict[str, str]:
         return {"role": self.role, "content": self.content}
@@ -75,6 +87,9 @@ class Completion:
     usage: Usage
     finish_reason: str | None = None
 
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "text", scrub_surrogates(self.text))
+
 
 class ChatModel(Protocol):
     """What the agent loop and the ai capability need from a model."""
@@ -108,3 +123,14 @@ def check_cancel(cancel: threading.Event | None) -> None:
     """Raise ``Interrupted`` if ``cancel`` is set."""
     if cancel is not None and cancel.is_set():
         raise Interrupted("model call interrupted")
+
+
+def scrub_surrogates(text: str) -> str:
+    """``text`` with every lone surrogate (U+D800..U+DFFF) replaced by U+FFFD."""
+    if text.isascii():
+        return text
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return _SURROGATE.sub("\ufffd", text)
+    return text

@@ -3,7 +3,8 @@
 It behaves like a real endpoint where that matters to callers: it records every request,
 streams the reply to ``on_text`` in a few chunks (checking ``cancel`` between them), cuts the
 reply at the first ``stop`` sequence, truncates it to ``max_tokens`` (estimated) with
-``finish_reason="length"``, and reports estimated usage. An exhausted queue is a
+``finish_reason="length"``, replaces lone surrogates with U+FFFD (as every backend does), and
+reports estimated usage. An exhausted queue is a
 ``ModelAPIError``, as a dead endpoint would be.
 
 Script files (JSON lines, blank lines ignored), one turn per line::
@@ -30,6 +31,7 @@ from agent.models.messages import (
     Usage,
     check_cancel,
     estimate_usage,
+    scrub_surrogates,
 )
 from rt.errors import ConfigError, ModelAPIError
 
@@ -106,7 +108,7 @@ class ScriptedModel:
         check_cancel(cancel)
         if isinstance(item, BaseException):
             raise item
-        text = item if isinstance(item, str) else self._ask(request)
+        text = scrub_surrogates(item if isinstance(item, str) else self._ask(request))
         text, finish = apply_limits(text, max_tokens=max_tokens, stop=stop)
         for piece in split_chunks(text, self._chunks):
             check_cancel(cancel)
