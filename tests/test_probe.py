@@ -1,0 +1,189 @@
+"""agent.models.probe: the backend check in a child process (a death by signal is one line with
+the reinstall command), and running it once per backend for ``watt ask``. The children here are
+small Python programs standing in for llama.cpp; one kills itself with SIGILL."""
+
+from __future__ import annotations
+
+import functools
+import json
+import signal
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from agent.models import probe
+from agent.models.probe import CheckResult, ensure_checked, run_check
+from rt.errors import ConfigError, Interrupted
+
+SIGILL_CHILD = "import os, signal\nos.kill(os.getpid(), signal.SIGILL)\n"
+PASSING_CHILD = (
+    "import json, sys\n"
+    "print('noise')\n"
+    "print(json.dumps({'tokens': int(sys.argv[2]), 'load_s': 0.5, 'eval_s': 2.0}))\n"
+)
+FAILING_CHILD = (
+    "import sys\nsys.stderr.write('Traceback...\\nValueError: bad model file\\n')\nsys.exit(1)\n"
+)
+SLOW_CHILD = "import time\ntime.sleep(30)\n"
+
+
+def test_a_child_killed_by_sigill_is_reported_in_one_line(tmp_path: Path) -> None:
+    result = run_check(tmp_path / "m.gguf", code=SIGILL_CHILD)
+    assert not result.ok and result.returncode == -signal.SIGILL
+    assert result.signal_name is not None and "SIGILL" in result.signal_name
+    line = result.line()
+    assert "\n" not in line and "killed by signal 4 (SIGILL" in line
+    assert "GGML_NATIVE=OFF" in line and "--no-cache-dir" in line and "--force-reinstall" in line
+
+
+def test_a_passing_child_reports_its_speed(tmp_path: Path) -> None:
+    result = run_check(tmp_path / "m.gguf", tokens=1200, code=PASSING_CHILD)
+    assert result.ok and result.returncode == 0
+    assert (result.tokens, result.eval_s) == (1200, 2.0)
+    assert "evaluated a 1200-token prompt" in result.line() and "600 tokens/s" in result.line()
+
+
+def test_a_failing_child_reports_its_last_error_line(tmp_path: Path) -> None:
+    result = run_check(tmp_path / "m.gguf", code=FAILING_CHILD)
+    assert not result.ok and result.returncode == 1 and result.signal_name is None
+    assert result.line().endswith("failed in a child process: ValueError: bad model file")
+
+
+def test_a_child_that_does_not_finish_is_a_timeout(tmp_path: Path) -> None:
+    start = time.monotonic()
+    result = run_check(tmp_path / "m.gguf", code=SLOW_CHILD, timeout=0.5)
+    assert time.monotonic() - start < 10
+    assert not result.ok and result.returncode is None
+    assert "did not finish the check" in result.line()
+
+
+def test_cancel_stops_the_child_at_once(tmp_path: Path) -> None:
+    cancel = threading.Event()
+    threading.Timer(0.3, cancel.set).start()
+    start = time.monotonic()
+    with pytest.raises(Interrupted):
+        run_check(tmp_path / "m.gguf", code=SLOW_CHILD, cancel=cancel)
+    assert time.monotonic() - start < 10
+
+
+def test_a_child_that_got_sigint_is_an_interruption(tmp_path: Path) -> None:
+    code = "import os, signal\nsignal.signal(signal.SIGINT, signal.SIG_DFL)\nos.kill(os.getpid(), signal.SIGINT)\n"
+    with pytest.raises(Interrupted):
+        run_check(tmp_path / "m.gguf", code=code)
+
+
+def test_the_child_gets_the_model_and_the_token_count(tmp_path: Path) -> None:
+    code = "import json, sys\nprint(json.dumps({'tokens': len(sys.argv[1]) + int(sys.argv[2])}))\n"
+    result = run_check(Path("abc"), tokens=7, code=code)
+    assert result.tokens == 10
+
+
+def test_the_reinstall_command_pins_the_version_and_skips_the_wheel_cache() -> None:
+    cmd = probe.reinstall_command("0.3.36")
+    assert cmd.startswith('CMAKE_ARGS="-DGGML_NATIVE=OFF ')
+    assert cmd.endswith("--no-cache-dir 'llama-cpp-python==0.3.36'")
+    assert "llama-cpp-python'" in probe.reinstall_command(None)
+
+
+def test_the_fingerprint_names_the_native_libraries(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    package = tmp_path / "llama_cpp"
+    (package / "lib").mkdir(parents=True)
+    (package / "__init__.py").write_text("")
+    lib = package / "lib" / "libggml-cpu.so"
+    lib.write_bytes(b"x" * 10)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.delitem(sys.modules, "llama_cpp", raising=False)
+    before = probe.backend_fingerprint()
+    assert before is not None and "libggml-cpu.so:10:" in before
+    lib.write_bytes(b"y" * 11)  # rebuilt
+    assert probe.backend_fingerprint() != before
+
+
+# ---- once per backend ---------------------------------------------------------------------------
+
+
+class Runner:
+    def __init__(self, result: CheckResult) -> None:
+        self.result = result
+        self.calls: list[Path] = []
+
+    def __call__(self, model: Path, **kwargs: Any) -> CheckResult:
+        self.calls.append(model)
+        return self.result
+
+
+PASS = CheckResult(True, 0, 3.0, tokens=1200, eval_s=2.0, version="0.3.36")
+
+
+@pytest.fixture
+def fingerprint(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    value = ["llama-cpp-python 0.3.36 [libllama.so:1:2]"]
+    monkeypatch.setattr(probe, "backend_fingerprint", lambda: value[0])
+    return value
+
+
+def test_a_pass_is_recorded_and_not_run_again(tmp_path: Path, fingerprint: list[str]) -> None:
+    runner = Runner(PASS)
+    started: list[bool] = []
+    assert (
+        ensure_checked(
+            tmp_path, Path("m.gguf"), runner=runner, on_start=lambda: started.append(True)
+        )
+        == PASS
+    )
+    assert ensure_checked(tmp_path, Path("m.gguf"), runner=runner) is None
+    assert runner.calls == [Path("m.gguf")] and started == [True]
+    record = json.loads(probe.record_path(tmp_path).read_text())
+    assert record["ok"] is True and record["fingerprint"] == fingerprint[0]
+    fingerprint[0] = "llama-cpp-python 0.3.36 [libllama.so:1:3]"  # reinstalled
+    ensure_checked(tmp_path, Path("m.gguf"), runner=runner)
+    assert len(runner.calls) == 2
+
+
+def test_a_crash_is_a_one_line_config_error_and_not_recorded(
+    tmp_path: Path, fingerprint: list[str]
+) -> None:
+    runner = functools.partial(run_check, code=SIGILL_CHILD)
+    with pytest.raises(ConfigError, match=r"killed by signal 4 \(SIGILL.*GGML_NATIVE=OFF") as info:
+        ensure_checked(tmp_path, Path("m.gguf"), runner=runner)
+    assert "\n" not in str(info.value)
+    assert not probe.record_path(tmp_path).exists()
+
+
+def test_a_timeout_neither_fails_nor_is_recorded(tmp_path: Path, fingerprint: list[str]) -> None:
+    runner = Runner(CheckResult(False, None, 900.0))
+    assert ensure_checked(tmp_path, Path("m.gguf"), runner=runner) is not None
+    assert not probe.record_path(tmp_path).exists()
+
+
+@pytest.mark.parametrize(
+    "text", ["", "{not json", '["ok"]', '{"fingerprint": "other", "ok": true}']
+)
+def test_a_bad_or_foreign_record_means_checking_again(
+    tmp_path: Path, fingerprint: list[str], text: str
+) -> None:
+    probe.record_path(tmp_path).parent.mkdir(parents=True)
+    probe.record_path(tmp_path).write_text(text)
+    runner = Runner(PASS)
+    ensure_checked(tmp_path, Path("m.gguf"), runner=runner)
+    assert runner.calls and probe.passed_before(tmp_path, fingerprint[0])
+
+
+def test_no_backend_installed_means_nothing_to_check(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(probe, "backend_fingerprint", lambda: None)
+    runner = Runner(PASS)
+    assert ensure_checked(tmp_path, Path("m.gguf"), runner=runner) is None and not runner.calls
+
+
+def test_forget_removes_the_record(tmp_path: Path, fingerprint: list[str]) -> None:
+    assert not probe.forget(tmp_path)
+    ensure_checked(tmp_path, Path("m.gguf"), runner=Runner(PASS))
+    assert probe.forget(tmp_path) and not probe.record_path(tmp_path).exists()
