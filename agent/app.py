@@ -18,14 +18,15 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from agent.config import Settings
-from agent.events import Event
+from agent.config import Settings, price_of
+from agent.events import AnswerSource, Event, ResponseEvent, Thinking
 from agent.loop import LoopSettings, run_task
 from agent.models.backends import make_model
 from agent.models.grammar import GrammarAware, reply_grammar
 from agent.models.messages import ChatModel, Message
+from agent.outcome import OutcomeKind, TaskOutcome, task_outcome
 from agent.programs.catalog import (
     Catalog,
     Source,
@@ -37,8 +38,9 @@ from agent.programs.catalog import (
 )
 from agent.programs.writer import Saved, check_program_name, save_program
 from agent.prompt import build_system_prompt
-from agent.steps import ActionKind
+from agent.store.journal import TurnState
 from agent.store.sessions import Session, SessionStore
+from agent.store.writer import Turn, cost_of
 from capabilities import Registry, standard_registry
 from rt.engine import RunResult, Runtime
 from rt.errors import CatalogError, ConfigError, SessionError, WattError
@@ -230,17 +232,45 @@ def run_program(
 
 HISTORY_TURNS = 8
 
+EntrySink = Callable[[dict[str, Any]], None]
+
 
 def compact_history(session: Session, turns: int = HISTORY_TURNS) -> list[Message]:
     """Earlier turns as the model sees them: the last ``turns`` answered tasks, each as its
-    task and the reply that answered it. Turns that never answered (stopped by a guard or a
-    budget) are left out, so the model never takes a failed program for an answer."""
+    task and the reply that answered it, read in one query (flat in the session's length).
+    Turns that did not answer (failed, stopped, interrupted, crashed) are left out, so the
+    model never takes a failed program for an answer."""
     out: list[Message] = []
-    for info in session.turns()[-turns:]:
-        answers = [s.reply for s in session.steps(turn=info.id) if s.action is ActionKind.RESPONSE]
-        if answers:
-            out += [Message.user(info.task), Message.assistant(answers[-1])]
+    for task, reply in session.answered(turns):
+        out += [Message.user(task), Message.assistant(reply)]
     return out
+
+
+def _state(outcome: TaskOutcome) -> TurnState:
+    return {
+        OutcomeKind.ANSWERED: TurnState.ANSWERED,
+        OutcomeKind.STOPPED: TurnState.STOPPED,
+        OutcomeKind.INTERRUPTED: TurnState.INTERRUPTED,
+    }.get(outcome.kind, TurnState.FAILED)
+
+
+def _history_reply(events: Sequence[Event], answer: str) -> str:
+    """What the history shows as the answering reply: the model's own, or for a program's
+    answer a Response holding it."""
+    last = events[-1] if events else None
+    if isinstance(last, ResponseEvent) and last.source is AnswerSource.MODEL:
+        replies = [e.reply for e in events if isinstance(e, Thinking)]
+        if replies and replies[-1]:
+            return replies[-1]
+    return f'ToolCall::Response("""{answer}""")'
+
+
+def _loop_settings(parts: Parts) -> LoopSettings:
+    s = parts.settings
+    return LoopSettings(
+        s.max_steps, s.max_retries, s.max_tokens_total, s.observation_chars, parts.granted,
+        s.max_cost, price_of(s, s.model),
+    )  # fmt: skip
 
 
 def ask(
@@ -249,22 +279,43 @@ def ask(
     *,
     cancel: threading.Event | None = None,
     on_text: Callable[[str], None] | None = None,
+    on_entry: EntrySink | None = None,
+    fresh: bool = False,
 ) -> Iterator[Event]:
-    """Run one task through the loop; with a session, the turn is saved whole or not at all."""
-    s = parts.settings
-    loop_settings = LoopSettings(
-        s.max_steps, s.max_retries, s.max_tokens_total, s.observation_chars, parts.granted
-    )
+    """Run one task through the loop. With a session, every event is journaled as it happens
+    (``on_entry`` gets each row's JSON, as ``watt ask --json`` prints it) and the turn ends
+    with its state; ``fresh`` leaves the earlier turns out of the model's context."""
+    loop_settings = _loop_settings(parts)
     model, system_prompt = parts.model, parts.system_prompt()
     if parts.session is None:
-        yield from run_task(
+        for event in run_task(
             task, model=model, runtime=parts.runtime, catalog=parts.catalog, system_prompt=system_prompt,
             settings=loop_settings, cancel=cancel, on_text=on_text,
-        )  # fmt: skip
+        ):  # fmt: skip
+            if on_entry is not None:
+                on_entry(event.to_dict())
+            yield event
         return
-    history = compact_history(parts.session)
-    with parts.session.turn(task) as turn:
-        yield from run_task(
+    history = [] if fresh else compact_history(parts.session)
+    seen: list[Event] = []
+    with parts.session.turn(task, price=loop_settings.price) as turn:
+        for event in run_task(
             task, model=model, runtime=parts.runtime, catalog=parts.catalog, system_prompt=system_prompt,
             history=history, recorder=turn, settings=loop_settings, cancel=cancel, on_text=on_text,
-        )  # fmt: skip
+        ):  # fmt: skip
+            seen.append(event)
+            entry = turn.record(event.kind.value, event.step, _event_json(event, turn))
+            if on_entry is not None:
+                on_entry(entry.to_dict())
+            yield event
+        outcome = task_outcome(seen)
+        answer = outcome.answer if outcome.answered else None
+        reply = _history_reply(seen, answer) if answer is not None else None
+        turn.finish(_state(outcome), answer=answer, reply=reply, reason=outcome.error)
+
+
+def _event_json(event: Event, turn: Turn) -> dict[str, Any]:
+    data = event.to_dict()
+    if isinstance(event, Thinking) and turn.price is not None:
+        data["cost"] = cost_of(turn.price, event.usage.prompt, event.usage.completion)
+    return data

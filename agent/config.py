@@ -8,6 +8,7 @@ catalog; default ``~/.watt``).
 from __future__ import annotations
 
 import os
+import re
 import sys
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
@@ -44,6 +45,11 @@ class Settings:
     session: str = "default"
     observation_chars: int = 4000
     grammar: GrammarMode = "auto"  # constrained decoding with the reply grammar: auto, on, off
+    model_deadline: float = 300.0  # seconds for a whole model call, retries included
+    max_reply_tokens: int = 1024  # sent as max_tokens with every endpoint model call
+    max_cost: float | None = None  # dollars per task, when the model has a price
+    # [prices."MODEL"] input = USD, output = USD (per million tokens); no network look-up
+    prices: tuple[tuple[str, float, float], ...] = ()
     sources: dict[str, str] = field(default_factory=dict, compare=False)
 
     def __post_init__(self) -> None:
@@ -105,6 +111,8 @@ RANGES: dict[str, tuple[float, float, str]] = {
     "max_retries": (0, 100, ""),
     "max_tokens_total": (1, 10**9, ""),
     "observation_chars": (100, 1_000_000, ""),
+    "model_deadline": (1, 86_400, " s"),
+    "max_reply_tokens": (1, 1_000_000, ""),
 }
 """Inclusive ranges of the numeric settings (``timeout`` is more than 0, at most 3600 s)."""
 MAX_TIMEOUT_S = 3600.0
@@ -137,6 +145,8 @@ def validate(settings: Settings) -> None:
                 f"{origin_of(settings, name)} must be between {low:_} and {high:_}{unit}, "
                 f"got {value:_}"
             )
+    if settings.max_cost is not None and not 0 < settings.max_cost <= 1e6:
+        raise ConfigError(f"{origin_of(settings, 'max_cost')} must be more than 0 USD")
     timeout = settings.timeout
     if not 0 < timeout <= MAX_TIMEOUT_S:  # NaN fails too
         raise ConfigError(
@@ -155,12 +165,23 @@ def validate(settings: Settings) -> None:
             Grants.from_user(settings.allow_domains)
         except CapabilityError as exc:
             raise ConfigError(f"{origin_of(settings, 'allow_domains')}: {exc}") from None
-    from agent.store.sessions import check_name
-
     try:
-        check_name(settings.session)
+        check_session_name(settings.session)
     except ConfigError as exc:
         raise ConfigError(f"{origin_of(settings, 'session')}: {exc}") from None
+
+
+SESSION_NAME = re.compile(r"[A-Za-z0-9_.-]{1,64}")
+
+
+def check_session_name(name: str) -> str:
+    """A session name is a file name: never ``.``/``..``, a path separator or a control."""
+    if not isinstance(name, str) or not SESSION_NAME.fullmatch(name) or not name.strip("."):
+        raise ConfigError(
+            f"invalid session name {name!r}: use 1-64 letters, digits, '_', '.' or '-' "
+            "(not only dots)"
+        )
+    return name
 
 
 def _check_dir(path: Path, origin: str, what: str) -> None:
@@ -204,6 +225,10 @@ _TYPES: dict[str, type] = {
     "session": str,
     "observation_chars": int,
     "grammar": str,
+    "model_deadline": float,
+    "max_reply_tokens": int,
+    "max_cost": float,
+    "prices": dict,
 }
 GrammarMode = Literal["auto", "on", "off"]
 GRAMMAR_MODES: tuple[GrammarMode, ...] = get_args(GrammarMode)
@@ -264,9 +289,39 @@ def _coerce(name: str, value: Any, origin: str) -> Any:
             return float(value)
         if name == "grammar":
             return _grammar_choice(value, origin)
+        if kind is dict:
+            return _prices(value, origin)
         return str(value)
     except (TypeError, ValueError) as exc:
         raise ConfigError(f"{origin}: {name} must be {kind.__name__}, got {value!r}") from exc
+
+
+def _prices(value: Any, origin: str) -> tuple[tuple[str, float, float], ...]:
+    """``[prices."MODEL"]`` tables of ``input`` and ``output`` dollars per million tokens."""
+    if not isinstance(value, dict):
+        raise ConfigError(f'{origin}: prices must be a table of [prices."MODEL"] tables')
+    out = []
+    for model, table in sorted(value.items()):
+        if not isinstance(table, dict) or set(table) - {"input", "output"}:
+            raise ConfigError(
+                f'{origin}: [prices."{model}"] takes input and output (USD per million tokens)'
+            )
+        try:
+            price_in, price_out = float(table.get("input", 0)), float(table.get("output", 0))
+        except (TypeError, ValueError):
+            raise ConfigError(f'{origin}: [prices."{model}"] prices must be numbers') from None
+        if not (0 <= price_in < 1e6 and 0 <= price_out < 1e6):
+            raise ConfigError(f'{origin}: [prices."{model}"] prices must be 0 or more')
+        out.append((str(model), price_in, price_out))
+    return tuple(out)
+
+
+def price_of(settings: Settings, model: str | None) -> tuple[float, float] | None:
+    """The configured price of ``model`` (USD per million input, output tokens), if any."""
+    for name, price_in, price_out in settings.prices:
+        if name == model:
+            return price_in, price_out
+    return None
 
 
 def _grammar_choice(value: Any, origin: str) -> GrammarMode:

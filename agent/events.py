@@ -2,6 +2,7 @@
 
 ``Event.to_dict`` is an event's JSON: its fields, ``kind`` as a string, enums as their values
 (``ToolStart.action`` "wat" or "catalog", ``ErrorEvent.error_type``, ``ToolResult.cache``).
+The journal (``agent.store.journal``) wraps it with ``schema``, ``seq``, ``run`` and the rest.
 """
 
 from __future__ import annotations
@@ -51,8 +52,15 @@ class Event:
     kind: EventKind = field(init=False, default=EventKind.ERROR)
 
     def to_dict(self) -> dict[str, Any]:
+        """The event's JSON; usage is ``{"input", "output", "estimated"}`` (OpenTelemetry
+        GenAI's ``gen_ai.usage.input_tokens``/``output_tokens``)."""
         data = asdict(self)
         data["kind"] = self.kind.value
+        usage = getattr(self, "usage", None)
+        if isinstance(usage, Usage):
+            data["usage"] = {
+                "input": usage.prompt, "output": usage.completion, "estimated": usage.estimated
+            }  # fmt: skip
         return data
 
 
@@ -62,6 +70,7 @@ class Thinking(Event):
     usage: Usage = Usage()
     model_ms: float = 0.0
     notes: tuple[str, ...] = ()
+    reply: str = ""  # the model's reply as received (what replay feeds back)
     kind: EventKind = field(init=False, default=EventKind.THINKING)
 
 

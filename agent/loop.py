@@ -95,6 +95,8 @@ class LoopSettings:
     max_tokens_total: int | None = None
     observation_chars: int = 4000
     granted: Collection[str] | None = None
+    max_cost: float | None = None  # dollars; needs ``price``
+    price: tuple[float, float] | None = None  # USD per million input, output tokens
 
 
 @dataclass
@@ -269,6 +271,8 @@ class _Task:
         limit = self.settings.max_tokens_total
         if limit is not None and self.usage.total >= limit:
             return None
+        if self._cost_spent():
+            return None
         t0 = time.perf_counter()
         completion = self.model.complete(
             self.messages, on_text=self.on_text, cancel=self.cancel, stop=OBSERVATION_STOPS
@@ -281,7 +285,9 @@ class _Task:
         return _Reply(
             completion,
             action,
-            Thinking(self.step, action.reasoning, completion.usage, ms, action.notes),
+            Thinking(
+                self.step, action.reasoning, completion.usage, ms, action.notes, completion.text
+            ),
         )
 
     def _tell(self, text: str) -> None:
@@ -308,7 +314,22 @@ class _Task:
         elapsed = (time.perf_counter() - self.started) * 1000
         return ResponseEvent(self.step, text, forced, self.usage, elapsed, source, unverified)
 
+    def _cost(self) -> float:
+        price = self.settings.price or (0.0, 0.0)
+        return (self.usage.prompt * price[0] + self.usage.completion * price[1]) / 1_000_000
+
+    def _cost_spent(self) -> bool:
+        limit = self.settings.max_cost
+        return limit is not None and self.settings.price is not None and self._cost() >= limit
+
     def _budget_spent(self) -> ErrorEvent:
+        if self._cost_spent():
+            return ErrorEvent(
+                self.step,
+                f"stopped: the cost budget of ${self.settings.max_cost:g} is spent "
+                f"(${self._cost():.4f} used); raise --max-cost to allow more",
+                ErrorKind.BUDGET,
+            )
         return ErrorEvent(
             self.step,
             f"stopped: the token budget of {self.settings.max_tokens_total} tokens is spent "

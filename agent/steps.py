@@ -45,6 +45,7 @@ class Step:
     step: int = 0
     turn: int = 0
     created: float = 0.0
+    cost: float | None = None  # dollars, when a price is configured for the model
 
     def to_dict(self) -> dict[str, Any]:
         """The step as ``watt log --json`` prints it."""
@@ -53,5 +54,5 @@ class Step:
             "program": self.program, "program_hash": self.program_hash, "args": list(self.args),
             "status": self.status, "fuel": self.fuel, "timings": dict(self.timings),
             "prompt_tokens": self.prompt_tokens, "completion_tokens": self.completion_tokens,
-            "observation": self.observation, "reply": self.reply,
+            "cost": self.cost, "observation": self.observation, "reply": self.reply,
         }  # fmt: skip

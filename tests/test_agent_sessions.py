@@ -24,6 +24,7 @@ from agent.events import ErrorEvent, Event, ResponseEvent, ToolResult
 from agent.models.messages import Message
 from agent.models.scripted import ScriptedModel
 from agent.steps import ActionKind, Step
+from agent.store.journal import TurnState
 from agent.store.sessions import SessionStore
 from rt.errors import Interrupted, ModelAPIError, SessionInUse
 
@@ -119,7 +120,7 @@ def test_a_repaired_step_is_saved_with_the_turn(tmp_path: Path) -> None:
         assert parts.session.kv.get("k") == "v"
 
 
-def test_a_turn_that_fails_is_rolled_back_whole(tmp_path: Path) -> None:
+def test_a_turn_that_fails_keeps_its_steps_and_is_marked_failed(tmp_path: Path) -> None:
     model = ScriptedModel([
         wat(KV_SET, "kept", "1"), respond("ok"),
         wat(KV_SET, "lost", "2"), ModelAPIError("HTTP 503 from the endpoint"),
@@ -134,14 +135,22 @@ def test_a_turn_that_fails_is_rolled_back_whole(tmp_path: Path) -> None:
         assert isinstance(events[-1], ErrorEvent)
         session = parts.session
         assert session is not None
-        assert [t.task for t in session.turns()] == ["first"]
-        assert session.kv.keys() == ["kept"]  # the failed turn's kv write went with it
-        assert {m.turn for m in session.history()} == {1}
+        turns = session.turns()
+        assert [(t.task, t.state.value) for t in turns] == [
+            ("first", "answered"),
+            ("second", "failed"),
+        ]
+        assert "HTTP 503" in (turns[1].reason or "")
+        assert session.kv.keys() == ["kept", "lost"]  # what the failed turn did is kept
+        assert [s.turn for s in session.steps()] == [1, 1, 2]
         assert answer(run(parts, "third")) == "again"  # the session is still usable
-        assert [t.task for t in session.turns()] == ["first", "third"]
+        assert [t.task for t in session.turns()] == ["first", "second", "third"]
+        # the model's history holds answered turns only
+        assert [m.content for m in model.requests[-1][1:3]] == ["first", respond("ok")]
+        assert model.requests[-1][3] == Message.user("third")
 
 
-def test_an_interrupted_turn_is_not_saved(tmp_path: Path) -> None:
+def test_an_interrupted_turn_is_saved_as_interrupted(tmp_path: Path) -> None:
     cancel = threading.Event()
     replies = iter([wat(KV_SET, "a", "1"), respond("one")])
 
@@ -157,7 +166,9 @@ def test_an_interrupted_turn_is_not_saved(tmp_path: Path) -> None:
         with pytest.raises(Interrupted):
             list(ask(parts, "second", cancel=cancel))
         assert parts.session is not None
-        assert [t.task for t in parts.session.turns()] == ["first"]
+        states = [(t.task, t.state.value) for t in parts.session.turns()]
+        assert states == [("first", "answered"), ("second", "interrupted")]
+        assert parts.session.answered(8) == [("first", respond("one"))]
 
 
 def test_a_turn_stopped_by_the_loop_guard_is_saved(tmp_path: Path) -> None:
@@ -241,7 +252,7 @@ KILLED_MID_TURN = """
 """
 
 
-def test_kill_9_during_a_turn_then_resume(tmp_path: Path) -> None:
+def test_kill_9_during_a_turn_keeps_its_first_step(tmp_path: Path) -> None:
     settings = settings_for(tmp_path)
     ready = tmp_path / "ready"
     replies = [
@@ -267,13 +278,15 @@ def test_kill_9_during_a_turn_then_resume(tmp_path: Path) -> None:
     with open_parts(settings, model=model) as parts:  # no stale lock
         session = parts.session
         assert session is not None
-        assert [t.task for t in session.turns()] == ["turn one"]
-        assert {s.turn for s in session.steps()} == {1} and len(session.steps()) == 2
-        assert {m.turn for m in session.history()} == {1}
-        assert session.kv.keys() == ["a"]  # turn 2's kv write died with it
+        turns = session.turns()
+        assert [(t.task, t.state.value) for t in turns] == [
+            ("turn one", "answered"), ("turn two", "crashed"),
+        ]  # fmt: skip
+        assert [s.turn for s in session.steps()] == [1, 1, 2]  # turn 2's step 1 is kept
+        assert session.kv.keys() == ["a", "b"]
         events = run(parts, "turn three")
         assert answer(events) == "1"
-        assert [t.task for t in session.turns()] == ["turn one", "turn three"]
+        assert [t.task for t in session.turns()] == ["turn one", "turn two", "turn three"]
     assert model.requests[0][1:] == [
         Message.user("turn one"), Message.assistant(respond("set a")), Message.user("turn three"),
     ]  # fmt: skip
@@ -291,11 +304,13 @@ def test_history_holds_only_answered_turns_and_is_capped(tmp_path) -> None:
                     Step(ActionKind.WAT, reply="ToolCall::Wat(```wat\n(i32.const 4)\n```)")
                 )
                 if i != 10:  # turn 10 was stopped by a guard: no answer
-                    turn.add_step(
-                        Step(ActionKind.RESPONSE, reply=f'ToolCall::Response("answer {i}")')
-                    )
+                    reply = f'ToolCall::Response("answer {i}")'
+                    turn.add_step(Step(ActionKind.RESPONSE, reply=reply))
+                    turn.finish(TurnState.ANSWERED, answer=f"answer {i}", reply=reply)
         history = compact_history(session, turns=4)
-    assert [m.content for m in history] == [
+    assert [m.content for m in history] == [  # the last 4 answered turns
+        "task 7",
+        'ToolCall::Response("answer 7")',
         "task 8",
         'ToolCall::Response("answer 8")',
         "task 9",

@@ -33,7 +33,8 @@ class SessionLock:
                 os.close(fd)
                 holder = f" (pid {pid})" if pid else ""
                 raise SessionInUse(
-                    f"session {name!r} is in use by another watt process{holder}"
+                    f"session {name!r} is in use by another watt process{holder}; "
+                    f"`watt log --follow --session {name}` can watch it"
                 ) from None
             except OSError as exc:
                 os.close(fd)

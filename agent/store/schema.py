@@ -44,8 +44,50 @@ def _kv_values_as_blobs(conn: sqlite3.Connection) -> None:
     conn.execute("ALTER TABLE kv_v2 RENAME TO kv")
 
 
+_JOURNAL = (
+    # a turn's life: running until it ends answered, failed, stopped, interrupted or crashed
+    "ALTER TABLE turns ADD COLUMN run TEXT",
+    "ALTER TABLE turns ADD COLUMN state TEXT NOT NULL DEFAULT 'answered'",
+    "ALTER TABLE turns ADD COLUMN pid INTEGER",
+    "ALTER TABLE turns ADD COLUMN pid_start TEXT",
+    "ALTER TABLE turns ADD COLUMN answer TEXT",
+    "ALTER TABLE turns ADD COLUMN reply TEXT",  # what answered, as the history shows it
+    "ALTER TABLE turns ADD COLUMN reason TEXT",
+    "ALTER TABLE turns ADD COLUMN input_tokens INTEGER NOT NULL DEFAULT 0",
+    "ALTER TABLE turns ADD COLUMN output_tokens INTEGER NOT NULL DEFAULT 0",
+    "ALTER TABLE turns ADD COLUMN cost REAL",
+    "ALTER TABLE turns ADD COLUMN parent_run TEXT",
+    "CREATE UNIQUE INDEX turns_run ON turns(run)",
+    "CREATE INDEX turns_state ON turns(state, id)",
+    "ALTER TABLE steps ADD COLUMN cost REAL",
+    # every event, in order, each row chained to the one before by its hash
+    "CREATE TABLE events (seq INTEGER PRIMARY KEY, run TEXT NOT NULL, parent_run TEXT,"
+    " turn INTEGER NOT NULL, step INTEGER NOT NULL, ts TEXT NOT NULL, kind TEXT NOT NULL,"
+    " data TEXT NOT NULL, hash TEXT NOT NULL)",
+    "CREATE INDEX events_turn ON events(turn, seq)",
+    # large bodies (model replies, http responses, file contents), stored once by hash
+    "CREATE TABLE blobs (hash TEXT PRIMARY KEY, data BLOB NOT NULL)",
+)
+
+
+def _journal(conn: sqlite3.Connection) -> None:
+    """Schema 3: the journal (``agent.store.journal``). Turns saved by an older watt were
+    saved whole, so they are answered (when a step answered) or stopped; they get a run id."""
+    for statement in _JOURNAL:
+        conn.execute(statement)
+    conn.execute(
+        "UPDATE turns SET run = printf('legacy-%08d', id), state = CASE WHEN EXISTS"
+        " (SELECT 1 FROM steps WHERE steps.turn = turns.id AND steps.action = 'response')"
+        " THEN 'answered' ELSE 'stopped' END"
+    )
+    conn.execute(
+        "UPDATE turns SET reply = (SELECT reply FROM steps WHERE steps.turn = turns.id"
+        " AND steps.action = 'response' ORDER BY step DESC LIMIT 1) WHERE state = 'answered'"
+    )
+
+
 # MIGRATIONS[i] takes a database from schema version i to i + 1. Append, never edit.
-MIGRATIONS: tuple[Migration, ...] = (_schema_v1, _kv_values_as_blobs)
+MIGRATIONS: tuple[Migration, ...] = (_schema_v1, _kv_values_as_blobs, _journal)
 
 
 def migrate(conn: sqlite3.Connection, migrations: Sequence[Migration], now: float) -> int:

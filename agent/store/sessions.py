@@ -6,12 +6,14 @@ as long as the ``Session`` is open, with the holder's pid written in it. A secon
 the same session, from another process or from this one, raises ``SessionInUse``. The OS
 drops the lock when the holder dies, even by ``kill -9``, so a lock is never stale.
 
-One transaction per turn: ``with session.turn(task) as turn:`` opens a SQLite transaction;
-history, steps and kv writes made until the block ends go into it and are committed together
-at the end, or rolled back together if any exception escapes (``KeyboardInterrupt``
-included). Reads on the session inside the turn (history, steps, kv) see the turn's own
-pending writes. Outside a turn a kv write commits at once. A process killed mid-turn loses
-that turn whole, never half of it.
+One transaction per step, never one per turn (SECURITY.md rule 13): ``with session.turn(task)
+as turn:`` records the turn as running at once; every message, step, journal event and kv
+write is committed as it is made, so a turn that fails, is interrupted or is killed keeps
+everything it had done up to the step in flight. The turn ends with a state (answered,
+failed, stopped, interrupted; ``agent.store.journal.TurnState``); a turn left running by a
+process that died is marked crashed when the session is next opened for writing. The
+journal's rows are chained by hash (``agent.store.journal``); readers use
+``agent.store.journal.Reader`` and need no lock.
 
 The kv store (``session.kv``) implements the kv capability's backend protocol:
 ``get_bytes(key) -> bytes | None``, ``set_bytes(key, value)``, ``delete(key) -> bool``,
@@ -31,7 +33,6 @@ import contextlib
 import hashlib
 import json
 import os
-import re
 import sqlite3
 import threading
 import time
@@ -41,14 +42,17 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, get_args
 
+from agent.config import SESSION_NAME
+from agent.config import check_session_name as check_name
 from agent.models.messages import Role
 from agent.steps import ActionKind, Step
+from agent.store.journal import TURN_COLUMNS, JournalKind, TurnRecord, TurnState, turn_record
 from agent.store.lock import SessionLock
 from agent.store.schema import MIGRATIONS, Migration, migrate
-from rt.errors import ConfigError, SessionError, SessionInUse
+from agent.store.writer import JournalWriter, Price, Turn
+from rt.errors import SessionError, SessionInUse
 
 BUSY_TIMEOUT_MS = 5000
-_NAME = re.compile(r"[A-Za-z0-9_.-]{1,64}")
 _SUFFIX = ".sqlite"
 _SIDE_FILES = ("-wal", "-shm", "-journal")
 
@@ -65,14 +69,6 @@ class HistoryMessage:
 
     def as_dict(self) -> dict[str, str]:
         return {"role": self.role, "content": self.content}
-
-
-@dataclass(frozen=True)
-class TurnInfo:
-    id: int
-    task: str
-    started: float
-    finished: float | None
 
 
 @dataclass(frozen=True)
@@ -100,16 +96,6 @@ def hash_program(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
 
 
-def check_name(name: str) -> str:
-    """A session name is a file name: never ``.``/``..``, a path separator or a control."""
-    if not isinstance(name, str) or not _NAME.fullmatch(name) or not name.strip("."):
-        raise ConfigError(
-            f"invalid session name {name!r}: use 1-64 letters, digits, '_', '.' or '-' "
-            "(not only dots)"
-        )
-    return name
-
-
 def _one_line(exc: BaseException) -> str:
     return " ".join(str(exc).split()) or type(exc).__name__
 
@@ -133,7 +119,9 @@ def _connect(path: Path, mode: str, timeout_ms: int, *, setup: bool) -> sqlite3.
             row = conn.execute("PRAGMA journal_mode = WAL").fetchone()
             if row is None or str(row[0]).lower() != "wal":
                 raise sqlite3.OperationalError("cannot switch the database to WAL mode")
-            conn.execute("PRAGMA synchronous = FULL")
+            # WAL with NORMAL: a commit survives the process being killed (kill -9); only a power
+            # loss can take the last commits back, never tear the database
+            conn.execute("PRAGMA synchronous = NORMAL")
     except BaseException:
         conn.close()
         raise
@@ -185,7 +173,14 @@ class SessionStore:
         except BaseException:
             lock.release()
             raise
-        return Session(name, db, conn, lock, self._clock)
+        session = Session(name, db, conn, lock, self._clock)
+        try:
+            if len(self._migrations) >= len(MIGRATIONS):  # the journal's schema is there
+                session.mark_crashed()
+        except BaseException:
+            session.close()
+            raise
+        return session
 
     def _open_db(self, name: str, db: Path, create: bool) -> sqlite3.Connection:
         existed = db.is_file()
@@ -216,7 +211,7 @@ class SessionStore:
         infos = []
         for db in sorted(self.root.glob(f"*{_SUFFIX}")):
             name = db.name[: -len(_SUFFIX)]
-            if _NAME.fullmatch(name) and db.is_file():
+            if SESSION_NAME.fullmatch(name) and db.is_file():
                 infos.append(self._info(name, db))
         return infos
 
@@ -266,6 +261,7 @@ class Session:
         self._clock = clock
         self._mutex = threading.RLock()
         self._turn: Turn | None = None
+        self._journal: JournalWriter | None = None
         self.kv = SessionKv(self)
 
     # lifecycle
@@ -299,15 +295,11 @@ class Session:
     # the seam: every database access goes through here
 
     @contextlib.contextmanager
-    def _db(self, what: str, *, write: bool = False) -> Iterator[sqlite3.Connection]:
+    def _db(self, what: str) -> Iterator[sqlite3.Connection]:
         with self._mutex:
             conn = self._conn
             if conn is None:
                 raise SessionError(f"session {self.name!r} is closed")
-            if write and self._turn is not None and not conn.in_transaction:
-                raise SessionError(
-                    f"session {self.name!r}: the turn's transaction was lost; it will not be saved"
-                )
             try:
                 yield conn
             except (sqlite3.Error, UnicodeError, OverflowError) as exc:
@@ -315,9 +307,9 @@ class Session:
 
     @contextlib.contextmanager
     def _write(self, what: str) -> Iterator[sqlite3.Connection]:
-        """Inside a turn: join its transaction. Outside: a transaction of its own."""
-        with self._db(what, write=True) as conn:
-            if self._turn is not None:
+        """A transaction of its own, committed before it returns (one per step or less)."""
+        with self._db(what) as conn:
+            if conn.in_transaction:  # nested: joins the outer write
                 yield conn
                 return
             conn.execute("BEGIN IMMEDIATE")
@@ -333,50 +325,76 @@ class Session:
     def _touch(self, conn: sqlite3.Connection) -> None:
         conn.execute("UPDATE meta SET value = ? WHERE key = 'updated'", (self._clock(),))
 
-    # turns
+    # turns and the journal
 
-    def turn(self, task: str) -> Turn:
-        """``with session.turn(task) as turn:`` — everything in the block commits together."""
-        return Turn(self, task)
+    def turn(self, task: str, *, parent_run: str | None = None, price: Price | None = None) -> Turn:
+        """``with session.turn(task) as turn:`` records the turn as it runs (``Turn``);
+        ``price`` (dollars per million input and output tokens) gives it a cost."""
+        return Turn(self, task, parent_run=parent_run, price=price)
 
-    def _begin(self, turn: Turn) -> int:
-        with self._db("begin turn") as conn:
-            if self._turn is not None:
-                raise SessionError(f"session {self.name!r}: a turn is already open")
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                cur = conn.execute(
-                    "INSERT INTO turns (task, started) VALUES (?, ?)", (turn.task, self._clock())
+    def mark_crashed(self) -> list[int]:
+        """Turns left running by a process that is gone become crashed, with a turn_end row.
+        Called on open: the writer's lock proves no other writer is alive."""
+        with self._db("mark crashed turns") as conn:
+            rows = conn.execute(
+                "SELECT id, run, parent_run, pid FROM turns WHERE state = 'running'"
+            ).fetchall()
+        for turn_id, run, parent, pid in rows:
+            reason = f"the watt process (pid {pid}) stopped while the turn ran"
+            with self._write("mark crashed turns") as conn:
+                conn.execute(
+                    "UPDATE turns SET state = 'crashed', reason = ? WHERE id = ?", (reason, turn_id)
                 )
-            except BaseException:
-                conn.rollback()
-                raise
-            self._turn = turn
-            return int(cur.lastrowid or 0)
+            self.journal.append(
+                run=run or "", parent_run=parent, turn=turn_id, step=0,
+                kind=JournalKind.TURN_END.value,
+                data={"state": TurnState.CRASHED.value, "answer": None, "reason": reason},
+            )  # fmt: skip
+        return [r[0] for r in rows]
 
-    def _end(self, turn: Turn, commit: bool) -> None:
-        """Commit the turn, or roll it back (quietly, so the escaping exception wins)."""
-        with self._mutex:
-            conn = self._conn
-            if self._turn is not turn or conn is None:
-                return  # the session was closed meanwhile, which rolled the turn back
-            self._turn = None
-            try:
-                if commit:
-                    if not conn.in_transaction:
-                        raise sqlite3.OperationalError("the transaction was lost")
-                    now = self._clock()
-                    conn.execute("UPDATE turns SET finished = ? WHERE id = ?", (now, turn.id))
-                    self._touch(conn)
-                    conn.execute("COMMIT")
-            except (sqlite3.Error, UnicodeError, OverflowError) as exc:
-                raise SessionError(
-                    f"session {self.name!r}: cannot save turn {turn.id}: {_one_line(exc)}"
-                ) from exc
-            finally:
-                with contextlib.suppress(sqlite3.Error):
-                    if conn.in_transaction:
-                        conn.rollback()
+    def _add_message(self, turn: int, role: Role, content: str) -> HistoryMessage:
+        if role not in _ROLES:
+            raise SessionError(f"unknown message role {role!r}")
+        with self._write("add message") as conn:
+            cur = conn.execute(
+                "INSERT INTO messages (turn, role, content) VALUES (?, ?, ?)",
+                (turn, role, content),
+            )
+            return HistoryMessage(role, content, turn, int(cur.lastrowid or 0))
+
+    def _add_step(self, turn: int, record: Step, cost: float | None) -> Step:
+        with self._write("add step") as conn:
+            number = record.step
+            if number == 0:
+                row = conn.execute(
+                    "SELECT coalesce(max(step), 0) + 1 FROM steps WHERE turn = ?", (turn,)
+                ).fetchone()
+                number = int(row[0])
+            program = record.program
+            stored = replace(
+                record, action=ActionKind(record.action), args=tuple(record.args),
+                timings=dict(record.timings),
+                program_hash=record.program_hash
+                or (hash_program(program) if program is not None else None),
+                step=number, turn=turn, created=self._clock(), cost=cost,
+            )  # fmt: skip
+            conn.execute(
+                f"INSERT INTO steps ({_STEP_COLUMNS}) VALUES ({', '.join('?' * 15)})",
+                (
+                    stored.turn, stored.step, stored.action.value, stored.reply, stored.program,
+                    stored.program_hash, json.dumps(list(stored.args)), stored.observation,
+                    stored.status, stored.fuel, json.dumps(dict(stored.timings)),
+                    stored.prompt_tokens, stored.completion_tokens, stored.created, stored.cost,
+                ),
+            )  # fmt: skip
+            return stored
+
+    @property
+    def journal(self) -> JournalWriter:
+        if self._journal is None:
+            with self._db("read journal") as conn:
+                self._journal = JournalWriter(self, conn)
+        return self._journal
 
     # readers
 
@@ -394,10 +412,21 @@ class Session:
             rows = conn.execute(sql + " ORDER BY turn, step", params).fetchall()
             return [self._step(row) for row in rows]
 
-    def turns(self) -> list[TurnInfo]:
+    def turns(self) -> list[TurnRecord]:
         with self._db("read turns") as conn:
-            rows = conn.execute("SELECT id, task, started, finished FROM turns ORDER BY id")
-            return [TurnInfo(*row) for row in rows.fetchall()]
+            rows = conn.execute(f"SELECT {TURN_COLUMNS} FROM turns ORDER BY id")
+            return [turn_record(row) for row in rows.fetchall()]
+
+    def answered(self, limit: int) -> list[tuple[str, str]]:
+        """The last ``limit`` answered turns as (task, reply), oldest first: one indexed
+        query, whatever the session's length (the history the model sees)."""
+        with self._db("read history") as conn:
+            rows = conn.execute(
+                "SELECT task, reply FROM turns WHERE state = 'answered' AND parent_run IS NULL"
+                " AND reply IS NOT NULL ORDER BY id DESC LIMIT ?",
+                (limit,),
+            ).fetchall()
+            return [(str(t), str(r)) for t, r in reversed(rows)]
 
     def last_program(self) -> LastProgram | None:
         """The last successful (status 0) WAT step: its program text and args."""
@@ -417,8 +446,9 @@ class Session:
             if self._turn is not None:
                 raise SessionError(f"session {self.name!r}: cannot reset during a turn")
             with self._write("reset") as conn:
-                for table in ("messages", "steps", "turns"):
+                for table in ("messages", "steps", "events", "blobs", "turns"):
                     conn.execute(f"DELETE FROM {table}")
+            self._journal = None  # the chain starts again from its genesis
 
     def _step(self, row: Sequence[Any]) -> Step:
         try:
@@ -430,13 +460,13 @@ class Session:
             turn=row[0], step=row[1], action=action, reply=row[3], program=row[4],
             program_hash=row[5], args=_load_args(row[6]), observation=row[7], status=row[8],
             fuel=row[9], timings=timings, prompt_tokens=row[11], completion_tokens=row[12],
-            created=row[13],
+            created=row[13], cost=row[14],
         )  # fmt: skip
 
 
 _STEP_COLUMNS = (
     "turn, step, action, reply, program, program_hash, args, observation, status, fuel,"
-    " timings, prompt_tokens, completion_tokens, created"
+    " timings, prompt_tokens, completion_tokens, created, cost"
 )
 
 
@@ -446,73 +476,6 @@ def _load_args(text: str) -> tuple[str, ...]:
     except ValueError:
         return ()
     return tuple(str(a) for a in value) if isinstance(value, list) else ()
-
-
-class Turn:
-    """One turn's transaction; get it from ``Session.turn`` and use it as a context manager."""
-
-    def __init__(self, session: Session, task: str) -> None:
-        self.session = session
-        self.task = task
-        self.id = 0
-
-    def __enter__(self) -> Turn:
-        self.id = self.session._begin(self)
-        return self
-
-    def __exit__(
-        self, et: type[BaseException] | None, ev: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.session._end(self, commit=et is None)
-
-    def _check(self) -> None:
-        if self.session._turn is not self:
-            raise SessionError(f"session {self.session.name!r}: turn {self.id} is not open")
-
-    def add_message(self, role: Role, content: str) -> HistoryMessage:
-        if role not in _ROLES:
-            raise SessionError(f"unknown message role {role!r}")
-        with self.session._write("add message") as conn:
-            self._check()
-            cur = conn.execute(
-                "INSERT INTO messages (turn, role, content) VALUES (?, ?, ?)",
-                (self.id, role, content),
-            )
-            return HistoryMessage(role, content, self.id, int(cur.lastrowid or 0))
-
-    def add_step(self, record: Step) -> Step:
-        """Record one step and return it as stored: this turn's id, the time, the program's
-        hash, and ``record.step`` or, when that is 0, the turn's next number (from 1)."""
-        with self.session._write("add step") as conn:
-            self._check()
-            number = record.step
-            if number == 0:
-                row = conn.execute(
-                    "SELECT coalesce(max(step), 0) + 1 FROM steps WHERE turn = ?", (self.id,)
-                ).fetchone()
-                number = int(row[0])
-            program = record.program
-            stored = replace(
-                record,
-                action=ActionKind(record.action),
-                args=tuple(record.args),
-                timings=dict(record.timings),
-                program_hash=record.program_hash
-                or (hash_program(program) if program is not None else None),
-                step=number,
-                turn=self.id,
-                created=self.session._clock(),
-            )
-            conn.execute(
-                f"INSERT INTO steps ({_STEP_COLUMNS}) VALUES ({', '.join('?' * 14)})",
-                (
-                    stored.turn, stored.step, stored.action.value, stored.reply, stored.program,
-                    stored.program_hash, json.dumps(list(stored.args)), stored.observation,
-                    stored.status, stored.fuel, json.dumps(dict(stored.timings)),
-                    stored.prompt_tokens, stored.completion_tokens, stored.created,
-                ),
-            )  # fmt: skip
-            return stored
 
 
 class SessionKv:
