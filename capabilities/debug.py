@@ -1,7 +1,9 @@
 """The ``debug`` capability: lines the model sees in the observation and the event stream.
 
-Both functions are infallible (no error result): a bad pointer is logged as
-``<bad pointer N>`` instead of failing, so a debugging call never changes a program's flow.
+Neither function has an error result, so ``(call $debug.log x)`` needs no ``drop``. A bad
+pointer or length (outside memory, or wrapped like 0xFFFFFFF0) is still refused: the run ends
+with status ETRFM and says which call failed (``rt.engine`` does this for every host function
+without an error result), and a line over ``MAX_LINE_BYTES`` is logged as a note, not read.
 """
 
 from __future__ import annotations
@@ -9,7 +11,7 @@ from __future__ import annotations
 from functools import partial
 
 from capabilities.base import host
-from rt.host import U32, GuestError, HostFunction, RunContext
+from rt.host import U32, HostFunction, RunContext
 
 MAX_LINE_BYTES = 64 * 1024  # a longer line is not read; ctx.log keeps the first characters anyway
 
@@ -19,18 +21,15 @@ class DebugCapability:
 
     namespace = "debug"
     pure = True  # no side effects: a run may be repeated
-    summary = "debug lines shown with the result; never fail"
+    summary = "debug lines shown with the result; a bad pointer ends the run (ETRFM)"
 
     def log(self, ctx: RunContext, ptr: int) -> None:
-        try:
-            n = ctx.buffer_len(ptr)
-            line = (
-                ctx.read_str(ptr)
-                if n <= MAX_LINE_BYTES
-                else f"<a {n}-byte line, over the {MAX_LINE_BYTES}-byte cap>"
-            )
-        except GuestError:
-            line = f"<bad pointer {ptr & U32}>"
+        n = ctx.buffer_len(ptr)  # ETRFM for a pointer or length outside memory
+        line = (
+            ctx.read_str(ptr)
+            if n <= MAX_LINE_BYTES
+            else f"<a {n}-byte line, over the {MAX_LINE_BYTES}-byte cap>"
+        )
         ctx.log(line)
 
     def i32(self, ctx: RunContext, n: int) -> None:

@@ -130,6 +130,10 @@ class Prepared:
     line_offset: int = 0
 
 
+class _Fault(Exception):
+    """Raised through wasm by a host function without an error result: ``(code, qual, detail)``."""
+
+
 _WASMTIME_POS = re.compile(r"--> <anon>:(\d+):(\d+)")
 
 
@@ -173,6 +177,9 @@ class Runtime:
     # ---- host calls ------------------------------------------------------------------------
     def _callback(self, f: HostFunction) -> Any:
         impl, fail, qual = f.impl, f.failure_value, f.qualname
+        # A function with no error result cannot answer a bad pointer with a code: the run
+        # ends with the code as its status instead (a bad pointer never passes for success).
+        silent = not f.fallible or not f.results
 
         def call(*args: int) -> Any:
             ctx = self._ctx
@@ -181,10 +188,14 @@ class Runtime:
             except GuestError as exc:
                 if exc.detail and ctx is not None:
                     ctx.log(f"{qual}: {exc.code.name}: {exc.detail}")
+                if silent:
+                    raise _Fault(exc.code, qual, exc.detail) from None
                 return fail(exc.code)
             except Exception as exc:  # a host bug must not crash the process or the run
                 if ctx is not None:
                     ctx.log(f"{qual}: internal error: {type(exc).__name__}: {exc}")
+                if silent:
+                    raise _Fault(Err.ETRFM, qual, "internal error") from None
                 return fail(Err.ETRFM)
 
         return call
@@ -310,6 +321,7 @@ class Runtime:
             cancel=threading.Event(),
         )
         outcome = _Outcome()
+        fault = ""
         with self._worker.exclusive():
             self._ctx, self._outcome = ctx, outcome
             try:
@@ -321,6 +333,10 @@ class Runtime:
                 )
             finally:
                 self._ctx = self._outcome = None
+        if isinstance(outcome.error, _Fault):
+            code, qual, detail = outcome.error.args
+            outcome.error, outcome.status = None, int(code)
+            fault = f"{qual} failed: {code.name}" + (f" ({detail})" if detail else "")
         result = RunResult(
             status=outcome.status if outcome.status is not None else -1,
             results=ctx.results,
@@ -333,7 +349,7 @@ class Runtime:
             module_hash=prepared.key,
             cache=prepared.cache,
             answer=ctx.answer,
-            failure=_failure(prepared, outcome, ctx),
+            failure=fault or _failure(prepared, outcome, ctx),
             notes=tuple(_shift_note(n, line_offset) for n in prepared.assembled.notes),
         )
         if outcome.error is None and (ctrl_c or outcome.stop_reason == "interrupt"):

@@ -1,4 +1,4 @@
-"""The debug capability: lines reach the run's debug output; bad pointers never fail."""
+"""The debug capability: lines reach the run's debug output; a bad pointer ends the run (ETRFM)."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import pytest
 
 from capabilities.debug import DebugCapability
 from capabilities.sys import SysCapability
+from rt.codes import Err
 from rt.engine import Runtime
 from rt.limits import Limits
 
@@ -43,9 +44,11 @@ def test_log_and_i32(runtime: Runtime) -> None:
 @pytest.mark.parametrize(
     ("ptr", "shown"), [("-1", "4294967295"), ("65534", "65534"), ("1000000", "1000000")]
 )
-def test_bad_pointer_is_logged_not_failed(runtime: Runtime, ptr: str, shown: str) -> None:
+def test_bad_pointer_ends_the_run_with_etrfm(runtime: Runtime, ptr: str, shown: str) -> None:
     result = runtime.run(f"(call $debug.log (i32.const {ptr}))\n(i32.const 0)")
-    assert (result.status, result.debug) == (0, [f"<bad pointer {shown}>"])
+    assert result.status == Err.ETRFM
+    assert len(result.debug) == 1 and f"pointer {shown} is outside memory" in result.debug[0]
+    assert result.failure.startswith("debug.log failed: ETRFM")
 
 
 def test_debug_line_cap_drops_extra_lines(runtime: Runtime) -> None:
