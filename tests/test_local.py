@@ -660,3 +660,9 @@ def test_the_backend_check_runs_once_before_the_first_load(
     with pytest.raises(ConfigError, match="SIGILL"):
         other.complete(AGENT)
     assert made == []  # nothing loaded in this process
+
+
+def test_a_prompt_past_the_context_is_left_to_llama_to_refuse(gguf: Path, tmp_path: Path) -> None:
+    model, made = _model(gguf, tmp_path / "home", n_ctx=50)
+    model.complete([SYSTEM, Message.user("hi")])  # the fake does not refuse; llama would
+    assert model.last_prefill == local.Prefill() and made[0].evals == []

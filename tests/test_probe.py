@@ -187,3 +187,25 @@ def test_forget_removes_the_record(tmp_path: Path, fingerprint: list[str]) -> No
     assert not probe.forget(tmp_path)
     ensure_checked(tmp_path, Path("m.gguf"), runner=Runner(PASS))
     assert probe.forget(tmp_path) and not probe.record_path(tmp_path).exists()
+
+
+def test_doctor_checks_the_chosen_local_backend_in_a_child(
+    monkeypatch: pytest.MonkeyPatch, _watt_home: Path, fingerprint: list[str]
+) -> None:
+    from agent.config import load_settings
+    from agent.models import local
+    from cli.model_cmd import backend_checks
+
+    model = _watt_home / "m.gguf"
+    model.parent.mkdir(parents=True, exist_ok=True)
+    model.write_bytes(b"GGUF")
+    monkeypatch.setattr(local, "llama_available", lambda: True)
+    crash = functools.partial(run_check, code=SIGILL_CHILD)
+    monkeypatch.setattr(probe, "run_check", crash)
+    settings = load_settings({"model": f"local:{model}"})
+    [(ok, line)] = backend_checks(settings)
+    assert not ok and "killed by signal 4 (SIGILL" in line and "GGML_NATIVE=OFF" in line
+    monkeypatch.setattr(probe, "run_check", Runner(PASS))
+    assert backend_checks(settings) == [(True, PASS.line())]
+    assert probe.passed_before(_watt_home, fingerprint[0])  # doctor's pass counts for ask
+    assert backend_checks(load_settings({"model": "script:x.jsonl"})) == []

