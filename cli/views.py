@@ -308,11 +308,14 @@ def run_doctor(settings: Settings) -> int:
     """One line per check: ok, or what to do."""
     from importlib.metadata import version
 
+    from cli.model_cmd import backend_checks
+
     config = settings.config_file
     checks = [
         (True, f"config: {config} ({'present' if config.exists() else 'absent, using defaults'})")
     ]
     checks += _model_checks(settings)
+    checks += backend_checks(settings)  # the local backend, through a long prompt in a child
     checks.append((True, f"wasmtime {version('wasmtime')}"))
     checks += _state_checks(settings)
     catalog, errors = _load_catalog(settings)
