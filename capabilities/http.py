@@ -8,6 +8,9 @@
   (``netguard.PinnedTransport``); ``transport=`` replaces the network entirely (tests).
 - One deadline covers the whole request (every hop, connect, headers, body):
   ``min(request_timeout_s, ctx.remaining(), what is left of max_seconds_per_session)``.
+- The run's cancel event (Ctrl-C, the run's wall-clock limit) ends a request in flight at
+  once: the call answers EREMOTE ("cancelled") and the connection is shut down
+  (``capabilities.httpfetch``).
 - The body is decoded here (gzip/deflate, bounded by ``zlib``'s ``max_length``), so a
   compression bomb stops at ``max_body_bytes`` of DECODED data.
 - Error codes: EPARSE bad URL or content type; EACCESS not granted; EREMOTE network error,
@@ -26,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 from capabilities.base import host
 from rt.codes import Err
-from rt.host import GuestError, HostFunction, RunContext
+from rt.host import IDEMPOTENCY_KEY, GuestError, HostFunction, RunContext
 
 if TYPE_CHECKING:
     import ssl
@@ -143,6 +146,9 @@ class HttpCapability:
         headers = {"User-Agent": USER_AGENT, "Accept-Encoding": ACCEPT_ENCODING}
         if content_type:
             headers["Content-Type"] = content_type
+        key = ctx.states.get(IDEMPOTENCY_KEY)  # set by the journal for a side effect
+        if method == "POST" and isinstance(key, str):
+            headers["Idempotency-Key"] = key
         from capabilities import netguard
         from capabilities.httpfetch import Fetcher
 

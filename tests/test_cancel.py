@@ -4,7 +4,7 @@ A silent server on 127.0.0.1 accepts a request and never answers. Ctrl-C (a real
 ``watt`` child process) while a program waits on it in ``http.get`` or ``ai.assist`` returns
 at once with exit 130; a run whose wall-clock limit passes while it waits is a failed
 observation and the task carries on to the model. Bounds on time are generous on purpose
-(the figures themselves are printed by ``bench/bench_cancel.py``).
+(``pytest -s tests/test_cancel.py`` prints the measured figures).
 """
 
 from __future__ import annotations
