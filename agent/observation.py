@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
-from rt.codes import Err
+from rt.codes import Err, status_text
 from rt.engine import RunResult
 
 TRUNCATED = "[... truncated: {dropped} more characters not shown; print less or slice the text]"
@@ -38,7 +38,7 @@ def _block(title: str, lines: Sequence[str]) -> str:
 def success(step: int, result: RunResult, limit: int) -> str:
     """A run that finished: its results, or (status not 0) the failure in plain words first."""
     body = (
-        f"status {result.status} {result.status_name}; fuel {result.fuel_used}\n"
+        f"{status_text(result.status)}; fuel {result.fuel_used}\n"
         + _block("results", result.results)
         + ("\n" + _block("debug", result.debug) if result.debug else "")
     )
@@ -47,7 +47,7 @@ def success(step: int, result: RunResult, limit: int) -> str:
         return (
             f"[Observation (step {step})] Execution result:\n{fence(truncate(body, limit))}{notes}"
         )
-    why = result.failure or f"the program returned status {result.status} {result.status_name}"
+    why = result.failure or f"the program returned {status_text(result.status)}"
     meaning = _meaning(result.status)
     return (
         f"[Observation (step {step})] Execution FAILED: {why}{meaning}. Nothing below is an answer.\n"

@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import typer
+from typer.core import TyperGroup
 
 from cli.safe_text import inert
 
@@ -26,6 +27,35 @@ if TYPE_CHECKING:
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 F = TypeVar("F", bound=Callable[..., Any])
+
+
+HELP_OPTIONS = {"help_option_names": ["-h", "--help"]}
+"""``-h`` as well as ``--help``, on every command (click's child contexts inherit it)."""
+
+
+class FullHelpGroup(TyperGroup):
+    """A command group whose ``--help`` lists each command's whole summary line, wrapped,
+    instead of click's first 45-odd characters cut with "..."."""
+
+    def format_commands(self, ctx: Any, formatter: Any) -> None:  # typer's vendored click types
+        rows = []
+        for name in self.list_commands(ctx):
+            command = self.get_command(ctx, name)
+            if command is not None and not command.hidden:
+                rows.append((name, command.get_short_help_str(limit=1_000)))
+        if rows:
+            with formatter.section("Commands"):
+                formatter.write_dl(rows)
+
+
+def version_text() -> str:
+    """``watt X.Y.Z`` from the installed distribution's metadata."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return f"watt {version('watt-agent')}"
+    except PackageNotFoundError:
+        return "watt (version unknown: not installed as a distribution)"
 
 
 def err_console() -> Console:

@@ -9,7 +9,18 @@ from typing import Annotated, Any
 
 import typer
 
-from cli.common import EXIT_FAILED, EXIT_OK, EXIT_USAGE, fail, handle_errors, say, settings_from
+from cli.common import (
+    EXIT_FAILED,
+    EXIT_OK,
+    EXIT_USAGE,
+    HELP_OPTIONS,
+    FullHelpGroup,
+    fail,
+    handle_errors,
+    say,
+    settings_from,
+    version_text,
+)
 from cli.model_cmd import model_app
 
 app = typer.Typer(
@@ -20,16 +31,44 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
     rich_markup_mode=None,
+    cls=FullHelpGroup,
+    context_settings=HELP_OPTIONS,
 )
 catalog_app = typer.Typer(
-    help="List, show, check, scaffold and test catalog programs.", no_args_is_help=True
+    help="List, show, check, scaffold and test catalog programs.",
+    no_args_is_help=True,
+    cls=FullHelpGroup,
 )
-sessions_app = typer.Typer(help="List, show and remove sessions.", no_args_is_help=True)
-config_app = typer.Typer(help="Show the effective configuration.", no_args_is_help=True)
+sessions_app = typer.Typer(
+    help="List, show and remove sessions.", no_args_is_help=True, cls=FullHelpGroup
+)
+config_app = typer.Typer(
+    help="Show the effective configuration.", no_args_is_help=True, cls=FullHelpGroup
+)
 app.add_typer(catalog_app, name="catalog")
 app.add_typer(sessions_app, name="sessions")
 app.add_typer(config_app, name="config")
-app.add_typer(model_app, name="model")
+app.add_typer(model_app, name="model", cls=FullHelpGroup)
+
+
+def _version(value: bool) -> None:
+    if value:
+        print(version_text())
+        raise typer.Exit(0)
+
+
+@app.callback()
+def _watt(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", "-V", callback=_version, is_eager=True, help="Print the version and exit."
+        ),
+    ] = False,
+) -> None:
+    """Watt: an agent that answers by writing small WebAssembly programs and running them in a
+    sandbox with only the capabilities you grant."""
+
 
 # ---- shared options ---------------------------------------------------------------------------
 Session = Annotated[

@@ -24,6 +24,24 @@ from agent.events import (
 )
 from agent.steps import ActionKind
 from cli.safe_text import dumps, inert
+from rt.codes import status_text
+from rt.errors import remedy_for
+
+_LEADS = {
+    "CompileError": "compile error",
+    "SourceTooLarge": "compile error",
+    "LinkError": "link error",
+}
+
+
+def failure_text(error_type: str, error: str) -> str:
+    """A failed run for a person: the message once (it names what happened: ``trap: ...``,
+    ``fuel exhausted: ...``), a compile or link error said to be one, and the setting that
+    raises the limit when a limit stopped it."""
+    lead = _LEADS.get(error_type)
+    text = f"{lead}: {error}" if lead else error
+    remedy = remedy_for(error_type)
+    return f"{text}; {remedy}" if remedy else text
 
 
 def _ms(value: float) -> str:
@@ -100,12 +118,14 @@ class RichRenderer:
         c = self.console
         timing = sum(event.timings.values()) if event.timings else 0.0
         if event.error is not None:
-            c.print(shown(f"  failed: {event.error_type}: {event.error}", style="red"))
+            c.print(
+                shown(f"  failed: {failure_text(event.error_type or '', event.error)}", style="red")
+            )
         else:
             style = "green" if event.ok else "red"
             c.print(
                 shown(
-                    f"  status {event.status} {event.status_name}, fuel {event.fuel_used}, {_ms(timing)}",
+                    f"  {'status -' if event.status is None else status_text(event.status)}, fuel {event.fuel_used}, {_ms(timing)}",
                     style=style,
                 )
             )

@@ -24,7 +24,7 @@ from agent.config import Settings
 from agent.events import ErrorEvent, Event
 from agent.outcome import task_outcome
 from cli.common import EXIT_OK, cancel_on_sigint
-from cli.render import RichRenderer, shown
+from cli.render import RichRenderer, failure_text, shown
 from cli.slash import INPUT_HELP, command_list, find_command
 from rt.errors import Interrupted, WattError
 
@@ -66,8 +66,8 @@ class Repl:
             self.task(text)
         except (KeyboardInterrupt, Interrupted):
             self.console.print(Text("interrupted", style="yellow"))
-        except WattError as exc:
-            self.error(exc.one_line())
+        except WattError as exc:  # a limit that stopped /run names the setting that raises it
+            self.error(failure_text(type(exc).__name__, exc.one_line()))
         except Exception as exc:  # noqa: BLE001 - the REPL survives anything, in one line
             self.error(f"{type(exc).__name__}: {' '.join(str(exc).split())}")
         return True

@@ -33,8 +33,9 @@ def run_ask(
     from agent.app import ask, open_parts, prewarm
     from agent.events import ErrorEvent
     from agent.outcome import task_outcome
+    from cli.common import exit_code_for
     from cli.render import JsonRenderer, RichRenderer
-    from rt.errors import Interrupted
+    from rt.errors import Interrupted, WattError
 
     with open_parts(settings, model_spec=model_spec) as parts:
         parts.model  # noqa: B018 - configuration errors surface before any work
@@ -59,6 +60,11 @@ def run_ask(
         except (Interrupted, KeyboardInterrupt):
             print("watt: interrupted", file=sys.stderr)
             return EXIT_INTERRUPTED
+        except WattError as exc:
+            # The loop yields an ErrorEvent, then raises: a person has read it once already.
+            if json_out or not seen or not isinstance(seen[-1], ErrorEvent):
+                raise
+            return exit_code_for(exc)
         outcome = task_outcome(seen)
         if outcome.answer is not None and not json_out:
             say(outcome.answer)
@@ -89,6 +95,8 @@ def run_program(
     """Results on stdout (inert, or byte-exact with ``raw``); debug and errors inert on stderr."""
     from agent.app import load_program
     from agent.app import run_program as run_source
+    from cli.render import failure_text
+    from rt.codes import status_text
     from rt.errors import CompileError, Interrupted, LinkError, RunError
 
     source = load_program(settings, name_or_path)
@@ -106,7 +114,7 @@ def run_program(
             raise fail(f"{source.where}: {exc.one_line()}", EXIT_FAILED) from None
         if exc.partial is not None:
             _print_results(exc.partial.results, raw=raw)
-        raise fail(f"{kind}: {exc.one_line()}", EXIT_FAILED) from None
+        raise fail(failure_text(kind, exc.one_line()), EXIT_FAILED) from None
     if json_out:
         print(dumps(result.to_dict()))
     else:
@@ -114,7 +122,7 @@ def run_program(
         for line in result.debug:
             say(f"debug: {line}", err=True)
         if not result.ok:
-            say(f"watt: status {result.status} {result.status_name}", err=True)
+            say(f"watt: {status_text(result.status)}", err=True)
     return EXIT_OK if result.ok else EXIT_FAILED
 
 

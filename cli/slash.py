@@ -20,7 +20,7 @@ from agent.programs.catalog import Catalog, Program, apply_defaults
 from agent.steps import ActionKind
 from agent.store.sessions import Session
 from cli.render import program_view, shown
-from rt.codes import status_name
+from rt.codes import status_text
 from rt.errors import CatalogError, ConfigError, RunError, SessionError
 
 VALUE_CHARS = 60
@@ -111,9 +111,7 @@ def cmd_run(parts: Parts, console: Console, arg: str) -> None:
     for line in result.debug:
         console.print(shown(f"debug: {clip(line, 400)}", style="dim"))
     style = "green" if result.ok else "red"
-    console.print(
-        Text(f"status {result.status} {result.status_name}, fuel {result.fuel_used}", style=style)
-    )
+    console.print(Text(f"{status_text(result.status)}, fuel {result.fuel_used}", style=style))
 
 
 def _print_results(console: Console, results: list[str]) -> None:
@@ -167,9 +165,9 @@ def cmd_steps(parts: Parts, console: Console, arg: str) -> None:
         shown(f"turn {turn.id}: {clip(one_line(turn.task), SNIPPET_CHARS)}", style="bold")
     )
     for s in session.steps(turn.id):
-        status = "-" if s.status is None else f"{s.status} {status_name(s.status)}"
+        status = "status -" if s.status is None else status_text(s.status)
         tokens = f"{s.prompt_tokens or 0}+{s.completion_tokens or 0}"
-        head = f"  step {s.step} {s.action.value}: status {status}, fuel {s.fuel or 0}, tokens {tokens}"
+        head = f"  step {s.step} {s.action.value}: {status}, fuel {s.fuel or 0}, tokens {tokens}"
         console.print(Text(head, style="cyan"))
         if s.action is ActionKind.RESPONSE:
             snippet = s.reply

@@ -33,8 +33,15 @@ MEANINGS: dict[Err, str] = {
 
 
 def status_name(status: int) -> str:
-    """The table name of a run status; statuses outside the table are shown as numbers."""
+    """The table name of a run status (``ENOENT``); ``""`` for a status outside the table (a
+    program may return any i32), so the name never repeats the number."""
     try:
         return Err(status).name
     except ValueError:
-        return f"status {status}"
+        return ""
+
+
+def status_text(status: int) -> str:
+    """A run status for a person: ``status 4 ENOENT``, or ``status 42`` outside the table."""
+    name = status_name(status)
+    return f"status {status} {name}" if name else f"status {status}"

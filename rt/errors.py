@@ -107,13 +107,13 @@ class Trap(RunError):
 class FuelExhausted(RunError):
     """The fuel budget ran out."""
 
-    remedy = "raise it with --fuel N (watt run) or fuel = N in config.toml"
+    remedy = "to allow more, pass --fuel N to watt run or set fuel = N in config.toml"
 
 
 class Timeout(RunError):
     """The wall-clock budget ran out."""
 
-    remedy = "raise it with --timeout SECONDS (watt run) or timeout = SECONDS in config.toml"
+    remedy = "to allow more, pass --timeout SECONDS to watt run or set timeout in config.toml"
 
 
 class Interrupted(RunError):
@@ -123,7 +123,7 @@ class Interrupted(RunError):
 class MemoryExhausted(RunError):
     """The memory limit stopped the program."""
 
-    remedy = "raise it with --memory BYTES (watt run) or memory = BYTES in config.toml"
+    remedy = "to allow more, pass --memory BYTES to watt run or set memory in config.toml"
 
 
 def remedy_for(error_type: str) -> str:

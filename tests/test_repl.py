@@ -101,7 +101,7 @@ def test_failing_program_shows_one_line_and_the_repl_carries_on(make: Any) -> No
     h = make(wat("(unreachable)"), answer("it trapped"), answer("second"))
     out = h.run("trap please")
     failed = [ln for ln in out.splitlines() if "failed:" in ln]
-    assert len(failed) == 1 and "Trap" in failed[0]
+    assert len(failed) == 1 and "failed: trap: " in failed[0]
     assert "it trapped" in out
     assert "second" in h.run("again")
 
@@ -390,7 +390,7 @@ def test_pty_failing_program_then_save_and_catalog(_watt_home: Path) -> None:
     )  # fmt: skip
     try:
         child.send("trap\r")
-        child.expect_exact("failed: Trap")
+        child.expect_exact("failed: trap: ")
         child.expect_exact("that trapped")
         child.expect_exact(PROMPT)
         child.send("upper\x1b\r")  # Esc+Enter (Alt+Enter) adds a line

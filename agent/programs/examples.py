@@ -14,6 +14,7 @@ import httpx
 from agent.programs.catalog import Example, Program, apply_defaults
 from capabilities import standard_registry
 from capabilities.kv import MemoryKv
+from rt.codes import status_text
 from rt.engine import Runtime
 from rt.errors import ModelAPIError, WattError
 from rt.limits import Limits
@@ -125,7 +126,7 @@ def run_example(
             detail = "; ".join(result.debug[-3:])
             return outcome(
                 False,
-                f"status {result.status} {result.status_name}, expected {expected_status}"
+                f"{status_text(result.status)}, expected {expected_status}"
                 + (f" ({detail})" if detail else ""),
             )
         if example.results is not None and tuple(result.results) != tuple(example.results):

@@ -22,6 +22,7 @@ from agent.programs.catalog import (
     parse_program,
     toml_str,
 )
+from rt.codes import status_text
 from rt.engine import Runtime
 from rt.errors import CatalogError, Interrupted, RunError
 
@@ -185,5 +186,8 @@ def _example_results(
     except RunError as exc:
         return None, f"example results not recorded: the re-run failed: {exc.one_line()}"
     if not result.ok:
-        return None, f"example results not recorded: the re-run returned {result.status_name}"
+        return (
+            None,
+            f"example results not recorded: the re-run returned {status_text(result.status)}",
+        )
     return tuple(result.results), ""
