@@ -21,8 +21,8 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from agent.config import Settings, price_of
-from agent.events import AnswerSource, Event, ResponseEvent, Thinking
-from agent.loop import LoopSettings, run_task
+from agent.events import AnswerSource, Event, ResponseEvent, Thinking, ToolStart
+from agent.loop import LoopSettings, Resume, run_task
 from agent.models.backends import make_model
 from agent.models.grammar import GrammarAware, reply_grammar
 from agent.models.messages import ChatModel, Message
@@ -38,7 +38,9 @@ from agent.programs.catalog import (
 )
 from agent.programs.writer import Saved, check_program_name, save_program
 from agent.prompt import build_system_prompt
-from agent.store.journal import TurnState
+from agent.replay import load_recorded, resume_messages
+from agent.store.hostcalls import HostRecorder, Replayer, journaled
+from agent.store.journal import Reader, TurnState
 from agent.store.sessions import Session, SessionStore
 from agent.store.writer import Turn, cost_of
 from capabilities import Registry, standard_registry
@@ -90,6 +92,7 @@ class Parts:
     granted: set[str]
     session: Session | None = None
     model_factory: Callable[[], ChatModel] | None = None
+    host_recorder: HostRecorder | None = None
     _model: ChatModel | None = field(default=None, repr=False)
 
     @property
@@ -187,11 +190,21 @@ def open_parts(
         granted = set(registry.names())
         if not settings.ai:
             granted.discard("ai")
-        runtime = Runtime(
-            registry.functions(), limits=settings.limits, cache_dir=settings.cache_dir
-        )
+        functions = registry.functions()
+        if model is None and (model_spec or settings.model or "").startswith("script:"):
+            model = make_model(settings, model_spec)  # cheap, and it may carry host results
+        recorded = getattr(model, "host_calls", None)
+        if recorded:  # an exported turn (watt replay --export): outside calls come from it
+            functions = Replayer(recorded, lambda digest: None).functions(functions)
+        recorder = HostRecorder(opened) if opened is not None else None
+        if recorder is not None:  # host calls reaching outside are journaled (replay, resume)
+            functions = journaled(functions, recorder)
+        runtime = Runtime(functions, limits=settings.limits, cache_dir=settings.cache_dir)
         catalog, errors = Catalog.load(catalog_dirs(settings.home, settings.catalog))
-        return Parts(settings, registry, runtime, catalog, errors, granted, opened, shared_model)
+        return Parts(
+            settings, registry, runtime, catalog, errors, granted, opened, shared_model,
+            host_recorder=recorder,
+        )  # fmt: skip
     except BaseException:
         if opened is not None:
             opened.close()
@@ -298,20 +311,93 @@ def ask(
         return
     history = [] if fresh else compact_history(parts.session)
     seen: list[Event] = []
-    with parts.session.turn(task, price=loop_settings.price) as turn:
+    with parts.session.turn(task, price=loop_settings.price, meta=turn_meta(parts)) as turn:
         for event in run_task(
             task, model=model, runtime=parts.runtime, catalog=parts.catalog, system_prompt=system_prompt,
             history=history, recorder=turn, settings=loop_settings, cancel=cancel, on_text=on_text,
         ):  # fmt: skip
             seen.append(event)
-            entry = turn.record(event.kind.value, event.step, _event_json(event, turn))
-            if on_entry is not None:
-                on_entry(entry.to_dict())
-            yield event
-        outcome = task_outcome(seen)
-        answer = outcome.answer if outcome.answered else None
-        reply = _history_reply(seen, answer) if answer is not None else None
-        turn.finish(_state(outcome), answer=answer, reply=reply, reason=outcome.error)
+            yield _journal(parts, turn, event, on_entry)
+        _finish(turn, seen)
+
+
+RESUMABLE = (TurnState.INTERRUPTED, TurnState.CRASHED)
+
+
+def resume_turn(
+    parts: Parts,
+    *,
+    cancel: threading.Event | None = None,
+    on_text: Callable[[str], None] | None = None,
+    on_entry: EntrySink | None = None,
+) -> Iterator[Event]:
+    """``--resume``: continue the session's last turn if it was interrupted or crashed, from
+    its last completed step. Completed steps are not run again: their messages go to the
+    model as they were. A side effect that started and never finished is not retried: the
+    model is told its outcome is unknown."""
+    session = parts.session
+    if session is None:
+        raise SessionError("--resume needs a session")
+    turns = session.turns()
+    if not turns or turns[-1].state not in RESUMABLE:
+        state = turns[-1].state.value if turns else "none"
+        raise SessionError(
+            f"session {session.name!r}: nothing to resume (the last turn is {state}; only an "
+            "interrupted or crashed turn can be resumed)"
+        )
+    record = turns[-1]
+    with Reader(session.path, session.name) as reader:
+        recorded = load_recorded(reader, record.id)
+    done = [e["step"] for e in recorded.events if e["kind"] == "tool_result"]
+    resume = Resume(
+        resume_messages(session.messages_of(record.id), recorded.unknown),
+        first_step=max(done, default=0) + 1, first_record=session.last_step(record.id),
+    )  # fmt: skip
+    settings = _loop_settings(parts)
+    history = compact_history(session)
+    seen: list[Event] = []
+    with session.turn(
+        record.task, price=settings.price, meta=turn_meta(parts), resume=record.id
+    ) as turn:
+        for message in resume.messages[len(resume.messages) - len(recorded.unknown) :]:
+            turn.add_message("user", message.content)
+        for event in run_task(
+            record.task, model=parts.model, runtime=parts.runtime, catalog=parts.catalog,
+            system_prompt=parts.system_prompt(), history=history, recorder=turn, settings=settings,
+            cancel=cancel, on_text=on_text, resume=resume,
+        ):  # fmt: skip
+            seen.append(event)
+            yield _journal(parts, turn, event, on_entry)
+        _finish(turn, seen)
+
+
+def _journal(parts: Parts, turn: Turn, event: Event, on_entry: EntrySink | None) -> Event:
+    if isinstance(event, ToolStart) and parts.host_recorder is not None:
+        parts.host_recorder.begin_step(event.step)
+    entry = turn.record(event.kind.value, event.step, _event_json(event, turn))
+    if on_entry is not None:
+        on_entry(entry.to_dict())
+    return event
+
+
+def _finish(turn: Turn, seen: Sequence[Event]) -> None:
+    outcome = task_outcome(seen)
+    answer = outcome.answer if outcome.answered else None
+    reply = _history_reply(seen, answer) if answer is not None else None
+    turn.finish(_state(outcome), answer=answer, reply=reply, reason=outcome.error)
+
+
+def turn_meta(parts: Parts) -> dict[str, Any]:
+    """What a turn_start row records besides the task, so replay runs it the same way."""
+    s, limits = parts.settings, parts.settings.limits
+    return {
+        "granted": sorted(parts.granted), "model": getattr(parts.model, "name", ""),
+        "limits": {"fuel": limits.fuel, "memory": limits.memory_bytes,
+                   "timeout": limits.timeout_s, "max_result_bytes": limits.max_result_bytes,
+                   "max_source_bytes": limits.max_source_bytes},
+        "max_steps": s.max_steps, "max_retries": s.max_retries,
+        "observation_chars": s.observation_chars,
+    }  # fmt: skip
 
 
 def _event_json(event: Event, turn: Turn) -> dict[str, Any]:

@@ -97,6 +97,18 @@ class LoopSettings:
     granted: Collection[str] | None = None
     max_cost: float | None = None  # dollars; needs ``price``
     price: tuple[float, float] | None = None  # USD per million input, output tokens
+    # usage charged to this task besides its own model calls (its child agents' calls)
+    charged: Callable[[], Usage] | None = None
+
+
+@dataclass(frozen=True)
+class Resume:
+    """Where a resumed turn starts: its completed steps' messages after the task, the next
+    step's number and the number of step records already stored."""
+
+    messages: Sequence[Message]
+    first_step: int
+    first_record: int
 
 
 @dataclass
@@ -125,8 +137,12 @@ def run_task(
     settings: LoopSettings = LoopSettings(),
     cancel: threading.Event | None = None,
     on_text: Callable[[str], None] | None = None,
+    resume: Resume | None = None,
 ) -> Iterator[Event]:
     """Answer ``task``: yield the events of every step, ending with a response or an error.
+
+    ``resume`` continues a recorded turn: its completed steps' messages are given to the
+    model as they were (nothing of them runs again) and the steps go on from ``first_step``.
 
     Steps recorded through ``recorder`` are numbered 1, 2, ... in order within the task
     (a compile-repair attempt is a record of its own, so record numbers can run ahead of
@@ -134,8 +150,9 @@ def run_task(
     history is recorded too, observations included.
     """
     state = _Task(
-        task, model, runtime, catalog, system_prompt, history, recorder, settings, cancel, on_text
-    )
+        task, model, runtime, catalog, system_prompt, history, recorder, settings, cancel, on_text,
+        resume,
+    )  # fmt: skip
     try:
         yield from state.run()
     except (ModelAPIError, Interrupted) as exc:
@@ -151,21 +168,27 @@ class _Task:
         self, task: str, model: ChatModel, runtime: Runtime, catalog: Catalog, system_prompt: str,
         history: Sequence[Message], recorder: Recorder | None, settings: LoopSettings,
         cancel: threading.Event | None, on_text: Callable[[str], None] | None,
+        resume: Resume | None = None,
     ) -> None:  # fmt: skip
         self.model, self.runtime, self.catalog, self.settings = model, runtime, catalog, settings
         self.cancel, self.on_text = cancel, on_text
         self.messages = [Message.system(system_prompt), *history, Message.user(task)]
         self.recorder: Recorder = recorder or NullRecorder()
-        self.recorder.add_message("user", task)
+        self.first_step = 1
+        if resume is None:
+            self.recorder.add_message("user", task)
+        else:  # the task and these messages are in the record already
+            self.messages += resume.messages
+            self.first_step = resume.first_step
         self.usage = Usage()
         self.started = time.perf_counter()
         self.failures: dict[tuple[object, ...], int] = {}
         self.step = 0  # the step in progress, for the events of a stop
-        self.records = 0
+        self.records = 0 if resume is None else resume.first_record
         self.asked_again = False
 
     def run(self) -> Generator[Event, None, None]:
-        for step in range(1, self.settings.max_steps + 1):
+        for step in range(self.first_step, self.settings.max_steps + 1):
             self.step = step
             reply = self._ask()
             if reply is None:
@@ -269,7 +292,7 @@ class _Task:
     def _ask(self) -> _Reply | None:
         """The model's next reply, parsed; None when the token budget is spent."""
         limit = self.settings.max_tokens_total
-        if limit is not None and self.usage.total >= limit:
+        if limit is not None and self._spent().total >= limit:
             return None
         if self._cost_spent():
             return None
@@ -316,7 +339,13 @@ class _Task:
 
     def _cost(self) -> float:
         price = self.settings.price or (0.0, 0.0)
-        return (self.usage.prompt * price[0] + self.usage.completion * price[1]) / 1_000_000
+        spent = self._spent()
+        return (spent.prompt * price[0] + spent.completion * price[1]) / 1_000_000
+
+    def _spent(self) -> Usage:
+        """This task's usage with what its child agents spent (the budgets cover the tree)."""
+        charged = self.settings.charged
+        return self.usage if charged is None else self.usage + charged()
 
     def _cost_spent(self) -> bool:
         limit = self.settings.max_cost
@@ -333,7 +362,7 @@ class _Task:
         return ErrorEvent(
             self.step,
             f"stopped: the token budget of {self.settings.max_tokens_total} tokens is spent "
-            f"({self.usage.total} used); raise --max-tokens-total to allow more",
+            f"({self._spent().total} used); raise --max-tokens-total to allow more",
             ErrorKind.BUDGET,
         )
 

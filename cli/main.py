@@ -151,24 +151,49 @@ def ask(
             "--max-tokens-total", metavar="N", help="Stop when this many tokens are spent."
         ),
     ] = None,
+    max_cost: Annotated[
+        float | None,
+        typer.Option(
+            "--max-cost", metavar="USD", help="Stop when this many dollars are spent ([prices])."
+        ),
+    ] = None,
     json_out: JsonOut = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress on stderr.")] = False,
+    keep_context: Annotated[
+        bool,
+        typer.Option(
+            "--continue", "-c", help="Give the model the session's earlier answered turns."
+        ),
+    ] = False,
+    resume: Annotated[
+        bool,
+        typer.Option("--resume", help="Continue the last interrupted or crashed turn."),
+    ] = False,
 ) -> None:
-    """Answer one task; the answer goes to stdout, progress to stderr."""
+    """Answer one task; the answer goes to stdout, progress to stderr. Each ask starts a new
+    context unless -c/--continue or --session is given (the turn is journaled either way)."""
     from cli.session_run import run_ask
 
-    if task is None or task == "-":
+    if resume:
+        if task not in (None, "-"):
+            raise fail("--resume continues a recorded turn: give no TASK", EXIT_USAGE)
+        task = ""
+    elif task is None or task == "-":
         if sys.stdin is None or sys.stdin.isatty():
             raise fail("no task: pass TASK or pipe it on stdin", EXIT_USAGE)
         task = sys.stdin.read()
-    if not task.strip():
+    if not resume and not task.strip():
         raise fail("the task is empty", EXIT_USAGE)
     settings = settings_from(
         base_url=base_url, max_steps=max_steps, max_tokens_total=max_tokens_total, session=session,
-        notes=not quiet, **_grants(fs_root, allow_domain, no_ai, catalog),
+        max_cost=max_cost, notes=not quiet, **_grants(fs_root, allow_domain, no_ai, catalog),
     )  # fmt: skip
+    fresh = not (keep_context or session)
     raise typer.Exit(
-        run_ask(settings, task.strip(), model_spec=model, json_out=json_out, quiet=quiet)
+        run_ask(
+            settings, task.strip(), model_spec=model, json_out=json_out, quiet=quiet,
+            fresh=fresh, resume=resume,
+        )  # fmt: skip
     )
 
 
@@ -261,13 +286,52 @@ def log(
     session: Session = None,
     json_out: JsonOut = False,
     limit: Annotated[
-        int, typer.Option("--limit", "-n", metavar="N", help="Show the last N steps.")
-    ] = 50,
+        int, typer.Option("--limit", "-n", metavar="N", min=1, help="Show the last N turns.")
+    ] = 20,
+    turn: Annotated[
+        int | None, typer.Option("--turn", metavar="N", min=1, help="Show turn N only.")
+    ] = None,
+    follow: Annotated[
+        bool, typer.Option("--follow", "-f", help="Print new events as they are appended.")
+    ] = False,
+    after: Annotated[
+        int | None,
+        typer.Option("--after", metavar="SEQ", min=0, help="With --follow: start after row SEQ."),
+    ] = None,
+    verify: Annotated[
+        bool, typer.Option("--verify", help="Check the journal's hash chain; print its head.")
+    ] = False,
 ) -> None:
-    """The session's steps: program, result, fuel, tokens."""
-    from cli.views import show_log
+    """Every turn with its state, times, cost and steps (failed and crashed ones too)."""
+    from cli.journal_views import follow_log, show_log, verify_log
 
-    raise typer.Exit(show_log(settings_from(session=session), json_out=json_out, limit=limit))
+    settings = settings_from(session=session)
+    if verify:
+        raise typer.Exit(verify_log(settings))
+    if follow:
+        raise typer.Exit(follow_log(settings, json_out=json_out, after=after))
+    raise typer.Exit(show_log(settings, json_out=json_out, limit=limit, turn=turn))
+
+
+@app.command()
+@handle_errors
+def replay(
+    turn: Annotated[
+        int | None, typer.Argument(metavar="TURN", help="The turn (default: the last).")
+    ] = None,
+    session: Session = None,
+    export: Annotated[
+        Path | None,
+        typer.Option(
+            "--export", metavar="FILE", help="Write the turn as a script: model file instead."
+        ),
+    ] = None,
+) -> None:
+    """Re-run a recorded turn offline (model replies and host results from the journal) and
+    report whether every step came out identical."""
+    from cli.replay_view import run_replay
+
+    raise typer.Exit(run_replay(settings_from(session=session), turn, export=export))
 
 
 @app.command()

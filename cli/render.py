@@ -150,7 +150,11 @@ class JsonRenderer:
         self.stream = stream
 
     def __call__(self, event: Event) -> None:
-        self.stream.write(dumps(event.to_dict(), default=_default) + "\n")
+        self.entry(event.to_dict())
+
+    def entry(self, data: dict[str, Any]) -> None:
+        """One journal row's JSON (``agent.store.journal.Entry.to_dict``), or an event's."""
+        self.stream.write(dumps(data, default=_default) + "\n")
         self.stream.flush()
 
 

@@ -28,12 +28,16 @@ if TYPE_CHECKING:
 
 
 def run_ask(
-    settings: Settings, task: str, *, model_spec: str | None, json_out: bool, quiet: bool
-) -> int:
-    from agent.app import ask, open_parts, prewarm
+    settings: Settings, task: str, *, model_spec: str | None, json_out: bool, quiet: bool,
+    fresh: bool = False, resume: bool = False,
+) -> int:  # fmt: skip
+    """``--json`` prints the journal's rows as they are appended (the same JSON as
+    ``watt log --json --follow`` and the server's stream)."""
+    from agent.app import ask, open_parts, prewarm, resume_turn
     from agent.events import ErrorEvent
     from agent.outcome import task_outcome
     from cli.common import exit_code_for
+    from cli.model_cmd import model_progress
     from cli.render import JsonRenderer, RichRenderer
     from rt.errors import Interrupted, WattError
 
@@ -42,7 +46,7 @@ def run_ask(
         prewarm(parts)
         render: Callable[[Event], None] | None
         if json_out:
-            render = JsonRenderer(sys.stdout)
+            render = None
         elif quiet:
             render = None
         else:
@@ -50,12 +54,19 @@ def run_ask(
         seen: list[Event] = []
         cancel = threading.Event()
         try:
-            with cancel_on_sigint(cancel):
-                for event in ask(parts, task, cancel=cancel):
+            console = render.console if isinstance(render, RichRenderer) else None
+            with cancel_on_sigint(cancel), model_progress(parts.model, console):
+                on_entry = JsonRenderer(sys.stdout).entry if json_out else None
+                events = (
+                    resume_turn(parts, cancel=cancel, on_entry=on_entry)
+                    if resume
+                    else ask(parts, task, cancel=cancel, on_entry=on_entry, fresh=fresh)
+                )
+                for event in events:
                     seen.append(event)
                     if render is not None:
                         render(event)
-                    elif isinstance(event, ErrorEvent):
+                    elif isinstance(event, ErrorEvent) and not json_out:
                         say(f"watt: {event.message}", err=True)
         except (Interrupted, KeyboardInterrupt):
             print("watt: interrupted", file=sys.stderr)

@@ -35,6 +35,9 @@ class GuestError(Exception):
 
 
 HostImpl = Callable[..., Any]
+IDEMPOTENCY_KEY = "idempotency_key"
+"""``RunContext.states`` key: the idempotency key of the side-effecting call in progress,
+set by the journal (``agent.store.hostcalls``); http.post sends it as ``Idempotency-Key``."""
 
 
 @dataclass(frozen=True)

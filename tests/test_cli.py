@@ -172,7 +172,9 @@ def test_log_sessions_and_config(tmp_path: Path, monkeypatch) -> None:
     model = script(tmp_path, UPPER, 'ToolCall::Response("""HELLO""")')
     assert invoke("ask", "x", "--model", model, "--session", "demo").exit_code == 0
     result = invoke("log", "--session", "demo", "--json")
-    steps = [json.loads(line) for line in result.stdout.splitlines()]
+    turns = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [(t["turn"], t["state"], t["answer"]) for t in turns] == [(1, "answered", "HELLO")]
+    steps = turns[0]["steps"]
     assert (
         steps[0]["action"] == "wat"
         and steps[0]["status"] == 0
@@ -500,7 +502,7 @@ def test_log_and_sessions_show_are_inert_and_log_json_is_exact(tmp_path: Path) -
     assert_inert(result.stdout, times=2)  # the program's text, its observation
     assert f'    (debug.log "{SHOWN}")' in result.stdout
     result = invoke("log", "--session", "demo", "--json")
-    steps = [json.loads(line) for line in result.stdout.splitlines()]
+    steps = json.loads(result.stdout.splitlines()[-1])["steps"]
     assert NASTY in steps[0]["program"] and NASTY in steps[0]["observation"]
     assert NASTY in steps[-1]["reply"]
     assert not {"\x1b", "\x07", "\u202e"} & set(result.stdout)

@@ -12,6 +12,10 @@ Script files (JSON lines, blank lines ignored), one turn per line::
     "a reply as a JSON string"
     {"reply": "the same, as an object"}
     {"error": "HTTP 503 from the scripted endpoint"}     <- this turn fails with ModelAPIError
+    {"host": {"fn": "http.get", "code": 0, "text": "..."}}  <- a recorded host result
+
+Host lines (written by ``watt replay --export``) are kept in ``host_calls``: a run with such a
+model answers the outside host calls from them, in order, instead of making them.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ import threading
 from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
+from typing import Any
 
 from agent.models.messages import (
     CHARS_PER_TOKEN,
@@ -68,6 +73,7 @@ class ScriptedModel:
         self._lock = threading.Lock()
         self.requests: list[list[Message]] = []
         self.total_usage = Usage()
+        self.host_calls: list[dict[str, Any]] = []  # recorded host results, from a script file
 
     @property
     def name(self) -> str:
@@ -138,15 +144,31 @@ class ScriptedModel:
         except UnicodeDecodeError as exc:
             raise ConfigError(f"model script {file} is not UTF-8 text") from exc
         replies: list[ScriptItem] = []
+        host_calls: list[dict[str, Any]] = []
         for number, line in enumerate(text.split("\n"), start=1):
             line = line.rstrip("\r")
-            if line.strip():
+            if line.startswith('{"host":'):  # a recorded host result (``watt replay --export``)
+                host_calls.append(_host_line(line, f"{file}:{number}"))
+            elif line.strip():
                 replies.append(parse_script_line(line, f"{file}:{number}"))
         if not replies:
             raise ConfigError(
                 f"{file}: model script has no replies (expected {_LINE_FORMS} per line)"
             )
-        return cls(replies, name=f"script:{file.name}")
+        model = cls(replies, name=f"script:{file.name}")
+        model.host_calls = host_calls
+        return model
+
+
+def _host_line(line: str, where: str) -> dict[str, Any]:
+    try:
+        value = json.loads(line)
+    except ValueError as exc:
+        raise ConfigError(f"{where}: not valid JSON") from exc
+    host = value.get("host") if isinstance(value, dict) else None
+    if not isinstance(host, dict) or not isinstance(host.get("fn"), str):
+        raise ConfigError(f'{where}: expected {{"host": {{"fn": ..., "code": ...}}}}')
+    return host
 
 
 def parse_script_line(line: str, where: str) -> ScriptItem:

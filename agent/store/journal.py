@@ -28,12 +28,13 @@ import os
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from agent.steps import ActionKind, Step
 from rt.errors import SessionError
 
 SCHEMA = 1  # the event JSON's version: bumped on an incompatible change
@@ -116,6 +117,35 @@ def _entry(row: tuple[Any, ...]) -> Entry:
 
 
 ENTRY_COLUMNS = "seq, run, parent_run, turn, step, ts, kind, data, hash"
+
+
+STEP_COLUMNS = (
+    "turn, step, action, reply, program, program_hash, args, observation, status, fuel,"
+    " timings, prompt_tokens, completion_tokens, created, cost"
+)
+
+
+def load_args(text: str) -> tuple[str, ...]:
+    try:
+        value = json.loads(text)
+    except ValueError:
+        return ()
+    return tuple(str(a) for a in value) if isinstance(value, list) else ()
+
+
+def step_of(row: Sequence[Any], session: str) -> Step:
+    """A ``steps`` row as the step record."""
+    try:
+        action = ActionKind(row[2])
+        timings = json.loads(row[10])
+    except (ValueError, TypeError) as exc:
+        raise SessionError(f"session {session!r}: malformed step row: {exc}") from exc
+    return Step(
+        turn=row[0], step=row[1], action=action, reply=row[3], program=row[4],
+        program_hash=row[5], args=load_args(row[6]), observation=row[7], status=row[8],
+        fuel=row[9], timings=timings, prompt_tokens=row[11], completion_tokens=row[12],
+        created=row[13], cost=row[14],
+    )  # fmt: skip
 
 
 # --- process identity (is a turn's writer still alive?) -----------------------------------
@@ -257,6 +287,15 @@ class Reader:
             params.append(limit)
         with self._query("read events") as conn:
             return [_entry(r) for r in conn.execute(sql, params)]
+
+    def steps(self, turn: int | None = None) -> list[Step]:
+        sql, params = f"SELECT {STEP_COLUMNS} FROM steps", ()
+        if turn is not None:
+            sql, params = sql + " WHERE turn = ?", (turn,)  # type: ignore[assignment]
+        with self._query("read steps") as conn:
+            return [
+                step_of(r, self.name) for r in conn.execute(sql + " ORDER BY turn, step", params)
+            ]
 
     def last_seq(self) -> int:
         with self._query("read events") as conn:

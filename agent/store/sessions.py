@@ -36,7 +36,7 @@ import os
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from types import TracebackType
@@ -46,7 +46,16 @@ from agent.config import SESSION_NAME
 from agent.config import check_session_name as check_name
 from agent.models.messages import Role
 from agent.steps import ActionKind, Step
-from agent.store.journal import TURN_COLUMNS, JournalKind, TurnRecord, TurnState, turn_record
+from agent.store.journal import (
+    STEP_COLUMNS,
+    TURN_COLUMNS,
+    JournalKind,
+    TurnRecord,
+    TurnState,
+    load_args,
+    step_of,
+    turn_record,
+)
 from agent.store.lock import SessionLock
 from agent.store.schema import MIGRATIONS, Migration, migrate
 from agent.store.writer import JournalWriter, Price, Turn
@@ -327,10 +336,30 @@ class Session:
 
     # turns and the journal
 
-    def turn(self, task: str, *, parent_run: str | None = None, price: Price | None = None) -> Turn:
+    def turn(
+        self, task: str, *, parent_run: str | None = None, price: Price | None = None,
+        meta: Mapping[str, Any] | None = None, resume: int = 0,
+    ) -> Turn:  # fmt: skip
         """``with session.turn(task) as turn:`` records the turn as it runs (``Turn``);
-        ``price`` (dollars per million input and output tokens) gives it a cost."""
-        return Turn(self, task, parent_run=parent_run, price=price)
+        ``price`` (dollars per million input and output tokens) gives it a cost; ``meta``
+        goes into its turn_start row (what replay needs: the grant, the limits); ``resume``
+        continues that recorded turn instead of starting one."""
+        return Turn(self, task, parent_run=parent_run, price=price, meta=meta, resume=resume)
+
+    def messages_of(self, turn: int) -> list[tuple[str, str]]:
+        """A turn's messages (role, content) in order, its task first."""
+        with self._db("read messages") as conn:
+            rows = conn.execute(
+                "SELECT role, content FROM messages WHERE turn = ? ORDER BY seq", (turn,)
+            ).fetchall()
+            return [(str(r), str(c)) for r, c in rows]
+
+    def last_step(self, turn: int) -> int:
+        with self._db("read steps") as conn:
+            row = conn.execute(
+                "SELECT coalesce(max(step), 0) FROM steps WHERE turn = ?", (turn,)
+            ).fetchone()
+            return int(row[0])
 
     def mark_crashed(self) -> list[int]:
         """Turns left running by a process that is gone become crashed, with a turn_end row.
@@ -379,7 +408,7 @@ class Session:
                 step=number, turn=turn, created=self._clock(), cost=cost,
             )  # fmt: skip
             conn.execute(
-                f"INSERT INTO steps ({_STEP_COLUMNS}) VALUES ({', '.join('?' * 15)})",
+                f"INSERT INTO steps ({STEP_COLUMNS}) VALUES ({', '.join('?' * 15)})",
                 (
                     stored.turn, stored.step, stored.action.value, stored.reply, stored.program,
                     stored.program_hash, json.dumps(list(stored.args)), stored.observation,
@@ -404,13 +433,13 @@ class Session:
             return [HistoryMessage(*row) for row in rows.fetchall()]
 
     def steps(self, turn: int | None = None) -> list[Step]:
-        sql = f"SELECT {_STEP_COLUMNS} FROM steps"
+        sql = f"SELECT {STEP_COLUMNS} FROM steps"
         params: tuple[Any, ...] = ()
         if turn is not None:
             sql, params = sql + " WHERE turn = ?", (turn,)
         with self._db("read steps") as conn:
             rows = conn.execute(sql + " ORDER BY turn, step", params).fetchall()
-            return [self._step(row) for row in rows]
+            return [step_of(row, self.name) for row in rows]
 
     def turns(self) -> list[TurnRecord]:
         with self._db("read turns") as conn:
@@ -438,7 +467,7 @@ class Session:
             ).fetchone()
             if row is None:
                 return None
-            return LastProgram(row[0], _load_args(row[1]), row[2], row[3])
+            return LastProgram(row[0], load_args(row[1]), row[2], row[3])
 
     def reset(self) -> None:
         """Forget history and steps (all turns); the kv store is kept."""
@@ -449,33 +478,6 @@ class Session:
                 for table in ("messages", "steps", "events", "blobs", "turns"):
                     conn.execute(f"DELETE FROM {table}")
             self._journal = None  # the chain starts again from its genesis
-
-    def _step(self, row: Sequence[Any]) -> Step:
-        try:
-            action = ActionKind(row[2])
-            timings = json.loads(row[10])
-        except (ValueError, TypeError) as exc:
-            raise SessionError(f"session {self.name!r}: malformed step row: {exc}") from exc
-        return Step(
-            turn=row[0], step=row[1], action=action, reply=row[3], program=row[4],
-            program_hash=row[5], args=_load_args(row[6]), observation=row[7], status=row[8],
-            fuel=row[9], timings=timings, prompt_tokens=row[11], completion_tokens=row[12],
-            created=row[13], cost=row[14],
-        )  # fmt: skip
-
-
-_STEP_COLUMNS = (
-    "turn, step, action, reply, program, program_hash, args, observation, status, fuel,"
-    " timings, prompt_tokens, completion_tokens, created, cost"
-)
-
-
-def _load_args(text: str) -> tuple[str, ...]:
-    try:
-        value = json.loads(text)
-    except ValueError:
-        return ()
-    return tuple(str(a) for a in value) if isinstance(value, list) else ()
 
 
 class SessionKv:

@@ -127,14 +127,17 @@ class Turn:
 
     def __init__(
         self, session: Session, task: str, *, parent_run: str | None = None,
-        price: Price | None = None,
+        price: Price | None = None, meta: Mapping[str, Any] | None = None,
+        resume: int = 0, run: str | None = None,
     ) -> None:  # fmt: skip
         self.session = session
         self.task = task
+        self.meta = dict(meta or {})  # what the turn_start row records besides the task
         self.parent_run = parent_run
         self.price = price
-        self.id = 0
-        self.run = ""
+        self.id = resume  # a recorded turn to continue (``--resume``), else a new one
+        self.run = run or ""  # given for a child agent's turn (derived from its parent's run)
+        self._outer: Turn | None = None  # a child's: the parent's turn, open under it
         self.state = TurnState.RUNNING
         self.input_tokens = self.output_tokens = 0
         self.cost: float | None = None
@@ -144,8 +147,13 @@ class Turn:
     def __enter__(self) -> Turn:
         session = self.session
         if session._turn is not None:
-            raise SessionError(f"session {session.name!r}: a turn is already open")
-        self.run = new_run_id(session._clock())
+            # a child agent's turn opens under its parent's (one writer: the same Session)
+            if self.parent_run is None or session._turn.run != self.parent_run:
+                raise SessionError(f"session {session.name!r}: a turn is already open")
+            self._outer = session._turn
+        if self.id:
+            return self._reopen()
+        self.run = self.run or new_run_id(session._clock())
         with session._write("begin turn") as conn:
             cur = conn.execute(
                 "INSERT INTO turns (task, started, run, state, pid, pid_start, parent_run)"
@@ -155,7 +163,26 @@ class Turn:
             )  # fmt: skip
             self.id = int(cur.lastrowid or 0)
         session._turn = self
-        self.record(JournalKind.TURN_START.value, 0, {"task": self.task})
+        self.record(JournalKind.TURN_START.value, 0, {**self.meta, "task": self.task})
+        return self
+
+    def _reopen(self) -> Turn:
+        session = self.session
+        with session._write("resume turn") as conn:
+            row = conn.execute(
+                "SELECT run, input_tokens, output_tokens, cost FROM turns WHERE id = ?", (self.id,)
+            ).fetchone()
+            if row is None:
+                raise SessionError(f"session {session.name!r} has no turn {self.id}")
+            conn.execute(
+                "UPDATE turns SET state = 'running', finished = NULL, reason = NULL, pid = ?,"
+                " pid_start = ? WHERE id = ?",
+                (os.getpid(), process_start(os.getpid()), self.id),
+            )
+        self.run, self.input_tokens, self.output_tokens, self.cost = row
+        session._turn = self
+        self.record(JournalKind.TURN_START.value, 0, {**self.meta, "task": self.task,
+                                                       "resumed": True})  # fmt: skip
         return self
 
     def __exit__(
@@ -174,7 +201,7 @@ class Turn:
                 raise  # else the escaping exception wins; the next writer marks the turn
         finally:
             if self.session._turn is self:
-                self.session._turn = None
+                self.session._turn = self._outer
 
     def finish(
         self, state: TurnState, *, answer: str | None = None, reply: str | None = None,
