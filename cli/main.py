@@ -191,8 +191,13 @@ def ask(
     fresh = not (keep_context or session)
     raise typer.Exit(
         run_ask(
-            settings, task.strip(), model_spec=model, json_out=json_out, quiet=quiet,
-            fresh=fresh, resume=resume,
+            settings,
+            task.strip(),
+            model_spec=model,
+            json_out=json_out,
+            quiet=quiet,
+            fresh=fresh,
+            resume=resume,
         )  # fmt: skip
     )
 
