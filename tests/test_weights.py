@@ -292,3 +292,31 @@ def test_file_digest_uses_the_marker_then_remembers_a_hash(tmp_path: Path) -> No
     marker_path(path).write_text("f" * 64 + "  m.gguf\n")  # a fresh marker is trusted
     assert weights.file_digest(path, cache) == "f" * 64
     assert weights.file_digest(tmp_path / "missing.gguf", cache) is None
+
+
+def test_the_live_progress_draws_each_phase_and_stops_when_the_prompt_is_in() -> None:
+    import io
+
+    from rich.console import Console
+
+    from cli.model_cmd import LiveProgress, model_progress
+
+    out = io.StringIO()
+    console = Console(file=out, force_terminal=True, width=100)
+
+    class Model:
+        progress: object = None
+
+    model = Model()
+    with model_progress(model, console):
+        live = model.progress
+        assert isinstance(live, LiveProgress)
+        for event in [("check", 0, 1), ("load", 0, 1), ("load", 1, 1), ("prompt", 0, 2400)]:
+            live(*event)
+        assert live.progress is not None and live.phase == "prompt"
+        live("prompt", 2400, 2400)
+        assert live.progress is None  # generation starts with the line gone
+    assert model.progress is None
+    plain = Console(file=io.StringIO(), force_terminal=False)
+    with model_progress(model, plain):
+        assert model.progress is None  # not a terminal: nothing drawn

@@ -135,6 +135,8 @@ def backend_fingerprint() -> str | None:
     package = Path(next(iter(spec.submodule_search_locations)))
     libs = []
     for path in sorted(package.rglob("*")):
+        if path.is_symlink():  # libllama.so -> libllama.so.0 -> libllama.so.0.5.0: once
+            continue
         if path.suffix in (".so", ".dylib", ".dll") or ".so." in path.name:
             try:
                 st = path.stat()

