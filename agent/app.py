@@ -20,6 +20,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from agent.children import Children, watch
 from agent.config import Settings, price_of
 from agent.events import AnswerSource, Event, ResponseEvent, Thinking, ToolStart
 from agent.loop import LoopSettings, Resume, run_task
@@ -40,7 +41,7 @@ from agent.programs.writer import Saved, check_program_name, save_program
 from agent.prompt import build_system_prompt
 from agent.replay import load_recorded, resume_messages
 from agent.store.hostcalls import HostRecorder, Replayer, journaled
-from agent.store.journal import Reader, TurnState
+from agent.store.journal import Reader, TurnState, new_run_id
 from agent.store.sessions import Session, SessionStore
 from agent.store.writer import Turn, cost_of
 from capabilities import Registry, standard_registry
@@ -93,6 +94,8 @@ class Parts:
     session: Session | None = None
     model_factory: Callable[[], ChatModel] | None = None
     host_recorder: HostRecorder | None = None
+    children: Children | None = None  # agent.run's runner, when --agents N grants it
+    instructions: str = ""  # a named agent's --system text, added to the system prompt
     _model: ChatModel | None = field(default=None, repr=False)
 
     @property
@@ -107,7 +110,10 @@ class Parts:
         return self._model
 
     def system_prompt(self) -> str:
-        return build_system_prompt(self.registry, self.catalog, self.granted)
+        prompt = build_system_prompt(self.registry, self.catalog, self.granted)
+        if self.instructions.strip():
+            prompt += f"\nInstructions for this agent:\n{self.instructions.strip()}\n"
+        return prompt
 
     def reload_catalog(self) -> None:
         """Load the catalog directories again (after a program was written)."""
@@ -178,18 +184,23 @@ def open_parts(
                 holder["m"] = factory()
             return holder["m"]
 
+        assistant = LazyAssistant(shared_model) if settings.ai else None
+        children = _children(settings, shared_model, opened, assistant, http_transport)
         registry = standard_registry(
             kv=opened.kv if opened is not None else None,
             fs_root=settings.fs_root,
             protected=[*settings.protected_paths(), shipped_dir()],
             allow_domains=settings.allow_domains,
-            assistant=LazyAssistant(shared_model) if settings.ai else None,
+            assistant=assistant,
             http_transport=http_transport,
             secrets=[settings.api_key] if settings.api_key else [],
+            agent_runner=children,
         )
         granted = set(registry.names())
         if not settings.ai:
             granted.discard("ai")
+        if children is None:
+            granted.discard("agent")
         functions = registry.functions()
         if model is None and (model_spec or settings.model or "").startswith("script:"):
             model = make_model(settings, model_spec)  # cheap, and it may carry host results
@@ -201,10 +212,13 @@ def open_parts(
             functions = journaled(functions, recorder)
         runtime = Runtime(functions, limits=settings.limits, cache_dir=settings.cache_dir)
         catalog, errors = Catalog.load(catalog_dirs(settings.home, settings.catalog))
-        return Parts(
+        parts = Parts(
             settings, registry, runtime, catalog, errors, granted, opened, shared_model,
-            host_recorder=recorder,
+            host_recorder=recorder, children=children,
         )  # fmt: skip
+        if children is not None:
+            children.attach(registry, granted, catalog, _loop_settings(parts))
+        return parts
     except BaseException:
         if opened is not None:
             opened.close()
@@ -283,6 +297,24 @@ def _loop_settings(parts: Parts) -> LoopSettings:
     return LoopSettings(
         s.max_steps, s.max_retries, s.max_tokens_total, s.observation_chars, parts.granted,
         s.max_cost, price_of(s, s.model),
+        charged=parts.children.charged if parts.children is not None else None,
+    )  # fmt: skip
+
+
+def _children(
+    settings: Settings,
+    model: Callable[[], ChatModel],
+    session: Session | None,
+    assistant: LazyAssistant | None,
+    transport: httpx.BaseTransport | None,
+) -> Children | None:
+    """agent.run's runner when ``--agents N`` grants it (else the capability is not granted)."""
+    if settings.agents <= 0:
+        return None
+    return Children(
+        settings, model=model, session=session, assistant=assistant, http_transport=transport,
+        secrets=[settings.api_key] if settings.api_key else [],
+        protected=[*settings.protected_paths(), shipped_dir()],
     )  # fmt: skip
 
 
@@ -301,10 +333,10 @@ def ask(
     loop_settings = _loop_settings(parts)
     model, system_prompt = parts.model, parts.system_prompt()
     if parts.session is None:
-        for event in run_task(
+        for event in watch(parts.children, new_run_id(), loop_settings, run_task(
             task, model=model, runtime=parts.runtime, catalog=parts.catalog, system_prompt=system_prompt,
             settings=loop_settings, cancel=cancel, on_text=on_text,
-        ):  # fmt: skip
+        )):  # fmt: skip
             if on_entry is not None:
                 on_entry(event.to_dict())
             yield event
@@ -312,10 +344,10 @@ def ask(
     history = [] if fresh else compact_history(parts.session)
     seen: list[Event] = []
     with parts.session.turn(task, price=loop_settings.price, meta=turn_meta(parts)) as turn:
-        for event in run_task(
+        for event in watch(parts.children, turn.run, loop_settings, run_task(
             task, model=model, runtime=parts.runtime, catalog=parts.catalog, system_prompt=system_prompt,
             history=history, recorder=turn, settings=loop_settings, cancel=cancel, on_text=on_text,
-        ):  # fmt: skip
+        )):  # fmt: skip
             seen.append(event)
             yield _journal(parts, turn, event, on_entry)
         _finish(turn, seen)
@@ -341,9 +373,9 @@ def resume_turn(
     turns = session.turns()
     if not turns or turns[-1].state not in RESUMABLE:
         state = turns[-1].state.value if turns else "none"
-        raise SessionError(
-            f"session {session.name!r}: nothing to resume (the last turn is {state}; only an "
-            "interrupted or crashed turn can be resumed)"
+        raise ConfigError(  # a flag that does not apply: a usage error (exit 2)
+            f"--resume: session {session.name!r} has nothing to resume (the last turn is "
+            f"{state}; only an interrupted or crashed turn can be resumed)"
         )
     record = turns[-1]
     with Reader(session.path, session.name) as reader:
