@@ -50,6 +50,9 @@ class Settings:
     max_cost: float | None = None  # dollars per task, when the model has a price
     # [prices."MODEL"] input = USD, output = USD (per million tokens); no network look-up
     prices: tuple[tuple[str, float, float], ...] = ()
+    agents: int = 0  # child agent runs per task (--agents N); 0: the agent capability is not granted
+    agent_depth: int = 2  # how deep child agents may nest (a child of a child is depth 2)
+    guard: str = "off"  # `watt serve`'s input guard: "off", or "model" (the model screens tasks)
     sources: dict[str, str] = field(default_factory=dict, compare=False)
 
     def __post_init__(self) -> None:
@@ -113,9 +116,13 @@ RANGES: dict[str, tuple[float, float, str]] = {
     "observation_chars": (100, 1_000_000, ""),
     "model_deadline": (1, 86_400, " s"),
     "max_reply_tokens": (1, 1_000_000, ""),
+    "agents": (0, 1000, ""),
+    "agent_depth": (1, 8, ""),
 }
 """Inclusive ranges of the numeric settings (``timeout`` is more than 0, at most 3600 s)."""
 MAX_TIMEOUT_S = 3600.0
+GUARD_MODES = ("off", "model")
+"""``guard``: no input guard, or the configured model classifies each served task first."""
 _FLAGS = {"allow_domains": "--allow-domain"}
 
 
@@ -165,6 +172,11 @@ def validate(settings: Settings) -> None:
             Grants.from_user(settings.allow_domains)
         except CapabilityError as exc:
             raise ConfigError(f"{origin_of(settings, 'allow_domains')}: {exc}") from None
+    if settings.guard not in GUARD_MODES:
+        raise ConfigError(
+            f"{origin_of(settings, 'guard')} must be one of {', '.join(GUARD_MODES)}, "
+            f"got {settings.guard!r}"
+        )
     try:
         check_session_name(settings.session)
     except ConfigError as exc:
@@ -229,6 +241,9 @@ _TYPES: dict[str, type] = {
     "max_reply_tokens": int,
     "max_cost": float,
     "prices": dict,
+    "agents": int,
+    "agent_depth": int,
+    "guard": str,
 }
 GrammarMode = Literal["auto", "on", "off"]
 GRAMMAR_MODES: tuple[GrammarMode, ...] = get_args(GrammarMode)

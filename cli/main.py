@@ -21,6 +21,7 @@ from cli.common import (
     settings_from,
     version_text,
 )
+from cli.agents_cmd import agents_app
 from cli.model_cmd import model_app
 
 app = typer.Typer(
@@ -49,6 +50,7 @@ app.add_typer(catalog_app, name="catalog")
 app.add_typer(sessions_app, name="sessions")
 app.add_typer(config_app, name="config")
 app.add_typer(model_app, name="model", cls=FullHelpGroup)
+app.add_typer(agents_app, name="agents", cls=FullHelpGroup)
 
 
 def _version(value: bool) -> None:
@@ -111,6 +113,12 @@ TimeoutOpt = Annotated[
     typer.Option("--timeout", metavar="SECONDS", help="Wall-clock limit per run, in seconds."),
 ]
 JsonOut = Annotated[bool, typer.Option("--json", help="Machine-readable JSON output.")]
+Agents = Annotated[
+    int | None,
+    typer.Option(
+        "--agents", metavar="N", help="Grant agent.run: at most N child agent runs per task."
+    ),
+]
 
 
 def _grants(
@@ -145,6 +153,8 @@ def ask(
     allow_domain: AllowDomain = None,
     no_ai: NoAi = False,
     catalog: CatalogDir = None,
+    agents: Agents = None,
+    timeout: TimeoutOpt = None,
     max_tokens_total: Annotated[
         int | None,
         typer.Option(
@@ -186,7 +196,8 @@ def ask(
         raise fail("the task is empty", EXIT_USAGE)
     settings = settings_from(
         base_url=base_url, max_steps=max_steps, max_tokens_total=max_tokens_total, session=session,
-        max_cost=max_cost, notes=not quiet, **_grants(fs_root, allow_domain, no_ai, catalog),
+        max_cost=max_cost, notes=not quiet, agents=agents, timeout=timeout,
+        **_grants(fs_root, allow_domain, no_ai, catalog),
     )  # fmt: skip
     fresh = not (keep_context or session)
     raise typer.Exit(
@@ -260,6 +271,73 @@ def run(
     )  # fmt: skip
     raise typer.Exit(
         run_program(settings, program, args or [], json_out=json_out, model_spec=model, raw=raw)
+    )
+
+
+@app.command()
+@handle_errors
+def serve(
+    host: Annotated[
+        str,
+        typer.Option("--host", metavar="ADDR", help="Address to listen on (loopback by default)."),
+    ] = "127.0.0.1",
+    port: Annotated[
+        int, typer.Option("--port", metavar="N", help="Port (0 picks a free one and prints it).")
+    ] = 8787,
+    model: ModelOpt = None,
+    base_url: BaseUrl = None,
+    max_steps: Annotated[
+        int | None,
+        typer.Option("--max-steps", metavar="N", help="Steps before the model must answer."),
+    ] = None,
+    max_tokens_total: Annotated[
+        int | None,
+        typer.Option("--max-tokens-total", metavar="N", help="Stop a turn after this many tokens."),
+    ] = None,
+    fs_root: FsRoot = None,
+    allow_domain: AllowDomain = None,
+    no_ai: NoAi = False,
+    catalog: CatalogDir = None,
+    fuel: Fuel = None,
+    memory: Memory = None,
+    timeout: TimeoutOpt = None,
+    max_body: Annotated[
+        int | None,
+        typer.Option("--max-body", metavar="BYTES", help="Largest request body (413 past it)."),
+    ] = None,
+    max_running: Annotated[
+        int | None,
+        typer.Option("--max-running", metavar="N", help="Turns running at once (429 past it)."),
+    ] = None,
+    cors_origin: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--cors-origin", metavar="ORIGIN", help="Allow this browser origin (CORS); repeatable."
+        ),
+    ] = None,
+    idle_close: Annotated[
+        float | None,
+        typer.Option("--idle-close", metavar="SECONDS", help="Close a session unused this long."),
+    ] = None,
+) -> None:
+    """Serve the agent over HTTP: turns as SSE, catalog programs as endpoints, a web page."""
+    from cli.serve_cmd import run_serve
+
+    settings = settings_from(
+        base_url=base_url, max_steps=max_steps, max_tokens_total=max_tokens_total, fuel=fuel,
+        memory=memory, timeout=timeout, notes=True, **_grants(fs_root, allow_domain, no_ai, catalog),
+    )  # fmt: skip
+    raise typer.Exit(
+        run_serve(
+            settings,
+            host=host,
+            port=port,
+            model_spec=model,
+            max_body=max_body,
+            max_running=max_running,
+            cors_origins=cors_origin or [],
+            idle_close=idle_close,
+        )  # fmt: skip
     )
 
 
@@ -391,11 +469,15 @@ def catalog_new(
             "--dir", metavar="DIR", help="Where to write it (default: $WATT_HOME/catalog)."
         ),
     ] = None,
+    force: Annotated[
+        bool,
+        typer.Option("--force", help="Write it even if it overrides a program of that name."),
+    ] = False,
 ) -> None:
     """Scaffold a program with front matter and an example."""
     from cli.views import new_program
 
-    raise typer.Exit(new_program(settings_from(), name, directory))
+    raise typer.Exit(new_program(settings_from(), name, directory, force=force))
 
 
 @catalog_app.command("test")

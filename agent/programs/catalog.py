@@ -27,6 +27,7 @@ by program name (recorded in ``Catalog.overrides``).
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import importlib.resources
 import os
@@ -338,6 +339,41 @@ def body_capabilities(body: str) -> tuple[str, ...]:
     return tuple(sorted({q.partition(".")[0] for q in called_functions(body)}))
 
 
+_INT_RE = re.compile(r"[0-9]+")
+
+
+def arguments_read(body: str) -> int | None:
+    """How many arguments a body reads: one past the highest constant index of its
+    ``(argv N ...)``, ``(arg N)`` and ``sys.argv N`` reads (0 when it reads none), or None
+    when it cannot be told (``sys.argc``, a computed index, the flat form). Read with the
+    preprocessor's tokenizer, so a read in a comment or a string never counts."""
+    words = [t for t in tokenize(body, lenient=True) if t.kind not in ("ws", "comment")]
+    count = 0
+    for i, tok in enumerate(words):
+        if tok.kind != "atom":
+            continue
+        name = tok.text.removeprefix("$")
+        after_paren = i > 0 and words[i - 1].kind == "("
+        if name.endswith(".argc") and name.partition(".")[0] == "sys":
+            return None
+        if name == "sys.argv" or (after_paren and tok.text in ("argv", "arg")):
+            index = _constant(words[i + 1 : i + 4])
+            if index is None:
+                return None
+            count = max(count, index + 1)
+    return count
+
+
+def _constant(tokens: Sequence[Any]) -> int | None:
+    """The int of ``N`` or ``(i32.const N)`` at the start of ``tokens``, else None."""
+    texts = [t.text for t in tokens]
+    if texts[:1] and _INT_RE.fullmatch(texts[0]):
+        return int(texts[0])
+    if texts[:2] == ["(", "i32.const"] and len(texts) > 2 and _INT_RE.fullmatch(texts[2]):
+        return int(texts[2])
+    return None
+
+
 def _has_code(body: str) -> bool:
     """Whether the body holds anything but blanks, comments and string literals."""
     return any(t.kind in ("(", ")", "atom") for t in tokenize(body, lenient=True))
@@ -427,7 +463,14 @@ def _too_large(path: Path, size: int) -> str:
 
 
 def load_file(path: Path) -> Program:
-    return parse_program(read_catalog_file(path), path)
+    return _parsed(read_catalog_file(path), path)
+
+
+@functools.lru_cache(maxsize=1024)
+def _parsed(data: bytes, path: Path) -> Program:
+    """``parse_program`` memoized on the file's bytes and path: loading the catalog again
+    (``watt serve`` per request, the REPL after ``/save``) re-parses only what changed."""
+    return parse_program(data, path)
 
 
 @dataclass(frozen=True)
@@ -455,8 +498,7 @@ def load_source(name_or_path: str, dirs: Sequence[Path]) -> Source:
     catalog, _errors = Catalog.load(dirs)
     found = catalog.get(name_or_path)
     if found is None:
-        names = ", ".join(catalog.names())
-        raise CatalogError(f"no catalog program or file named {name_or_path!r}; programs: {names}")
+        raise catalog.not_found(name_or_path, what="catalog program or file")
     return Source(found.body, found.body_line - 1, found, str(found.path))
 
 
@@ -493,10 +535,15 @@ class Catalog:
     shipped_dir = staticmethod(shipped_dir)
 
     def __init__(
-        self, programs: Mapping[str, Program] | None = None, overrides: Sequence[Override] = ()
+        self,
+        programs: Mapping[str, Program] | None = None,
+        overrides: Sequence[Override] = (),
+        failed: Mapping[str, CatalogError] | None = None,
     ) -> None:
         self._programs = dict(programs or {})
         self.overrides = tuple(overrides)
+        self.failed = dict(failed or {})
+        """The load error of each ``*.wat`` file that did not load, by its file name's stem."""
 
     @classmethod
     def load(cls, dirs: Sequence[Path]) -> tuple[Catalog, list[CatalogError]]:
@@ -504,6 +551,7 @@ class Catalog:
         programs: dict[str, Program] = {}
         overrides: list[Override] = []
         errors: list[CatalogError] = []
+        failed: dict[str, CatalogError] = {}
         for directory in dirs:
             if not directory.is_dir():
                 what = "is not a directory" if directory.exists() else "does not exist"
@@ -515,6 +563,7 @@ class Catalog:
                     program = load_file(path)
                 except CatalogError as exc:
                     errors.append(exc)
+                    failed[path.stem.lower()] = exc
                     continue
                 if program.name in here:
                     line = _name_line(path) or 1
@@ -530,7 +579,7 @@ class Catalog:
                 if name in programs:
                     overrides.append(Override(name, programs[name].path, program.path))
                 programs[name] = program
-        return cls(programs, overrides), errors
+        return cls(programs, overrides, failed), errors
 
     def get(self, name: str) -> Program | None:
         """The program called ``name``, forgiving case and ``.``/``-``/space for ``_``
@@ -542,6 +591,16 @@ class Catalog:
 
     def names(self) -> list[str]:
         return sorted(self._programs)
+
+    def not_found(self, name: str, *, what: str = "catalog program") -> CatalogError:
+        """The error for a ``name`` that ``get`` does not find: its file's load error when a
+        file of that name failed to load, else the list of the programs there are."""
+        key = _SEPARATORS_RE.sub("_", name.strip().lower())
+        error = self.failed.get(name.strip().lower()) or self.failed.get(key)
+        if error is not None:
+            return CatalogError(f"catalog program {name!r} failed to load: {error.one_line()}")
+        names = ", ".join(self.names()) or "(the catalog is empty)"
+        return CatalogError(f"no {what} named {name!r}; programs: {names}")
 
     def __iter__(self) -> Iterator[Program]:
         return (self._programs[n] for n in self.names())

@@ -1,0 +1,203 @@
+"""Open sessions and running turns: one writer per session, caps on what runs at once.
+
+The server holds at most one open ``Parts`` per session (the session's writer lock) and
+keeps it open between turns, closing it after ``idle_close_s`` unused so another watt process
+can use the session. ``reserve`` claims a session for one turn (or one kv program): a second
+claim while it runs is ``Busy`` (409), one past ``max_running`` claims is ``TooMany`` (429).
+An ``Idempotency-Key`` seen before on the same session returns the first claim's ``Running``
+instead of starting another turn.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from agent.app import Parts, open_parts
+from agent.models.messages import ChatModel
+from agent.store.sessions import SessionStore
+from server.config import MAX_IDEMPOTENCY_KEYS, ServeConfig
+
+
+class Busy(Exception):
+    """The session already runs a turn (409)."""
+
+
+class TooMany(Exception):
+    """The server already runs ``max_running`` turns (429)."""
+
+
+class KeyReused(Exception):
+    """An Idempotency-Key came back with a different task (422)."""
+
+
+@dataclass
+class Running:
+    """One claim on a session: a turn (or a kv program) from reservation to its end."""
+
+    session: str
+    task: str
+    key: str | None = None
+    started: float = field(default_factory=time.time)
+    cancel: threading.Event = field(default_factory=threading.Event)
+    done: threading.Event = field(default_factory=threading.Event)
+    ready: threading.Event = field(default_factory=threading.Event)  # open() has ended
+    opened: bool = False  # the session opened: start_seq is known and the turn starts
+    start_seq: int = 0  # the journal's last seq before the turn: its rows come after it
+    turn: int | None = None  # the turn's id once its turn_start row is read
+    run: str | None = None
+    error: str | None = None  # why the turn could not start or ended without a turn_end
+    owner_gone: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "session": self.session, "turn": self.turn, "run": self.run, "task": self.task,
+            "started": self.started, "state": "finished" if self.done.is_set() else "running",
+        }  # fmt: skip
+
+
+@dataclass
+class Slot:
+    parts: Parts | None = None
+    running: Running | None = None
+    last_used: float = field(default_factory=time.monotonic)
+
+
+class Pool:
+    def __init__(self, config: ServeConfig, model: Callable[[], ChatModel | None]) -> None:
+        self.config = config
+        self.store = SessionStore(config.settings.home)
+        self._model = model
+        self._lock = threading.Lock()
+        self._slots: dict[str, Slot] = {}
+        self._keys: OrderedDict[tuple[str, str], Running] = OrderedDict()
+        self.closing = threading.Event()
+
+    # ---- claims ---------------------------------------------------------------------------
+    def reserve(self, name: str, task: str, key: str | None = None) -> tuple[Running, bool]:
+        """Claim ``name`` for a turn: ``(running, True)`` for a new claim, ``(earlier, False)``
+        when ``key`` was seen with the same task. Raises Busy, TooMany or KeyReused."""
+        with self._lock:
+            if key is not None and (name, key) in self._keys:
+                earlier = self._keys[(name, key)]
+                if earlier.task != task:
+                    raise KeyReused("this Idempotency-Key was used with a different task")
+                return earlier, False
+            slot = self._slots.setdefault(name, Slot())
+            if slot.running is not None:
+                raise Busy(self._busy_text(name, slot.running))
+            if self.running_count() >= self.config.max_running:
+                raise TooMany(f"{self.config.max_running} turns are running; retry shortly")
+            running = Running(name, task, key)
+            slot.running = running
+            if key is not None:
+                self._keys[(name, key)] = running
+                while len(self._keys) > MAX_IDEMPOTENCY_KEYS:
+                    self._keys.popitem(last=False)
+            return running, True
+
+    @staticmethod
+    def _busy_text(name: str, running: Running) -> str:
+        which = f"turn {running.turn}" if running.turn is not None else "a turn"
+        return f"session {name!r} is running {which} ({running.task[:60]!r}); wait for it"
+
+    def open(self, running: Running) -> Parts:
+        """The claimed session's parts, opened if need be (SessionInUse when another process
+        holds it: the claim is then released). Blocking: call it off the event loop."""
+        with self._lock:
+            slot = self._slots[running.session]
+            parts = slot.parts
+        if parts is None:
+            try:
+                parts = open_parts(
+                    self.config.settings, model=self._model(), session=running.session
+                )
+            except BaseException as exc:
+                running.error = str(exc) or type(exc).__name__
+                self.forget_key(running)
+                self.release(running)
+                running.ready.set()
+                raise
+            with self._lock:
+                slot.parts = parts
+        running.start_seq = parts.session.journal.seq if parts.session is not None else 0
+        running.opened = True
+        running.ready.set()
+        return parts
+
+    def release(self, running: Running) -> None:
+        with self._lock:
+            slot = self._slots.get(running.session)
+            if slot is not None and slot.running is running:
+                slot.running = None
+                slot.last_used = time.monotonic()
+        running.done.set()
+
+    def forget_key(self, running: Running) -> None:
+        """A claim that never started a turn must not answer later retries."""
+        with self._lock:
+            if (
+                running.key is not None
+                and self._keys.get((running.session, running.key)) is running
+            ):
+                del self._keys[(running.session, running.key)]
+
+    def running_count(self) -> int:
+        return sum(1 for s in self._slots.values() if s.running is not None)
+
+    def running(self) -> list[Running]:
+        with self._lock:
+            return [s.running for s in self._slots.values() if s.running is not None]
+
+    def running_in(self, name: str) -> Running | None:
+        with self._lock:
+            slot = self._slots.get(name)
+            return slot.running if slot is not None else None
+
+    # ---- closing --------------------------------------------------------------------------
+    def close_session(self, name: str) -> None:
+        """Close ``name``'s parts (before removing it); Busy while it runs."""
+        with self._lock:
+            slot = self._slots.get(name)
+            if slot is None:
+                return
+            if slot.running is not None:
+                raise Busy(self._busy_text(name, slot.running))
+            del self._slots[name]
+            parts = slot.parts
+        if parts is not None:
+            parts.close()
+
+    def close_idle(self, now: float | None = None) -> int:
+        now = time.monotonic() if now is None else now
+        idle: list[Parts] = []
+        with self._lock:
+            for name, slot in list(self._slots.items()):
+                if slot.running is None and now - slot.last_used >= self.config.idle_close_s:
+                    if slot.parts is not None:
+                        idle.append(slot.parts)
+                    del self._slots[name]
+        for parts in idle:
+            parts.close()
+        return len(idle)
+
+    def cancel_all(self) -> None:
+        self.closing.set()
+        for running in self.running():
+            running.cancel.set()
+
+    def close(self, wait_s: float = 10.0) -> None:
+        """Cancel what runs, wait for the turns to be recorded (interrupted), close all."""
+        self.cancel_all()
+        deadline = time.monotonic() + wait_s
+        for running in self.running():
+            running.done.wait(max(0.0, deadline - time.monotonic()))
+        with self._lock:
+            slots, self._slots = list(self._slots.values()), {}
+        for slot in slots:
+            if slot.parts is not None and (slot.running is None or slot.running.done.is_set()):
+                slot.parts.close()
