@@ -21,7 +21,7 @@ from agent.steps import ActionKind
 from agent.store.sessions import Session
 from cli.render import program_view, shown
 from rt.codes import status_text
-from rt.errors import CatalogError, ConfigError, RunError, SessionError
+from rt.errors import ConfigError, RunError, SessionError
 
 VALUE_CHARS = 60
 SNIPPET_CHARS = 72
@@ -122,8 +122,7 @@ def _print_results(console: Console, results: list[str]) -> None:
 def find_program(catalog: Catalog, name: str) -> Program:
     program = catalog.get(name)
     if program is None:
-        names = ", ".join(catalog.names()) or "(the catalog is empty)"
-        raise CatalogError(f"no catalog program named {name!r}; programs: {names}")
+        raise catalog.not_found(name)
     return program
 
 

@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from cli.common import EXIT_FAILED, EXIT_OK, EXIT_USAGE, fail, say
+from cli.common import EXIT_FAILED, EXIT_OK, say
 from cli.safe_text import dumps
 
 if TYPE_CHECKING:
@@ -44,9 +44,7 @@ def show_program(settings: Settings, name: str) -> int:
     catalog, _ = _load_catalog(settings)
     program = catalog.get(name)
     if program is None:
-        raise fail(
-            f"no catalog program {name!r}; programs: {', '.join(catalog.names())}", EXIT_USAGE
-        )
+        raise catalog.not_found(name)
     say(f"# {program.path}")
     say(program.path.read_text(encoding="utf-8"))
     return EXIT_OK
@@ -54,13 +52,18 @@ def show_program(settings: Settings, name: str) -> int:
 
 def check_catalog(settings: Settings, paths: list[Path]) -> int:
     from agent.app import open_parts
-    from agent.programs.catalog import load_file
+    from agent.programs.catalog import Catalog, load_file
     from rt.errors import WattError
 
     problems: list[str] = []
     programs = []
     if paths:
         for path in paths:
+            if path.is_dir():  # a directory: every program in it, as the catalog loads them
+                found, errors = Catalog.load([path])
+                programs += list(found)
+                problems += [e.one_line() for e in errors]
+                continue
             try:
                 programs.append(load_file(path))
             except WattError as exc:
@@ -83,10 +86,16 @@ def check_catalog(settings: Settings, paths: list[Path]) -> int:
     return EXIT_OK if not problems else EXIT_FAILED
 
 
-def new_program(settings: Settings, name: str, directory: Path | None) -> int:
+def new_program(
+    settings: Settings, name: str, directory: Path | None, *, force: bool = False
+) -> int:
     from agent.programs.writer import new_program as write_scaffold
 
-    target = write_scaffold(directory or settings.user_catalog, name)
+    catalog, _ = _load_catalog(settings)
+    existing = catalog.get(name)
+    target = write_scaffold(directory or settings.user_catalog, name, catalog=catalog, force=force)
+    if existing is not None:
+        say(f"watt: warning: {name} now overrides {existing.path}", err=True)
     say(
         f"wrote {target}; edit it, then `watt catalog check {target}` and `watt catalog test {name}`"
     )
@@ -101,7 +110,7 @@ def test_catalog(settings: Settings, name: str | None) -> int:
     if name is not None:
         program = catalog.get(name)
         if program is None:
-            raise fail(f"no catalog program {name!r}", EXIT_USAGE)
+            raise catalog.not_found(name)
         programs = [program]
     passed = failed = 0
     for program in programs:

@@ -18,6 +18,7 @@ from agent.programs.catalog import (
     Catalog,
     Example,
     Program,
+    arguments_read,
     body_capabilities,
     parse_program,
     toml_str,
@@ -113,9 +114,21 @@ def write_program(path: Path, source: str) -> Program:
     return program
 
 
-def new_program(directory: Path, name: str) -> Path:
-    """``watt catalog new``: write the scaffold of ``name`` into ``directory``."""
+def new_program(
+    directory: Path, name: str, *, catalog: Catalog | None = None, force: bool = False
+) -> Path:
+    """``watt catalog new``: write the scaffold of ``name`` into ``directory``.
+
+    A name ``catalog`` already has (a shipped program, say) is refused unless ``force``: the
+    new file would override that program, by name, for every task."""
+    check_program_name(name)
     target = directory / f"{name}.wat"
+    existing = catalog.get(name) if catalog is not None else None
+    if existing is not None and not force and existing.path != target:
+        raise CatalogError(
+            f"{name!r} is already a catalog program ({existing.path}); a new one would override "
+            "it in every task: choose another name, or pass --force to override it"
+        )
     write_program(target, scaffold(name))
     return target
 
@@ -153,10 +166,20 @@ def save_program(
     path = directory / f"{name}.wat"
     if path.exists():
         raise CatalogError(f"{path} already exists: choose another name or remove it")
-    specs = [ArgSpec(f"arg{i}", "string", f"argument {i}") for i in range(len(args))]
     body = body.strip("\n")
-    results, note = _example_results(body, list(args), runtime, granted, pure)
-    notes = [note] if note else []
+    read = arguments_read(body)
+    count = len(args) if read is None else read
+    notes = []
+    if count < len(args):  # an argument the body never reads would be required by every call
+        dropped = len(args) - count
+        notes.append(f"{dropped} argument(s) left out: the program never reads them")
+    args = list(args[:count])
+    specs = [
+        ArgSpec(f"arg{i}", "string", f"argument {i}", None if i < len(args) else "")
+        for i in range(count)
+    ]
+    results, note = _example_results(body, args, runtime, granted, pure)
+    notes += [note] if note else []
     shadowed = catalog.get(name)
     if shadowed is not None:
         notes.append(f"it overrides {shadowed.path}")
