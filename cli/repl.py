@@ -81,18 +81,27 @@ class Repl:
         if command is None:
             self.error(f"unknown command {text.split()[0]}; commands: {command_list()}")
             return True
+        if command.name == "resume":
+            self.task("", resume=True)
+            return True
         if command.handler is None:
             return False
         command.handler(self.parts, self.console, arg.strip())
         return True
 
-    def task(self, task: str) -> None:
-        """Run one task; an interruption or error propagates to ``handle`` after cleanup."""
-        from agent.app import ask
+    def task(self, task: str, *, resume: bool = False) -> None:
+        """Run one task (or ``/resume`` the last interrupted one); an interruption or error
+        propagates to ``handle`` after cleanup."""
+        from agent.app import ask, resume_turn
 
         cancel = threading.Event()
-        # ask is a generator function: closing it ends an open turn (rolled back)
-        events = cast("Generator[Event, None, None]", ask(self.parts, task, cancel=cancel))
+        # ask is a generator function: closing it ends an open turn (recorded interrupted)
+        run = (
+            resume_turn(self.parts, cancel=cancel)
+            if resume
+            else ask(self.parts, task, cancel=cancel)
+        )
+        events = cast("Generator[Event, None, None]", run)
         seen: list[Event] = []
         try:
             with cancel_on_sigint(cancel):
@@ -104,7 +113,7 @@ class Repl:
             cancel.set()
             raise
         finally:
-            events.close()  # a turn left open by Ctrl-C in our own code is rolled back here
+            events.close()  # a turn left open by Ctrl-C in our own code is ended here
         outcome = task_outcome(seen)
         if outcome.error is not None:
             self.error(outcome.error)

@@ -197,6 +197,7 @@ COMMANDS: tuple[Command, ...] = (
     Command("reset", "/reset", "forget history and steps (kv is kept)", cmd_reset),
     Command("steps", "/steps", "the last turn's steps: program, status, fuel, tokens", cmd_steps),
     Command("save", "/save NAME", "save the last successful program to your catalog", cmd_save),
+    Command("resume", "/resume", "continue the last interrupted or crashed turn", None),
     Command("exit", "/exit", "leave (Ctrl-D works too)", None),
 )
 

@@ -173,7 +173,7 @@ def test_unknown_command_is_one_line(make: Any) -> None:
     out = h.run("/frobnicate now")
     assert out.splitlines() == [
         "error: unknown command /frobnicate; commands: /help, /catalog, /run, /kv, /session, "
-        "/reset, /steps, /save, /exit"
+        "/reset, /steps, /save, /resume, /exit"
     ]
 
 
@@ -471,3 +471,13 @@ def test_slash_command_output_is_inert(make: Any) -> None:
     out = h.run("/save echoed")
     assert f'(debug.log "{SHOWN}")' in out
     assert not {"\x1b", "\x07", "\u202e"} & set(out)
+
+
+def test_resume_continues_the_interrupted_turn(make: Any) -> None:
+    h = make(wat(UPPER, "x"), KeyboardInterrupt(), answer("X at last"))
+    assert "interrupted" in h.run("shout x")
+    assert states(h) == ["interrupted"]
+    out = h.run("/resume")
+    assert "X at last" in out
+    assert states(h) == ["answered"]  # the same turn, now answered
+    assert "nothing to resume" in h.run("/resume")
