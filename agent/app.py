@@ -43,7 +43,7 @@ from agent.replay import load_recorded, resume_messages
 from agent.store.hostcalls import HostRecorder, Replayer, journaled
 from agent.store.journal import Reader, TurnState, new_run_id
 from agent.store.sessions import Session, SessionStore
-from agent.store.writer import Turn, cost_of
+from agent.store.writer import Turn
 from capabilities import Registry, standard_registry
 from rt.engine import RunResult, Runtime
 from rt.errors import CatalogError, ConfigError, SessionError, WattError
@@ -406,7 +406,7 @@ def resume_turn(
 def _journal(parts: Parts, turn: Turn, event: Event, on_entry: EntrySink | None) -> Event:
     if isinstance(event, ToolStart) and parts.host_recorder is not None:
         parts.host_recorder.begin_step(event.step)
-    entry = turn.record(event.kind.value, event.step, _event_json(event, turn))
+    entry = turn.record(event.kind.value, event.step, event.to_dict())
     if on_entry is not None:
         on_entry(entry.to_dict())
     return event
@@ -433,7 +433,4 @@ def turn_meta(parts: Parts) -> dict[str, Any]:
 
 
 def _event_json(event: Event, turn: Turn) -> dict[str, Any]:
-    data = event.to_dict()
-    if isinstance(event, Thinking) and turn.price is not None:
-        data["cost"] = cost_of(turn.price, event.usage.prompt, event.usage.completion)
-    return data
+    return event.to_dict()

@@ -71,6 +71,7 @@ class Thinking(Event):
     model_ms: float = 0.0
     notes: tuple[str, ...] = ()
     reply: str = ""  # the model's reply as received (what replay feeds back)
+    cost: float | None = None  # dollars, when the model has a price ([prices])
     kind: EventKind = field(init=False, default=EventKind.THINKING)
 
 

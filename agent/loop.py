@@ -309,8 +309,14 @@ class _Task:
             completion,
             action,
             Thinking(
-                self.step, action.reasoning, completion.usage, ms, action.notes, completion.text
-            ),
+                self.step,
+                action.reasoning,
+                completion.usage,
+                ms,
+                action.notes,
+                completion.text,
+                _cost_of(self.settings.price, completion.usage),
+            ),  # fmt: skip
         )
 
     def _tell(self, text: str) -> None:
@@ -365,6 +371,13 @@ class _Task:
             f"({self._spent().total} used); raise --max-tokens-total to allow more",
             ErrorKind.BUDGET,
         )
+
+
+def _cost_of(price: tuple[float, float] | None, usage: Usage) -> float | None:
+    """Dollars for one call at ``price`` (USD per million input, output tokens)."""
+    if price is None:
+        return None
+    return (usage.prompt * price[0] + usage.completion * price[1]) / 1_000_000
 
 
 def _text(reply: Completion, action: Action) -> str:

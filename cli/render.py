@@ -71,7 +71,10 @@ class RichRenderer:
         c = self.console
         if isinstance(event, Thinking):
             line = Text(f"step {event.step} ", style="bold cyan")
-            line.append(f"model {_ms(event.model_ms)}, {event.usage.total} tokens", style="dim")
+            cost = "" if event.cost is None else f", ${event.cost:.4f}"
+            line.append(
+                f"model {_ms(event.model_ms)}, {event.usage.total} tokens{cost}", style="dim"
+            )
             if event.text:
                 line.append("  " + inert(" ".join(event.text.split()))[:300], style="italic")
             c.print(line)
