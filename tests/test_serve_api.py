@@ -11,7 +11,17 @@ import httpx
 import pytest
 
 from agent.models.scripted import ScriptedModel
-from tests.serve_support import AUTH, DONE, UPPER, Gate, client, journal, make_state, parse_sse, turns
+from tests.serve_support import (
+    AUTH,
+    DONE,
+    UPPER,
+    Gate,
+    client,
+    journal,
+    make_state,
+    parse_sse,
+    turns,
+)
 
 
 def run(coro: Any) -> Any:
@@ -114,9 +124,13 @@ def test_idempotent_retry_while_running_follows_it_live() -> None:
     async def go() -> tuple[str, str]:
         async with client(state) as c:
             key = {**AUTH, "Idempotency-Key": "k-live"}
-            first = asyncio.create_task(c.post("/v1/sessions/s/turns", json={"task": "t"}, headers=key))
+            first = asyncio.create_task(
+                c.post("/v1/sessions/s/turns", json={"task": "t"}, headers=key)
+            )
             await asyncio.to_thread(gate.entered.wait, 10)
-            second = asyncio.create_task(c.post("/v1/sessions/s/turns", json={"task": "t"}, headers=key))
+            second = asyncio.create_task(
+                c.post("/v1/sessions/s/turns", json={"task": "t"}, headers=key)
+            )
             await asyncio.sleep(0.2)
             gate.open()
             return (await first).text, (await second).text
@@ -133,7 +147,9 @@ def test_a_second_turn_on_a_running_session_is_409_and_past_the_cap_429() -> Non
 
     async def go() -> tuple[httpx.Response, httpx.Response, httpx.Response]:
         async with client(state) as c:
-            first = asyncio.create_task(c.post("/v1/sessions/a/turns", json={"task": "slow"}, headers=AUTH))
+            first = asyncio.create_task(
+                c.post("/v1/sessions/a/turns", json={"task": "slow"}, headers=AUTH)
+            )
             await asyncio.to_thread(gate.entered.wait, 10)
             busy = await c.post("/v1/sessions/a/turns", json={"task": "again"}, headers=AUTH)
             full = await c.post("/v1/sessions/b/turns", json={"task": "other"}, headers=AUTH)
