@@ -50,7 +50,7 @@ class Settings:
     max_cost: float | None = None  # dollars per task, when the model has a price
     # [prices."MODEL"] input = USD, output = USD (per million tokens); no network look-up
     prices: tuple[tuple[str, float, float], ...] = ()
-    agents: int = 0  # child agent runs per task (--agents N); 0: the agent capability is not granted
+    agents: int = 0  # child agent runs per task (--agents N); 0: agent.run is not granted
     agent_depth: int = 2  # how deep child agents may nest (a child of a child is depth 2)
     guard: str = "off"  # `watt serve`'s input guard: "off", or "model" (the model screens tasks)
     sources: dict[str, str] = field(default_factory=dict, compare=False)

@@ -6,7 +6,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from capabilities.ai import AiCapability, Assistant
+from capabilities.ai import AgentCapability, AiCapability, Assistant, ChildRunner
 from capabilities.arrays import ArrCapability
 from capabilities.base import Capability, Registry, describe
 from capabilities.debug import DebugCapability
@@ -33,6 +33,7 @@ def standard_registry(
     assistant: Assistant | None = None,
     http_transport: httpx.BaseTransport | None = None,
     secrets: Iterable[str] = (),
+    agent_runner: ChildRunner | None = None,
 ) -> Registry:
     """Every baseline capability, core first, configured with the user's grants."""
     return Registry(
@@ -47,5 +48,6 @@ def standard_registry(
             FsCapability(fs_root, protected=protected),
             HttpCapability(allow_domains, transport=http_transport),
             AiCapability(assistant, secrets=secrets),
+            AgentCapability(agent_runner),
         ]
     )

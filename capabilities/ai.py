@@ -11,6 +11,24 @@ not translate) or the run has no time left. The assistant gets the run's cancel 
 run's wall clock and Ctrl-C end a call in flight. The debug detail of a failure is the
 error's class and first line with anything that looks like a credential scrubbed. The
 answer is cut to ``max_output_bytes`` (at a character boundary, with a debug line saying so).
+
+The ``agent`` capability is here too: the other capability backed by the model.
+
+``agent.run (task grants) -> (ptr err)``: the child answers ``task`` with at most the grant
+named by ``grants``, in the CLI's words, separated by spaces or commas: capability names
+(``str``, ``math``, ``kv``, ``fs``, ``http``, ``ai``, ``agent``, ...), ``http:HOST[:PORT]`` for
+one host of the parent's allow-list, ``fs:SUBDIR`` for a directory inside the parent's jail.
+The result is the child's final answer, as data: the parent's observation delimits it like any
+program output, and nothing in it can change a grant.
+
+The caller injects a ``ChildRunner`` (the agent passes one that runs a whole child task in
+the same session); the capability never imports the agent. Not granted unless the user asks
+(``--agents N``); without a runner every call is EACCESS.
+
+Codes: EACCESS when the grant asks for more than the parent holds (nothing runs), ENOMEM for
+the number of child runs allowed, a task or grant list too long; EREMOTE when the child
+fails, is stopped (its budget or the parent's time ran out) or is interrupted; the one-line
+reason is a debug line. The answer is cut to ``max_output_bytes``.
 """
 
 from __future__ import annotations
@@ -186,3 +204,89 @@ class AiCapability:
             fn("assist", "input instruction flags -> ptr err", self.assist,
                "apply instruction to input text; flags 1 = one-line answer; EREMOTE, ENOMEM"),
         ]  # fmt: skip
+
+
+# ---- agent: a child agent from inside a program ----------------------------------------------
+MAX_TASK_BYTES = 16_000
+MAX_GRANT_BYTES = 2_000
+AGENT_MAX_DETAIL = 240
+_SEPARATORS = re.compile(r"[\s,]+")
+
+
+class ChildRunner(Protocol):
+    """Runs one child task and returns its final answer.
+
+    ``grants`` are the words the program asked for; ``cancel`` is the parent run's stop event
+    (set on Ctrl-C and at the parent run's deadline) and ``seconds`` what is left of that run's
+    wall clock. A refusal or failure is a ``GuestError`` with its code and a one-line reason.
+    """
+
+    def __call__(
+        self, task: str, grants: list[str], *, cancel: threading.Event, seconds: float
+    ) -> str: ...
+
+
+def grant_words(text: str) -> list[str]:
+    """The words of a grant list: ``"str, http:example.com fs:data"`` -> three words."""
+    return [w for w in _SEPARATORS.split(text.strip()) if w]
+
+
+def _short(text: str) -> str:
+    line = " ".join(text.split())
+    return line if len(line) <= AGENT_MAX_DETAIL else line[: AGENT_MAX_DETAIL - 3] + "..."
+
+
+class AgentCapability:
+    """Host functions of the ``agent`` namespace."""
+
+    namespace = "agent"
+    pure = False  # a child may use effects of its own
+    summary = "delegate a sub-task to a child agent with a narrower grant; budgeted"
+
+    def __init__(self, runner: ChildRunner | None, *, max_output_bytes: int = 16_000) -> None:
+        self.runner = runner
+        self.max_output_bytes = max_output_bytes
+
+    def run(self, ctx: RunContext, task_ptr: int, grants_ptr: int) -> tuple[int, int]:
+        runner = self.runner
+        if runner is None:
+            raise GuestError(Err.EACCESS, "no child agents granted (watt ask --agents N)")
+        task = ctx.read_str(task_ptr, MAX_TASK_BYTES, "task")
+        grants = grant_words(ctx.read_str(grants_ptr, MAX_GRANT_BYTES, "grant list"))
+        if not task.strip():
+            raise GuestError(Err.EBOUND, "the child's task is empty")
+        if ctx.cancel.is_set() or ctx.remaining() <= 0:
+            raise GuestError(Err.EREMOTE, "no time left in this run for a child agent")
+        try:
+            answer = runner(task, grants, cancel=ctx.cancel, seconds=ctx.remaining())
+        except GuestError as exc:
+            raise GuestError(exc.code, _short(exc.detail)) from None
+        except WattError as exc:
+            raise GuestError(Err.EREMOTE, _short(f"child agent failed: {exc.one_line()}")) from None
+        finally:
+            _rearm(ctx)
+        answer, cut = cap_utf8(answer, self.max_output_bytes)
+        if cut:
+            ctx.log(f"agent.run: answer truncated to {self.max_output_bytes} bytes")
+        return ctx.alloc_str(answer), 0
+
+    def functions(self) -> list[HostFunction]:
+        fn = partial(host, self.namespace)
+        return [
+            fn("run", "task grants -> ptr err", self.run,
+               'a child agent answers task using only grants, e.g. (agent.run "Upper-case '
+               'hello" "str"): the answer is text; EACCESS beyond your grant, EREMOTE if it '
+               "fails"),
+        ]  # fmt: skip
+
+
+def _rearm(ctx: RunContext) -> None:
+    """The engine's epoch is shared by every run of the process: a child's program that hit
+    its own deadline bumped it, which would also stop this (suspended) program when it goes
+    on. Unless this run was itself stopped, its epoch deadline is set again from now."""
+    store = ctx.store
+    if store is None or ctx.cancel.is_set():
+        return
+    store.set_epoch_deadline(1)
+    if ctx.cancel.is_set():  # stopped meanwhile: stop at the next check, as the bump meant
+        store.set_epoch_deadline(0)

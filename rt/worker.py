@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterator
 _EXCLUSIVE = (
     threading.Lock()
 )  # process-wide: wasmtime-py passes host exceptions via a module global
+_IN_JOB = threading.local()  # set on a worker thread while its job (a wasm run) is in progress
 
 
 class Worker:
@@ -26,6 +27,13 @@ class Worker:
 
     @contextlib.contextmanager
     def exclusive(self) -> Iterator[None]:
+        """Hold the process-wide wasm lock. A run started from a host function of a running
+        program (``agent.run``) is nested: the outer program is suspended in that call on this
+        very thread, so one wasm execution still runs at a time, and the lock it holds is not
+        taken again (that would deadlock)."""
+        if getattr(_IN_JOB, "active", False):
+            yield
+            return
         with _EXCLUSIVE:
             yield
 
@@ -41,9 +49,11 @@ class Worker:
             if job is None:
                 continue
             fn, done = job
+            _IN_JOB.active = True
             try:
                 fn()
             finally:
+                _IN_JOB.active = False
                 done.release()
 
     def call(
