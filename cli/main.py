@@ -9,6 +9,7 @@ from typing import Annotated, Any
 
 import typer
 
+from cli.agents_cmd import agents_app
 from cli.common import (
     EXIT_FAILED,
     EXIT_OK,
@@ -21,7 +22,6 @@ from cli.common import (
     settings_from,
     version_text,
 )
-from cli.agents_cmd import agents_app
 from cli.model_cmd import model_app
 
 app = typer.Typer(

@@ -29,7 +29,7 @@ if TYPE_CHECKING:
 
 def run_ask(
     settings: Settings, task: str, *, model_spec: str | None, json_out: bool, quiet: bool,
-    fresh: bool = False, resume: bool = False,
+    fresh: bool = False, resume: bool = False, instructions: str = "",
 ) -> int:  # fmt: skip
     """``--json`` prints the journal's rows as they are appended (the same JSON as
     ``watt log --json --follow`` and the server's stream)."""
@@ -42,6 +42,7 @@ def run_ask(
     from rt.errors import Interrupted, WattError
 
     with open_parts(settings, model_spec=model_spec) as parts:
+        parts.instructions = instructions  # a named agent's (watt agents send)
         parts.model  # noqa: B018 - configuration errors surface before any work
         prewarm(parts)
         render: Callable[[Event], None] | None
