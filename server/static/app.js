@@ -165,9 +165,9 @@ const DRAW = {
   },
   tool_start(card, e) {
     const box = stepBox(card, e);
-    const name = e.action === "catalog" ? e.name : "wat program";
     const args = (e.args || []).map((a) => JSON.stringify(a)).join(", ");
-    box.append(el("div", "call", `${name}(${args})`));
+    const call = e.action === "catalog" ? `${e.name}(${args})` : `wat program${args ? ` (${args})` : ""}`;
+    box.append(el("div", "call", call));
     if (e.program) box.append(highlight(e.program));
   },
   tool_result(card, e) {
@@ -231,7 +231,7 @@ async function loadSessions() {
     const item = el("li");
     const button = el("button", s.name === state.session ? "current" : "", s.name);
     button.type = "button";
-    button.append(el("div", "meta", `${s.turns} turns${s.running ? " · running" : ""}`));
+    button.append(el("div", "meta", `${s.turns} turn${s.turns === 1 ? "" : "s"}${s.running ? " · running" : ""}`));
     button.addEventListener("click", () => openSession(s.name));
     item.append(button);
     list.append(item);
