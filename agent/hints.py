@@ -16,7 +16,7 @@ from collections.abc import Collection, Sequence
 
 from agent.parser import CatalogCall, format_action
 from rt.errors import CompileError, LinkError
-from rt.preprocess import WAT_FAMILIES, called_functions, list_heads
+from rt.preprocess import WAT_FAMILIES, called_functions, list_heads, tokenize
 
 _DOLLAR_HEAD = re.compile(
     r"\$([A-Za-z_][\w.]*)"
@@ -98,6 +98,8 @@ def repair_hint(error: CompileError | LinkError) -> str:
     correction too.
     """
     if isinstance(error, CompileError):
+        if error.fix:  # the error names its fix itself (rt.errors.known_fix): say it once
+            return ""
         message, line, shown = error.message, error.line, (error.source_line or "").strip()
     else:
         message, line, shown = error.one_line(), None, ""
@@ -150,6 +152,68 @@ def _advice(error: str, shown: str) -> str:
             "statement leaves two values, ptr then err."
         )
     return ""
+
+
+def swapped_sets(body: str) -> tuple[int, str, str] | None:
+    """The first host call whose two results are stored the wrong way round, as
+    ``(line, err_local, ptr_local)``: ``(call $f ...) (local.set $ptr) (local.set $err)`` then
+    ``(check $err)``. A call leaves ptr then err, so the first ``local.set`` takes the error;
+    swapped, ``check`` returns the pointer (status 16, 20, ...) as if it were an error code.
+    Read with the preprocessor's tokenizer: comments and strings never count."""
+    try:
+        words = [t for t in tokenize(body) if t.kind not in ("ws", "comment")]
+    except CompileError:
+        return None
+    texts = [t.text for t in words]
+    checked = {texts[i + 2] for i in range(len(texts) - 2) if texts[i : i + 2] == ["(", "check"]}
+    for i in range(1, len(texts) - 8):
+        if texts[i : i + 3] != ["(", "local.set", texts[i + 2]] or texts[i - 1] != ")":
+            continue
+        first, second = texts[i + 2], texts[i + 6]
+        if texts[i + 3 : i + 6] != [")", "(", "local.set"] or texts[i + 7] != ")":
+            continue
+        if not _closes_a_call(texts, i - 1):
+            continue
+        if second in checked and first not in checked:
+            return body.count("\n", 0, words[i].pos) + 1, second, first
+    return None
+
+
+def _closes_a_call(texts: Sequence[str], close: int) -> bool:
+    """Whether the ``)`` at ``close`` ends a list whose head is a host call."""
+    depth = 0
+    for j in range(close, -1, -1):
+        depth += {")": 1, "(": -1}.get(texts[j], 0)
+        if depth == 0:
+            head = texts[j + 1] if j + 1 < len(texts) else ""
+            name = texts[j + 2] if head in ("call", "return_call") and j + 2 < len(texts) else head
+            qual = name.removeprefix("$")
+            return "." in qual and qual.partition(".")[0] not in WAT_FAMILIES
+    return False
+
+
+def status_hint(body: str, status: int) -> str:
+    """For a run that returned ``status``: the fix when its body stores a call's results the
+    wrong way round (``swapped_sets``), else ""."""
+    if status == 0:
+        return ""
+    found = swapped_sets(body)
+    if found is None:
+        return ""
+    line, err_name, ptr_name = found
+    return (
+        f"Hint: status {status} is a pointer, not an error code: on line {line} the call's "
+        "results are stored the wrong way round; a call leaves ptr then err, so the first "
+        f"local.set takes the error: write (local.set {err_name}) (local.set {ptr_name}), "
+        f"then (check {err_name})."
+    )
+
+
+GENERIC_STATUS_HINT = (
+    "Hint: status {status} is not an error code. If a (check $x) returned it, $x holds a "
+    "pointer: a call leaves ptr then err, so store err first: (call ...) (local.set $err) "
+    "(local.set $ptr) (check $err)."
+)
 
 
 def _first_head(heads: Sequence[str], pattern: re.Pattern[str]) -> str:

@@ -10,7 +10,8 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
-from rt.codes import Err, status_text
+from agent.hints import GENERIC_STATUS_HINT
+from rt.codes import Err, status_name, status_text
 from rt.engine import RunResult
 
 TRUNCATED = "[... truncated: {dropped} more characters not shown; print less or slice the text]"
@@ -49,9 +50,12 @@ def success(step: int, result: RunResult, limit: int) -> str:
         )
     why = result.failure or f"the program returned {status_text(result.status)}"
     meaning = _meaning(result.status)
+    hint = ""
+    if not result.failure and not status_name(result.status):  # not an error code: a pointer?
+        hint = "\n" + GENERIC_STATUS_HINT.format(status=result.status)
     return (
         f"[Observation (step {step})] Execution FAILED: {why}{meaning}. Nothing below is an answer.\n"
-        f"{fence(truncate(body, limit))}{notes}"
+        f"{fence(truncate(body, limit))}{notes}{hint}"
     )
 
 

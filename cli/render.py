@@ -6,9 +6,13 @@ The rich renderer shows model and program text inert (``cli.safe_text``) and onl
 
 from __future__ import annotations
 
+import threading
+import time
+from collections.abc import Callable
 from typing import IO, Any
 
 from rich.console import Console
+from rich.live import Live
 from rich.syntax import Syntax
 from rich.text import Text
 
@@ -22,6 +26,7 @@ from agent.events import (
     ToolResult,
     ToolStart,
 )
+from agent.hints import status_hint
 from agent.steps import ActionKind
 from cli.safe_text import dumps, inert
 from rt.codes import status_text
@@ -60,14 +65,69 @@ def program_view(program: str) -> Syntax:
     )
 
 
-class RichRenderer:
-    """Progress for a person: step, what the model is doing, the program, its result."""
+class Running:
+    """``running 2.3s``: a program's elapsed time, read from ``clock`` whenever it is drawn."""
 
-    def __init__(self, console: Console, *, show_programs: bool = True) -> None:
+    def __init__(self, what: str, clock: Callable[[], float] = time.monotonic) -> None:
+        self.what = what
+        self.clock = clock
+        self.started = clock()
+
+    def __rich__(self) -> Text:
+        return Text(f"  {self.what} running, {self.clock() - self.started:.1f}s", style="dim")
+
+
+class RichRenderer:
+    """Progress for a person: step, what the model is doing, the program, its result.
+
+    A program still running after ``running_after`` seconds gets a live line with its elapsed
+    time (on a terminal: a rich ``Live``, removed when the result arrives)."""
+
+    def __init__(
+        self, console: Console, *, show_programs: bool = True, running_after: float = 1.0
+    ) -> None:
         self.console = console
         self.show_programs = show_programs
+        self.running_after = running_after
+        self._program = ""  # the last program started, for a status hint
+        self._lock = threading.Lock()
+        self._timer: threading.Timer | None = None
+        self._live: Live | None = None
+        self.live_started = threading.Event()
+
+    def _start_running(self, what: str) -> None:
+        if not self.console.is_terminal:
+            return
+        running = Running(what)
+        timer: threading.Timer
+
+        def show() -> None:
+            with self._lock:
+                if self._timer is not timer:  # the result (or the next program) came first
+                    return
+                self._live = Live(
+                    running, console=self.console, transient=True, refresh_per_second=4
+                )
+                self._live.start()
+                self.live_started.set()
+
+        with self._lock:
+            timer = self._timer = threading.Timer(self.running_after, show)
+            timer.daemon = True
+            timer.start()
+
+    def close(self) -> None:
+        """Stop the running line, if any (the next event, Ctrl-C or the end of the task)."""
+        with self._lock:
+            if self._timer is not None:
+                self._timer.cancel()
+                self._timer = None
+            if self._live is not None:
+                self._live.stop()
+                self._live = None
 
     def __call__(self, event: Event) -> None:
+        self.close()
         c = self.console
         if isinstance(event, Thinking):
             line = Text(f"step {event.step} ", style="bold cyan")
@@ -87,6 +147,8 @@ class RichRenderer:
                 c.print(shown(f"  run program{args}", style="magenta"))
                 if self.show_programs:
                     c.print(program_view(event.program))
+            self._program = event.program
+            self._start_running(f"catalog {event.name}" if event.name else "program")
         elif isinstance(event, ToolResult):
             self._result(event)
         elif isinstance(event, Retry):
@@ -132,6 +194,9 @@ class RichRenderer:
                     style=style,
                 )
             )
+        hint = status_hint(self._program, event.status) if event.status else ""
+        if hint and event.error is None:
+            c.print(shown(f"  {hint}", style="yellow"))
         for i, result in enumerate(event.results[:20]):
             c.print(Text(f"  [{i}] ", style="dim") + Text(_clip(result)))
         if len(event.results) > 20:

@@ -38,7 +38,8 @@ class Repl:
     def __init__(self, parts: Parts, console: Console, *, show_programs: bool = True) -> None:
         self.parts = parts
         self.console = console
-        self.render = RichRenderer(console, show_programs=show_programs)
+        self.renderer = RichRenderer(console, show_programs=show_programs)
+        self.render: Callable[[Event], None] = self.renderer
 
     def banner(self) -> None:
         session = self.parts.session.name if self.parts.session is not None else "(none)"
@@ -113,6 +114,7 @@ class Repl:
             cancel.set()
             raise
         finally:
+            self.renderer.close()  # the running line of a program Ctrl-C stopped
             events.close()  # a turn left open by Ctrl-C in our own code is ended here
         outcome = task_outcome(seen)
         if outcome.error is not None:

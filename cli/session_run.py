@@ -77,6 +77,9 @@ def run_ask(
             if json_out or not seen or not isinstance(seen[-1], ErrorEvent):
                 raise
             return exit_code_for(exc)
+        finally:
+            if isinstance(render, RichRenderer):
+                render.close()  # a program's running line never outlives the task
         outcome = task_outcome(seen)
         if outcome.answer is not None and not json_out:
             say(outcome.answer)
@@ -107,6 +110,7 @@ def run_program(
     """Results on stdout (inert, or byte-exact with ``raw``); debug and errors inert on stderr."""
     from agent.app import load_program
     from agent.app import run_program as run_source
+    from agent.hints import status_hint
     from cli.render import failure_text
     from rt.codes import status_text
     from rt.errors import CompileError, Interrupted, LinkError, RunError
@@ -135,6 +139,9 @@ def run_program(
             say(f"debug: {line}", err=True)
         if not result.ok:
             say(f"watt: {status_text(result.status)}", err=True)
+            hint = status_hint(source.body, result.status)
+            if hint:
+                say(hint, err=True)
     return EXIT_OK if result.ok else EXIT_FAILED
 
 

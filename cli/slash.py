@@ -16,6 +16,7 @@ from rich.console import Console
 from rich.text import Text
 
 from agent.app import Parts
+from agent.hints import status_hint
 from agent.programs.catalog import Catalog, Program, apply_defaults
 from agent.steps import ActionKind
 from agent.store.sessions import Session
@@ -112,6 +113,9 @@ def cmd_run(parts: Parts, console: Console, arg: str) -> None:
         console.print(shown(f"debug: {clip(line, 400)}", style="dim"))
     style = "green" if result.ok else "red"
     console.print(Text(f"{status_text(result.status)}, fuel {result.fuel_used}", style=style))
+    hint = status_hint(program.body, result.status)
+    if hint:
+        console.print(shown(hint, style="yellow"))
 
 
 def _print_results(console: Console, results: list[str]) -> None:

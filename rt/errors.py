@@ -64,7 +64,12 @@ class RunError(WattError):
 
 
 class CompileError(RunError):
-    """The program's text is invalid. ``line``/``column`` are 1-based in the user's body."""
+    """The program's text is invalid. ``line``/``column`` are 1-based in the user's body.
+
+    ``fix`` names the change that repairs the commonest mistakes (``known_fix``): it is part of
+    the message, so the person running ``watt run``, the live view and the model's observation
+    all read it, once.
+    """
 
     def __init__(
         self,
@@ -72,11 +77,14 @@ class CompileError(RunError):
         line: int | None = None,
         column: int | None = None,
         source_line: str | None = None,
+        *,
+        fix: str | None = None,
     ) -> None:
         self.message = message
         self.line = line
         self.column = column
         self.source_line = source_line
+        self.fix = known_fix(message, line, source_line) if fix is None else fix
         super().__init__(self._render())
 
     def _render(self) -> str:
@@ -89,7 +97,28 @@ class CompileError(RunError):
         text = f"{where}{self.message}"
         if self.source_line is not None and self.source_line.strip():
             text += f" | {self.source_line.strip()[:120]}"
+        if self.fix:
+            text += f" (fix: {self.fix})"
         return text
+
+
+def known_fix(message: str, line: int | None, source_line: str | None) -> str:
+    """The fix for a compile error a person or a small model makes most, or "".
+
+    - the function ends with nothing on the stack (wasmtime names no line): the i32 status is
+      missing. The preprocessor adds it to a body that leaves nothing; a whole ``(module ...)``
+      or a body that ends inside a block still meets this.
+    - ``(func $run ...)`` sent as the body: the body is what goes inside it.
+    """
+    if "nothing on stack" in message and line is None:
+        return "end the function with its i32 status: (i32.const 0) as the last instruction"
+    head = (source_line or "").lstrip()
+    if "unknown operator" in message and line == 1 and head.startswith("(func"):
+        return (
+            "send only the body: it runs inside (func $run (result i32) ...); drop the (func ...)"
+            " line and its closing parenthesis, or send a whole (module ...) exporting run"
+        )
+    return ""
 
 
 class SourceTooLarge(CompileError):
