@@ -8,7 +8,6 @@ journal's rows, live), ps, kill (interrupts a running turn) and rm. The logic is
 from __future__ import annotations
 
 import os
-import subprocess
 import sys
 import threading
 import time
@@ -32,6 +31,7 @@ from cli.safe_text import dumps
 
 if TYPE_CHECKING:
     from agent.named import AgentStore
+    from agent.store.journal import TurnRecord
 
 agents_app = typer.Typer(
     help="Named agents: spawn one with its grants, send it tasks, observe, ps, kill, rm.",
@@ -158,25 +158,45 @@ def _detach(store: AgentStore, name: str, message: str) -> int:
         with Reader(path, name) as reader:
             before = max((t.id for t in reader.turns()), default=0)
     log = store.root / f"{name}.log"
-    with open(log, "ab") as out:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "cli.main", "agents", "send", name, message, "--json"],
-            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=out,
-            start_new_session=True, env=dict(os.environ),
-        )  # fmt: skip
+    argv = [sys.executable, "-m", "cli.main", "agents", "send", name, message, "--json"]
+    pid = os.posix_spawn(
+        sys.executable,
+        argv,
+        dict(os.environ),
+        setsid=True,
+        file_actions=[
+            (os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0),
+            (os.POSIX_SPAWN_OPEN, 1, os.devnull, os.O_WRONLY, 0),
+            (os.POSIX_SPAWN_OPEN, 2, str(log), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600),
+        ],
+    )  # its own session: a Ctrl-C in this terminal does not reach it
     deadline = time.monotonic() + DETACH_WAIT_S
     while time.monotonic() < deadline:
-        if path.is_file():
-            with Reader(path, name) as reader:
-                new = [t for t in reader.turns() if t.id > before and t.parent_run is None]
-            if new:
-                say(new[0].run)
-                return EXIT_OK
-        if proc.poll() is not None:
+        new = _new_turns(path, name, before)
+        if new:
+            say(new[0].run)
+            return EXIT_OK
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
             tail = log.read_text(encoding="utf-8", errors="replace").strip().splitlines()[-1:]
-            raise fail(f"the background turn failed to start: {' '.join(tail) or proc.returncode}")
+            code = os.waitstatus_to_exitcode(status)
+            raise fail(f"the background turn failed to start: {' '.join(tail) or code}")
         time.sleep(0.1)
     raise fail(f"the background turn did not start within {DETACH_WAIT_S:g} s (see {log})")
+
+
+def _new_turns(path: Path, name: str, after: int) -> list[TurnRecord]:
+    """The top-level turns after turn ``after`` (none while the process creates the session)."""
+    from agent.store.journal import Reader
+    from rt.errors import SessionError
+
+    if not path.is_file():
+        return []
+    try:
+        with Reader(path, name) as reader:
+            return [t for t in reader.turns() if t.id > after and t.parent_run is None]
+    except SessionError:  # being created by the background process
+        return []
 
 
 @agents_app.command("observe")
