@@ -202,18 +202,7 @@ def _read_kv(home: Path) -> dict[str, str]:
         return {k: session.kv.get(k) or "" for k in session.kv.keys()}
 
 
-def _replies(cmd: list[str], env: Mapping[str, str]) -> list[str]:
-    done = subprocess.run(
-        [*cmd, "log", "--json", "--limit", "200"], env=dict(env), capture_output=True,
-        text=True, check=False,
-    )  # fmt: skip
-    out = []
-    for line in done.stdout.splitlines():
-        try:
-            out.append(str(json.loads(line).get("reply") or ""))
-        except json.JSONDecodeError:
-            continue
-    return out
+LOOP_KINDS = ("thinking", "tool_start", "tool_result", "retry", "response", "error")
 
 
 def run_one(
@@ -258,18 +247,20 @@ def run_one(
             stdout = exc.stdout.decode() if isinstance(exc.stdout, bytes) else (exc.stdout or "")
             stderr, code = f"timed out after {timeout_s:.0f}s", -1
         wall = time.perf_counter() - t0
-        events = []
+        events = []  # the journal's rows (ask --json); the loop's own kinds are counted
         for line in stdout.splitlines():
             try:
-                events.append(json.loads(line))
+                row = json.loads(line)
             except json.JSONDecodeError:
                 continue
+            if row.get("kind") in LOOP_KINDS:
+                events.append(row)
         answer = next(
             (e.get("text") for e in reversed(events) if e.get("kind") == "response"), None
         )
         outcome = Outcome(answer or "", jail if task.fs else None, _read_kv(home))
         ok = answer is not None and code == 0 and task.check(outcome)
-        replies = _replies(cmd, run_env)
+        replies = [str(e.get("reply") or "") for e in events if e.get("kind") == "thinking"]
     return TaskRun(
         task.name, task.category, ok, answer, code, wall, events, replies, stderr.strip()[-2000:],
         task.kind, task.held_out,
