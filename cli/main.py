@@ -348,19 +348,10 @@ def caps(
     allow_domain: AllowDomain = None,
     no_ai: NoAi = False,
 ) -> None:
-    """What each capability offers: the same text the model sees."""
-    from agent.app import open_parts
-    from capabilities.base import describe
+    """What each capability offers (the same text the model sees), its quotas and the limits."""
+    from cli.views import show_caps
 
-    settings = settings_from(**_grants(fs_root, allow_domain, no_ai, None))
-    with open_parts(settings, use_session=False) as parts:
-        for cap in parts.registry:
-            granted = "" if cap.namespace in parts.granted else "   (not granted)"
-            say(describe(cap) + granted)
-        say(
-            f"\nhttp allow-list: {', '.join(settings.allow_domains) or '(empty: every host is refused)'}"
-        )
-        say(f"fs root: {settings.fs_root or '(none: fs calls fail with EACCESS)'}")
+    raise typer.Exit(show_caps(settings_from(**_grants(fs_root, allow_domain, no_ai, None))))
 
 
 @app.command()

@@ -11,6 +11,9 @@ import time
 from collections.abc import Callable
 from typing import IO, Any
 
+from pygments.lexer import inherit, words
+from pygments.lexers.webassembly import WatLexer
+from pygments.token import Keyword, Name, String
 from rich.console import Console
 from rich.live import Live
 from rich.syntax import Syntax
@@ -58,10 +61,35 @@ def shown(text: str, style: str = "") -> Text:
     return Text(inert(text), style=style)
 
 
+MACROS = ("argv", "check", "resv", "arg", "answer")
+
+
+class WattLexer(WatLexer):  # type: ignore[misc]  # pygments ships no type hints
+    """Pygments' WebAssembly lexer plus WAT-plus: the macros (``argv``, ``check``, ``resv``,
+    ``arg``, ``answer``) are keywords, ``str.upper`` is a function name, ``\"\"\"raw\"\"\"`` is a
+    string; WAT-plus is never drawn as an error."""
+
+    name = "WAT-plus"
+    aliases = ["watt"]
+    tokens = {
+        "root": [
+            (r'"""[\s\S]*?"""', String.Double),
+            (words(MACROS, prefix=r"(?<=\()", suffix=r"(?=[\s()]|$)"), Keyword),
+            inherit,  # WAT itself first: local.get, i32.const are the WebAssembly lexer's
+            (r"[A-Za-z_]\w*\.[A-Za-z_][\w.]*(?=[\s()]|$)", Name.Function),  # a host call
+            (r"[^\s()\"$;]+", Name),  # any other word: plain, not an error
+        ]
+    }
+
+
 def program_view(program: str) -> Syntax:
-    """A WAT program with syntax highlighting (pygments' WebAssembly lexer), inert."""
+    """A WAT-plus program with syntax highlighting (``WattLexer``), inert."""
     return Syntax(
-        inert(program.strip("\n")), "wast", theme="ansi_dark", line_numbers=False, word_wrap=True
+        inert(program.strip("\n")),
+        WattLexer(),
+        theme="ansi_dark",
+        line_numbers=False,
+        word_wrap=True,
     )
 
 

@@ -129,6 +129,51 @@ def test_catalog(settings: Settings, name: str | None) -> int:
     return EXIT_OK if failed == 0 else EXIT_FAILED
 
 
+def quotas(cap: object) -> list[tuple[str, int | float]]:
+    """A capability's quotas, read from its ``max_*`` and ``*_timeout_s`` settings (the numbers
+    its refusals name), as ``("calls per run", 20)`` pairs in declaration order."""
+    out: list[tuple[str, int | float]] = []
+    for key, value in vars(cap).items():
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            continue
+        if key.startswith("max_"):
+            out.append((key.removeprefix("max_").replace("_", " "), value))
+        elif key.endswith("_timeout_s"):
+            out.append((key.removesuffix("_s").replace("_", " ") + " (s)", value))
+    return out
+
+
+def _number(value: int | float) -> str:
+    return f"{value:,}" if isinstance(value, int) else f"{value:g}"
+
+
+def show_caps(settings: Settings) -> int:
+    """``watt caps``: each capability's prompt text, then its quotas; the run limits; grants."""
+    from agent.app import open_parts
+    from agent.config import allow_list_notes
+    from capabilities.base import describe
+
+    with open_parts(settings, use_session=False) as parts:
+        for cap in parts.registry:
+            granted = "" if cap.namespace in parts.granted else "   (not granted)"
+            say(describe(cap) + granted)
+            found = quotas(cap)
+            if found:
+                say("  quotas: " + ", ".join(f"{k} {_number(v)}" for k, v in found))
+    lim = settings.limits
+    say(
+        f"\nper run (watt run flags, config.toml keys): fuel {lim.fuel:,} (--fuel, fuel), "
+        f"memory {lim.memory_bytes:,} bytes (--memory, memory), timeout {lim.timeout_s:g} s "
+        f"(--timeout, timeout), source {lim.max_source_bytes:,} bytes (max_source_bytes), "
+        f"results {lim.max_result_bytes:,} bytes (max_result_bytes)"
+    )
+    say(f"http allow-list: {', '.join(settings.allow_domains) or '(empty: every host is refused)'}")
+    for note in allow_list_notes(settings):
+        say(f"  note: {note}")
+    say(f"fs root: {settings.fs_root or '(none: fs calls fail with EACCESS)'}")
+    return EXIT_OK
+
+
 def list_sessions(settings: Settings) -> int:
     from agent.store.sessions import SessionStore
 
