@@ -58,7 +58,7 @@ async def _run_in_session(
 async def run_program(request: Request) -> Response:
     state = state_of(request)
     name = str(request.path_params["name"])
-    catalog, _errors = await run_in_threadpool(state.watch.current)
+    catalog, _errors = state.watch.peek() or await run_in_threadpool(state.watch.current)
     program = catalog.get(name)
     if program is None:
         raise HTTPProblem(404, f"no catalog program named {name!r}", "not_found")

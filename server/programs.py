@@ -18,7 +18,13 @@ from typing import Any
 from agent.app import Parts, open_parts
 from agent.config import Settings
 from agent.models.messages import ChatModel
-from agent.programs.catalog import Catalog, Program, apply_defaults, catalog_dirs
+from agent.programs.catalog import (
+    Catalog,
+    Program,
+    apply_defaults,
+    catalog_dirs,
+    shipped_dir,
+)
 from rt.errors import CatalogError, RunError
 
 Signature = tuple[tuple[str, tuple[tuple[str, int, int], ...]], ...]
@@ -49,15 +55,27 @@ class CatalogWatch:
         self._signature: Signature | None = None
         self._catalog = Catalog()
         self._errors: list[CatalogError] = []
+        self._shipped = shipped_dir()
 
-    def _dirs(self) -> list[Path]:
-        return catalog_dirs(self._settings.home, self._settings.catalog)
+    def _signature_now(self) -> Signature:
+        watched = [self._shipped, self._settings.user_catalog, *self._settings.catalog]
+        return tuple((str(d), _listing(d)) for d in watched)
+
+    def peek(self) -> tuple[Catalog, list[CatalogError]] | None:
+        """The catalog when no directory changed (a few ``stat`` calls), else None: then
+        ``current`` (which may parse files: call it off the event loop)."""
+        signature = self._signature_now()
+        with self._lock:
+            if signature == self._signature:
+                return self._catalog, list(self._errors)
+        return None
 
     def current(self) -> tuple[Catalog, list[CatalogError]]:
-        dirs = self._dirs()
-        signature = tuple((str(d), _listing(d)) for d in dirs)
+        """The catalog as the directories are now, loaded again when they changed."""
+        signature = self._signature_now()
         with self._lock:
             if signature != self._signature:
+                dirs = catalog_dirs(self._settings.home, self._settings.catalog)
                 self._catalog, self._errors = Catalog.load(dirs)
                 self._signature = signature
             return self._catalog, list(self._errors)

@@ -73,6 +73,9 @@ async def begin_turn(
         raise HTTPProblem(409, exc.one_line(), "session_in_use") from None
     except WattError as exc:
         raise HTTPProblem(500, exc.one_line(), "session_error") from None
+    parts.catalog, parts.catalog_errors = state.watch.peek() or await run_in_threadpool(
+        state.watch.current
+    )  # the session stays open between turns: its catalog follows the directories
     thread = start_turn(
         state.pool, running, parts, lambda: state.notifier.notify(name),
         max_steps=max_steps, caps=caps,

@@ -290,6 +290,23 @@ def test_program_routes_follow_the_catalog_directory(watt_home: Path) -> None:
     state.close()
 
 
+def test_a_turn_sees_a_program_dropped_in_after_its_session_opened(watt_home: Path) -> None:
+    shout = 'ToolCall::Catalog("shout", "hey")'
+    state = make_state(ScriptedModel([DONE, shout, DONE]))
+
+    async def go() -> str:
+        async with client(state) as c:
+            await c.post("/v1/sessions/cat/turns", json={"task": "one"}, headers=AUTH)
+            (watt_home / "catalog").mkdir(parents=True, exist_ok=True)
+            (watt_home / "catalog" / "shout.wat").write_text(PROGRAM)
+            r = await c.post("/v1/sessions/cat/turns", json={"task": "two"}, headers=AUTH)
+            return r.text
+
+    results = [e["data"] for e in parse_sse(run(go())) if e["event"] == "tool_result"]
+    assert results[0]["ok"] and results[0]["results"] == ["HEY!"]
+    state.close()
+
+
 def test_kv_programs_run_in_their_session() -> None:
     state = make_state(ScriptedModel([]))
 
