@@ -27,7 +27,9 @@ class Limits:
                 f"memory must be between 65536 and 4294967296 bytes, got {self.memory_bytes}"
             )
         if not 0 < self.timeout_s <= 3600:
-            raise ConfigError(f"timeout must be between 0 and 3600 seconds, got {self.timeout_s}")
+            raise ConfigError(
+                f"timeout must be more than 0 and at most 3600 seconds, got {self.timeout_s:g}"
+            )
         if self.max_source_bytes <= 0 or self.max_result_bytes <= 0:
             raise ConfigError("source and result size limits must be positive")
         return self

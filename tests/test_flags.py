@@ -147,3 +147,11 @@ def test_config_show_names_watt_home_from_the_environment(_watt_home: Path) -> N
     result = invoke("config", "show")
     home_line = next(line for line in result.stdout.splitlines() if line.startswith("home "))
     assert home_line.endswith("[WATT_HOME]"), home_line
+
+
+def test_limits_state_the_timeout_range_they_accept() -> None:
+    from rt.limits import Limits
+
+    with pytest.raises(ConfigError, match="more than 0 and at most 3600 seconds, got 0"):
+        Limits(timeout_s=0).validated()
+    assert Limits(timeout_s=3600).validated().timeout_s == 3600
