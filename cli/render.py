@@ -15,6 +15,7 @@ from pygments.lexer import inherit, words
 from pygments.lexers.webassembly import WatLexer
 from pygments.token import Keyword, Name, String
 from rich.console import Console
+from rich.errors import LiveError
 from rich.live import Live
 from rich.syntax import Syntax
 from rich.text import Text
@@ -133,10 +134,12 @@ class RichRenderer:
             with self._lock:
                 if self._timer is not timer:  # the result (or the next program) came first
                     return
-                self._live = Live(
-                    running, console=self.console, transient=True, refresh_per_second=4
-                )
-                self._live.start()
+                live = Live(running, console=self.console, transient=True, refresh_per_second=4)
+                try:
+                    live.start()
+                except LiveError:  # another live display (a model's progress) holds the console
+                    return
+                self._live = live
                 self.live_started.set()
 
         with self._lock:

@@ -177,3 +177,18 @@ def test_no_live_line_when_not_a_terminal() -> None:
     assert not render.live_started.wait(0.2)
     render.close()
     assert "running" not in out.getvalue()
+
+
+def test_the_running_line_and_another_live_display_share_the_console() -> None:
+    from rich.live import Live
+
+    out = io.StringIO()
+    console = Console(file=out, width=100, force_terminal=True, color_system=None)
+    render = RichRenderer(console, show_programs=False, running_after=0.0)
+    with Live("model progress", console=console, transient=True):  # a model's progress line
+        render(ToolStart(1, action=ActionKind.WAT, program="(i32.const 0)"))
+        timer = render._timer
+        assert timer is not None
+        timer.join(5)  # rich nests the two, or (older rich) the running line is left out
+        render.close()
+    assert render._live is None and render._timer is None
