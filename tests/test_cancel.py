@@ -102,7 +102,11 @@ def interrupt_child(
         text=True,
     )
     try:
-        assert server.requests.acquire(timeout=60), "the child never reached the server"
+        waited = time.monotonic() + 60
+        while not server.requests.acquire(timeout=0.2):
+            if proc.poll() is not None or time.monotonic() > waited:
+                out, err = proc.communicate(timeout=30) if proc.poll() is not None else ("", "")
+                pytest.fail(f"the child never reached the server (exit {proc.poll()}): {out}{err}")
         time.sleep(0.2)  # let it settle into the blocking read
         sent = time.monotonic()
         proc.send_signal(signal.SIGINT)
