@@ -74,7 +74,12 @@ def _endpoint(choice: ModelChoice, settings: Settings) -> ChatModel:
 
     assert settings.base_url is not None
     return OpenAIChatModel(
-        settings.base_url, settings.api_key or "none", choice.name, grammar=settings.grammar
+        settings.base_url,
+        settings.api_key or "none",
+        choice.name,
+        grammar=settings.grammar,
+        deadline_s=settings.model_deadline,
+        max_reply_tokens=settings.max_reply_tokens,
     )
 
 
