@@ -8,14 +8,18 @@ import json
 import threading
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
+from agent.config import load_settings
+from agent.models.backends import make_model
+from agent.models.client import OpenAIChatModel
 from agent.models.messages import Message, scrub_surrogates
 from cli.common import EXIT_FAILED, EXIT_USAGE, exit_code_for
-from rt.errors import Interrupted, ModelAPIError, ModelSetupError
+from rt.errors import ConfigError, Interrupted, ModelAPIError, ModelSetupError
 from tests.test_model import (
     MESSAGES,
     ScriptedStream,
@@ -263,3 +267,23 @@ def test_a_lone_surrogate_in_a_stream_becomes_a_replacement_character() -> None:
 def test_scrub_surrogates(raw: str, clean: str) -> None:
     assert scrub_surrogates(raw) == clean
     assert Message.user(raw).content == clean
+
+
+# ---- configuration -----------------------------------------------------------------------------
+def test_the_config_keys_reach_the_endpoint_client(tmp_path: Path) -> None:
+    (tmp_path / "config.toml").write_text("model_deadline = 42.5\nmax_reply_tokens = 256\n")
+    env = {"WATT_HOME": str(tmp_path), "WATT_BASE_URL": "http://127.0.0.1:9/v1", "WATT_MODEL": "m"}
+    settings = load_settings({}, environ=env)
+    model = make_model(settings)
+    assert isinstance(model, OpenAIChatModel)
+    assert (model.deadline_s, model.max_reply_tokens) == (42.5, 256)
+    defaults = make_model(load_settings({}, environ={**env, "WATT_HOME": str(tmp_path / "d")}))
+    assert isinstance(defaults, OpenAIChatModel)
+    assert (defaults.deadline_s, defaults.max_reply_tokens) == (300.0, 1024)
+
+
+@pytest.mark.parametrize("line", ["model_deadline = 0", "max_reply_tokens = 0"])
+def test_out_of_range_values_are_configuration_errors(tmp_path: Path, line: str) -> None:
+    (tmp_path / "config.toml").write_text(line + "\n")
+    with pytest.raises(ConfigError, match=line.split()[0]):
+        load_settings({}, environ={"WATT_HOME": str(tmp_path)})
