@@ -105,6 +105,16 @@ class Pool:
         which = f"turn {running.turn}" if running.turn is not None else "a turn"
         return f"session {name!r} is running {which} ({running.task[:60]!r}); wait for it"
 
+    def cached(self, running: Running) -> Parts | None:
+        """The claimed session's parts when they are open already (no thread needed)."""
+        with self._lock:
+            parts = self._slots[running.session].parts
+        if parts is None or parts.session is None:
+            return None
+        running.start_seq, running.opened = parts.session.journal.seq, True
+        running.ready.set()
+        return parts
+
     def open(self, running: Running) -> Parts:
         """The claimed session's parts, opened if need be (SessionInUse when another process
         holds it: the claim is then released). Blocking: call it off the event loop."""

@@ -16,7 +16,7 @@ from rt.errors import SessionInUse, WattError
 from server.http import HTTPProblem, read_json
 from server.pool import Busy, TooMany
 from server.programs import BadArgs, program_info, request_args
-from server.routes import _caps, state_of
+from server.routes import _caps, catalog_now, session_parts, state_of
 from server.state import ServerState
 
 
@@ -42,7 +42,7 @@ async def _run_in_session(
     except TooMany as exc:
         raise HTTPProblem(429, str(exc), "too_many_turns", {"Retry-After": "1"}) from None
     try:
-        parts = await run_in_threadpool(state.pool.open, running)
+        parts = await session_parts(state, running)
     except SessionInUse as exc:
         raise HTTPProblem(409, exc.one_line(), "session_in_use") from None
     except WattError as exc:
@@ -58,7 +58,7 @@ async def _run_in_session(
 async def run_program(request: Request) -> Response:
     state = state_of(request)
     name = str(request.path_params["name"])
-    catalog, _errors = state.watch.peek() or await run_in_threadpool(state.watch.current)
+    catalog, _errors = await catalog_now(state)
     program = catalog.get(name)
     if program is None:
         raise HTTPProblem(404, f"no catalog program named {name!r}", "not_found")

@@ -15,14 +15,15 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 
 from agent.app import Parts
+from agent.programs.catalog import Catalog
 from agent.store.journal import Entry, JournalKind, Reader
-from rt.errors import SessionInUse, WattError
+from rt.errors import CatalogError, SessionInUse, WattError
 from server.config import RETRY_AFTER_S
 from server.http import HTTPProblem, optional_int, read_json, session_name, version
 from server.pool import Busy, KeyReused, Running, TooMany
 from server.programs import BadArgs, narrowed
 from server.state import ServerState
-from server.stream import ends_turn, entry_event, sse, tail
+from server.stream import ends_turn, entry_event, sse, tail, wait_or_timeout
 from server.turns import start_turn
 
 SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
@@ -44,6 +45,22 @@ def _caps(state: ServerState, body: dict[str, Any]) -> set[str] | None:
         raise HTTPProblem(422, str(exc), "invalid_request") from None
     except PermissionError as exc:
         raise HTTPProblem(403, str(exc), "not_granted") from None
+
+
+async def session_parts(state: ServerState, running: Running) -> Parts:
+    """The claimed session's parts: open already, or opened on a worker thread."""
+    parts = state.pool.cached(running)
+    if parts is None:
+        parts = await run_in_threadpool(state.pool.open, running)
+    return parts
+
+
+async def catalog_now(state: ServerState) -> tuple[Catalog, list[CatalogError]]:
+    """The live catalog: a few stat calls on the loop, a reload (parsing) off it."""
+    found = state.watch.peek()
+    if found is None:
+        found = await run_in_threadpool(state.watch.current)
+    return found
 
 
 async def begin_turn(
@@ -68,14 +85,13 @@ async def begin_turn(
     if not new:
         return running, False
     try:
-        parts: Parts = await run_in_threadpool(state.pool.open, running)
+        parts = await session_parts(state, running)
     except SessionInUse as exc:
         raise HTTPProblem(409, exc.one_line(), "session_in_use") from None
     except WattError as exc:
         raise HTTPProblem(500, exc.one_line(), "session_error") from None
-    parts.catalog, parts.catalog_errors = state.watch.peek() or await run_in_threadpool(
-        state.watch.current
-    )  # the session stays open between turns: its catalog follows the directories
+    # the session stays open between turns: its catalog follows the directories
+    parts.catalog, parts.catalog_errors = await catalog_now(state)
     thread = start_turn(
         state.pool, running, parts, lambda: state.notifier.notify(name),
         max_steps=max_steps, caps=caps,
@@ -97,6 +113,10 @@ async def turn_entries(state: ServerState, running: Running) -> AsyncIterator[En
     ):  # fmt: skip
         if isinstance(item, Entry) and item.kind == JournalKind.TURN_START.value:
             running.turn, running.run = item.turn, item.run
+        if isinstance(item, Entry) and item.kind == JournalKind.TURN_END.value:
+            # the stream ends once the session is free: a client's next turn is never a 409
+            while not running.done.is_set():
+                await wait_or_timeout(state.notifier.waiter(running.session), 0.05)
         yield item
 
 

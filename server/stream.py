@@ -72,7 +72,7 @@ class Notifier:
                 pass
 
 
-async def _wait(event: asyncio.Event, timeout: float) -> None:
+async def wait_or_timeout(event: asyncio.Event, timeout: float) -> None:
     try:
         await asyncio.wait_for(event.wait(), timeout)
     except asyncio.TimeoutError:
@@ -106,7 +106,7 @@ async def tail(
             if time.monotonic() - quiet_since >= KEEPALIVE_S:
                 quiet_since = time.monotonic()
                 yield None
-            await _wait(waiter, POLL_S)
+            await wait_or_timeout(waiter, POLL_S)
 
 
 def ends_turn(start_seq: int) -> Callable[[Entry], bool]:

@@ -4,10 +4,12 @@ stopping cleanly on SIGTERM and Ctrl-C with the running turn recorded as interru
 
 from __future__ import annotations
 
+import http.client
 import json
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -59,6 +61,16 @@ def read_events(response: httpx.Response, count: int) -> list[dict[str, Any]]:
     return Events(response).take(count)
 
 
+def test_the_listening_socket_is_tcp_so_responses_are_not_delayed() -> None:
+    from server.run import bind
+
+    sock = bind("127.0.0.1", 0)  # proto 0 made asyncio skip TCP_NODELAY: 40 ms per response
+    try:
+        assert sock.proto == socket.IPPROTO_TCP
+    finally:
+        sock.close()
+
+
 def test_auth_and_a_turn_over_real_http() -> None:
     state = make_state(ScriptedModel([UPPER, DONE]))
     with live(state) as url, httpx.Client(base_url=url, timeout=10) as c:
@@ -70,6 +82,23 @@ def test_auth_and_a_turn_over_real_http() -> None:
         events = parse_sse(r.text)
         assert [e["data"] for e in events] == journal(state, "live")
         assert events[-1]["event"] == "turn_end"
+
+
+def test_back_to_back_turns_on_one_session_never_meet_a_409() -> None:
+    state = make_state(ScriptedModel([DONE] * 12))
+    with live(state) as url:
+        conn = http.client.HTTPConnection("127.0.0.1", int(url.rsplit(":", 1)[1]), timeout=10)
+        try:
+            for i in range(12):  # the stream ends only once the session is free again
+                body = json.dumps({"task": f"turn {i}"})
+                conn.request("POST", "/v1/sessions/b2b/turns", body=body, headers=AUTH)
+                response = conn.getresponse()
+                text = response.read().decode()
+                assert response.status == 200, text
+                assert parse_sse(text)[-1]["data"]["state"] == "answered"
+        finally:
+            conn.close()
+    assert [t["state"] for t in turns(state, "b2b")] == ["answered"] * 12
 
 
 def test_follow_then_resume_from_last_event_id() -> None:
