@@ -6,8 +6,9 @@ httpx (see ``capabilities.http``).
 Cancel acts on what is in flight (SECURITY.md rule 18): when the deadline carries a cancel
 event (the run's: set on Ctrl-C and at the run's wall-clock limit), the request runs on a
 helper thread and the host call waits for it in short slices; once the event is set the call
-gives up at once (EREMOTE, "cancelled"), shuts the connection's socket down when it can reach
-it, and the helper thread's late result is thrown away.
+gives up at once (EREMOTE, "cancelled") and shuts down the socket of every connection the
+request opened (httpcore reports each through the request's ``trace`` extension), which ends
+the helper's blocking read too; its late result is thrown away.
 """
 
 from __future__ import annotations
@@ -205,7 +206,9 @@ class Fetcher:
             timeout=httpx.Timeout(max(deadline.remaining(), 0.001)),
         )
         try:
-            request = client.build_request(method, url, content=body, headers=headers)
+            request = client.build_request(
+                method, url, content=body, headers=headers, extensions={"trace": sockets.trace}
+            )
             return self._hops(client, request, deadline, sockets)
         except httpx.TimeoutException as exc:
             raise GuestError(
@@ -230,7 +233,6 @@ class Fetcher:
                     Err.EREMOTE, f"whole-request deadline passed before {_origin(request.url)}"
                 )
             response = client.send(request, stream=True)
-            sockets.add(response)
             try:
                 if response.status_code >= 400:
                     raise GuestError(Err.EREMOTE, _error_detail(response, deadline))

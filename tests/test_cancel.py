@@ -37,7 +37,8 @@ GENEROUS_S = 3.0  # the goal is 0.5 s; this only catches "waited for the request
 
 
 class SilentServer:
-    """Accepts connections, reads each request and never answers; ``requests`` counts them."""
+    """Accepts connections, reads each request and never answers; ``requests`` counts them,
+    ``hangups`` counts the connections the client closed."""
 
     def __init__(self) -> None:
         self.listener = socket.socket()
@@ -45,6 +46,7 @@ class SilentServer:
         self.listener.listen(8)
         self.port: int = self.listener.getsockname()[1]
         self.requests = threading.Semaphore(0)
+        self.hangups = threading.Semaphore(0)
         self.conns: list[socket.socket] = []
         self.closed = threading.Event()
         threading.Thread(target=self._serve, daemon=True).start()
@@ -62,7 +64,9 @@ class SilentServer:
         try:
             if conn.recv(65536):
                 self.requests.release()
-            conn.recv(65536)  # returns b"" once the client hangs up
+            while conn.recv(65536):  # b"" once the client hangs up
+                pass
+            self.hangups.release()
         except OSError:
             return
 
@@ -173,6 +177,7 @@ def test_setting_the_callers_cancel_interrupts_a_waiting_http_get(silent: Silent
     with pytest.raises(Interrupted):
         _runtime(silent.port, 60.0).run(_http_get_source(silent.port), cancel=cancel)
     assert time.monotonic() - started < GENEROUS_S
+    assert silent.hangups.acquire(timeout=GENEROUS_S), "the connection was left open"
 
 
 def test_a_run_timeout_while_waiting_on_http_is_an_observation_and_the_task_goes_on(
@@ -214,3 +219,4 @@ def test_http_cancel_is_eremote_and_names_the_host(silent: SilentServer) -> None
         )
     assert info.value.code == Err.EREMOTE and "cancelled" in info.value.detail
     assert f"127.0.0.1:{silent.port}" in info.value.detail
+    assert silent.hangups.acquire(timeout=GENEROUS_S), "the connection was left open"
