@@ -66,7 +66,9 @@ def _local(choice: ModelChoice, settings: Settings) -> ChatModel:
     from agent.models.local import LocalModel  # optional extra: llama-cpp-python
 
     assert choice.path is not None
-    return LocalModel(choice.path, grammar=settings.grammar != "off")
+    return LocalModel(
+        choice.path, grammar=settings.grammar != "off", home=settings.home, check_backend=True
+    )
 
 
 def _endpoint(choice: ModelChoice, settings: Settings) -> ChatModel:
