@@ -263,18 +263,25 @@ class Fetcher:
 
 @dataclass
 class _Sockets:
-    """The sockets of a request's responses, so a cancel can shut them down from another
-    thread (closing a socket does not wake a read blocked on it; ``shutdown`` does)."""
+    """The sockets a request connected, so a cancel can shut them down from another thread
+    (closing a socket does not wake a read blocked on it; ``shutdown`` does)."""
 
     found: list[socket.socket] = field(default_factory=list)
+    done: bool = False
 
-    def add(self, response: httpx.Response) -> None:
-        stream = response.extensions.get("network_stream")
+    def trace(self, event: str, info: dict[str, object]) -> None:
+        """httpcore's trace hook: keeps the socket of each new TCP (or TLS) connection."""
+        if event not in ("connection.connect_tcp.complete", "connection.start_tls.complete"):
+            return
+        stream = info.get("return_value")
         sock = getattr(stream, "get_extra_info", lambda _name: None)("socket")
         if isinstance(sock, socket.socket):
             self.found.append(sock)
+            if self.done:  # cancelled while it was connecting
+                self.shut_down()
 
     def shut_down(self) -> None:
+        self.done = True
         for sock in self.found:
             with contextlib.suppress(OSError):
                 sock.shutdown(socket.SHUT_RDWR)
