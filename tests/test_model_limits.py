@@ -287,3 +287,24 @@ def test_out_of_range_values_are_configuration_errors(tmp_path: Path, line: str)
     (tmp_path / "config.toml").write_text(line + "\n")
     with pytest.raises(ConfigError, match=line.split()[0]):
         load_settings({}, environ={"WATT_HOME": str(tmp_path)})
+
+
+def test_cancel_closes_the_connection_to_a_silent_server() -> None:
+    """Against a real socket the request is closed, not only abandoned: the server sees the
+    client hang up at once instead of after the 60 s read timeout."""
+    from tests.test_cancel import SilentServer
+
+    server = SilentServer()
+    try:
+        model = OpenAIChatModel(f"http://127.0.0.1:{server.port}/v1", None, "m", stream=False)
+        cancel = threading.Event()
+        threading.Timer(0.3, cancel.set).start()
+        started = time.monotonic()
+        with pytest.raises(Interrupted):
+            model.complete(MESSAGES, cancel=cancel)
+        assert time.monotonic() - started < GENEROUS_S
+        assert server.requests.acquire(timeout=GENEROUS_S)
+        assert server.hangups.acquire(timeout=GENEROUS_S), "the connection was left open"
+        model.close()
+    finally:
+        server.close()

@@ -5,9 +5,12 @@ thread cannot be woken from another by closing the client. ``Exchange`` therefor
 request and reads the body on a daemon thread that hands the response and its chunks over a
 small bounded queue; the calling thread waits on that queue in short slices, so it notices
 the ``cancel`` event, the call's overall deadline and Ctrl-C (a ``KeyboardInterrupt`` in the
-main thread) within about 0.1 s. Giving up shuts the socket down when the transport exposes
-it (httpcore's ``network_stream``), which ends the reader's blocking read too; otherwise the
-reader ends at its next chunk or its own per-read timeout and throws what it read away.
+main thread) within about 0.1 s. Giving up shuts the socket down, which ends the reader's
+blocking read too: a new connection's socket is known from connect time (httpcore's ``trace``
+hook), a reused keep-alive connection's once the response headers arrive (its
+``network_stream``). Before that, or with a transport that exposes no socket (a test's
+``MockTransport``), the reader ends at its next chunk or its own per-read timeout and throws
+what it read away.
 """
 
 from __future__ import annotations
@@ -57,7 +60,9 @@ class Exchange:
         self._queue: queue.Queue[_Item] = queue.Queue(maxsize=QUEUE_CHUNKS)
         self._stop = threading.Event()
         self._response: httpx.Response | None = None
+        self._sockets: list[socket.socket] = []
         self._finished = False
+        request.extensions = {**request.extensions, "trace": self._trace}
         self._thread = threading.Thread(
             target=self._run, args=(client, request), name="watt-model-http", daemon=True
         )
@@ -153,12 +158,24 @@ class Exchange:
         if pending:
             yield from _split_lines(pending + "\n")[:-1]
 
+    def _trace(self, event: str, info: dict[str, object]) -> None:
+        """httpcore's trace hook (reader thread): keep the socket of a new connection."""
+        if event in ("connection.connect_tcp.complete", "connection.start_tls.complete"):
+            self._keep(info.get("return_value"))
+            if self._stop.is_set():  # given up while it was connecting
+                self.abandon()
+
+    def _keep(self, stream: object) -> None:
+        sock = getattr(stream, "get_extra_info", lambda _name: None)("socket")
+        if isinstance(sock, socket.socket) and sock not in self._sockets:
+            self._sockets.append(sock)
+
     def abandon(self) -> None:
         """Stop waiting: the reader throws away what it still reads; shut the socket down."""
         self._stop.set()
-        stream = self._response.extensions.get("network_stream") if self._response else None
-        sock = getattr(stream, "get_extra_info", lambda _name: None)("socket")
-        if isinstance(sock, socket.socket):
+        if self._response is not None:
+            self._keep(self._response.extensions.get("network_stream"))
+        for sock in self._sockets:
             with contextlib.suppress(OSError):
                 sock.shutdown(socket.SHUT_RDWR)
 
