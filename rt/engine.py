@@ -307,6 +307,10 @@ class Runtime:
 
         Raises CompileError/LinkError before anything runs, and Trap, FuelExhausted, Timeout,
         Interrupted or MemoryExhausted (each with ``partial``) when the run stops early.
+
+        ``cancel`` is the caller's stop event (the task's): setting it interrupts the run. The
+        run's own deadline and Ctrl-C set only the run's event (``RunContext.cancel``, which
+        host calls in flight watch), so a timed-out run leaves the caller's event clear.
         """
         lim = (limits or self.limits).validated()
         prepared = self.prepare(source, granted, line_offset=line_offset)
