@@ -188,10 +188,10 @@ SESSION_NAME = re.compile(r"[A-Za-z0-9_.-]{1,64}")
 
 def check_session_name(name: str) -> str:
     """A session name is a file name: never ``.``/``..``, a path separator or a control."""
-    if not isinstance(name, str) or not SESSION_NAME.fullmatch(name) or not name.strip("."):
+    if not isinstance(name, str) or not SESSION_NAME.fullmatch(name) or name in (".", ".."):
         raise ConfigError(
             f"invalid session name {name!r}: use 1-64 letters, digits, '_', '.' or '-' "
-            "(not only dots)"
+            "(not . or ..)"
         )
     return name
 
