@@ -284,3 +284,26 @@ def test_the_cli_scripts_a_whole_tree_from_one_file(tmp_path: Path, monkeypatch)
     )
     assert result.exit_code == 0, result.output
     assert result.output.strip().splitlines()[-1] == "HI"
+
+
+def test_a_child_already_answered_is_not_run_again(tmp_path: Path) -> None:
+    """Run ids come from (parent run, step, call index): the same call again, as a replay or a
+    resume of the parent makes it, returns the recorded answer with no model call."""
+    from agent.store.writer import Turn
+
+    s = settings(tmp_path)
+    model = ScriptedModel([wat('(answer (str.upper "once"))')])
+    with open_parts(s, model=model) as parts:
+        children = parts.children
+        assert children is not None and parts.session is not None
+        with Turn(parts.session, "parent", run="0190aaaa-parent") as turn:
+            root = children.begin(turn.run, children.root.loop)
+            root.step = 1
+            first = children("child task", ["str"], cancel=threading.Event(), seconds=30)
+            root.index = 0  # the same step runs again
+            again = children("child task", ["str"], cancel=threading.Event(), seconds=30)
+            turn.finish(TurnState.ANSWERED, answer=again)
+    assert first == again == "ONCE"
+    assert len(model.requests) == 1
+    child = turns(s)[1]
+    assert child.run == child_run_id("0190aaaa-parent", 1, 1)
