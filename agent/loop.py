@@ -48,6 +48,7 @@ from agent.models.messages import ChatModel, Completion, Message, Role, Usage
 from agent.parser import Action, CatalogCall, Response, WatCall, parse_reply
 from agent.programs.catalog import Catalog, apply_defaults
 from agent.steps import ActionKind, Step
+from rt.codes import status_text
 from rt.engine import RunResult, Runtime
 from rt.errors import CatalogError, CompileError, Interrupted, LinkError, ModelAPIError, RunError
 
@@ -257,7 +258,7 @@ class _Task:
             return False
         reason = (
             f"stopped: the same failing action was repeated {GUARD_REPEATS} times "
-            f"({event.error or event.failure or event.status_name})"
+            f"({event.error or event.failure or status_text(event.status or 0)})"
         )
         yield ErrorEvent(self.step, reason, ErrorKind.LOOP_GUARD)
         self._tell(BEST_ANSWER.format(reason=reason[0].upper() + reason[1:]))
@@ -465,9 +466,8 @@ def _execute(
     limit = settings.observation_chars
     if isinstance(action, CatalogCall):
         program = catalog.get(action.name)
-        if program is None:
-            names = ", ".join(catalog.names()) or "(the catalog is empty)"
-            text = f"there is no catalog program {action.name!r}; the programs are: {names}"
+        if program is None:  # a file that failed to load says so, with its error
+            text = catalog.not_found(action.name).one_line()
             return _Outcome(
                 _failed(step, observation.failure(step, text, limit), text, "UnknownProgram")
             )

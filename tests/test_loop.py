@@ -241,7 +241,7 @@ def test_unknown_catalog_program_lists_the_real_names(harness: Harness) -> None:
     assert isinstance(model, ScriptedModel)
     text = told(model, 1)
     assert text.startswith("[Observation (step 1)] Execution FAILED:")
-    assert "there is no catalog program 'shout'" in text
+    assert "no catalog program named 'shout'" in text
     for name in harness.catalog.names():
         assert name in text
 
@@ -719,3 +719,16 @@ def test_a_second_empty_answer_stands(harness: Harness) -> None:
     events, model = harness.run([respond(""), respond(" ")])
     assert only(events, ResponseEvent)[0].text.strip() == ""
     assert isinstance(model, ScriptedModel) and model.remaining == 0
+
+
+def test_a_catalog_program_that_failed_to_load_is_named_with_its_error(tmp_path: Path) -> None:
+    broken = tmp_path / "broken.wat"
+    broken.write_text(';;; name = "broken"\n;;; description = \n(i32.const 0)\n', encoding="utf-8")
+    catalog, errors = Catalog.load([tmp_path])
+    assert errors
+    model = ScriptedModel(['ToolCall::Catalog("broken")', 'ToolCall::Response("""no""")'])
+    events = list(
+        run_task("t", model=model, runtime=Runtime([]), catalog=catalog, system_prompt="s")
+    )
+    failed = next(e for e in events if isinstance(e, ToolResult))
+    assert "'broken' failed to load" in failed.observation
