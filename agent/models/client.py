@@ -80,6 +80,7 @@ from agent.models.streaming import Exchange, iter_sse_data
 from agent.models.wire import (
     declares_grammar,
     is_llama_server,
+    message_of,
     one_line,
     parse_usage,
     server_message,
@@ -294,8 +295,13 @@ class OpenAIChatModel:
         for url, recognise in probes:
             check_cancel(cancel)
             request = self._client.build_request("GET", url, timeout=httpx.Timeout(seconds))
+            # a server this slow to answer counts as unreachable (asked again next time)
+            late = functools.partial(httpx.ReadTimeout, f"no answer from {url} in {seconds:g} s")
+            deadline = time.monotonic() + seconds
             try:
-                with self._exchange(request, cancel, time.monotonic() + seconds) as ex:
+                with Exchange(
+                    self._client, request, cancel=cancel, deadline=deadline, on_deadline=late
+                ) as ex:
                     if ex.response().status_code != 200:
                         continue
                     body = self._read(ex, url, PROBE_MAX_BYTES)
@@ -385,7 +391,7 @@ class OpenAIChatModel:
             if streaming:
                 self._stream = False  # the server ignored stream=true: stop asking
             obj = self._json(self._read(exchange, url, MAX_BODY_BYTES), url)
-        text, finish = self._message_of(obj, url)
+        text, finish = message_of(obj, url, self._clean)
         text = scrub_surrogates(text)
         if on_text is not None and text:
             state.emitted = True
@@ -581,19 +587,3 @@ class OpenAIChatModel:
         if len(self._api_key) >= 4:
             text = text.replace(self._api_key, "***")
         return one_line(text, limit)
-
-    def _message_of(self, obj: dict[str, Any], url: str) -> tuple[str, str | None]:
-        choices = obj.get("choices")
-        if not isinstance(choices, list) or not choices or not isinstance(choices[0], dict):
-            if obj.get("error"):
-                detail = self._clean(server_message(json.dumps(obj).encode()))
-                raise ModelAPIError(f"model at {url} reported an error: {detail}")
-            raise ModelAPIError(f"malformed response from {url}: no choices")
-        message = choices[0].get("message")
-        content = message.get("content") if isinstance(message, dict) else None
-        if content is None and isinstance(choices[0].get("text"), str):
-            content = choices[0]["text"]
-        if content is not None and not isinstance(content, str):
-            raise ModelAPIError(f"malformed response from {url}: message content is not text")
-        finish = choices[0].get("finish_reason")
-        return content or "", str(finish) if finish else None

@@ -4,9 +4,11 @@ message itself: error bodies, reported usage, and what tells a llama.cpp server 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any
 
 from agent.models.messages import Usage
+from rt.errors import ModelAPIError
 
 
 def one_line(text: str, limit: int = 200) -> str:
@@ -53,3 +55,24 @@ def declares_grammar(openapi: object) -> bool:
 def is_llama_server(props: object) -> bool:
     """Whether a ``/props`` answer is llama.cpp's llama-server."""
     return isinstance(props, dict) and isinstance(props.get("default_generation_settings"), dict)
+
+
+def message_of(
+    obj: dict[str, Any], url: str, clean: Callable[[str], str]
+) -> tuple[str, str | None]:
+    """The text and finish reason of a whole (non-streamed) chat completion; ``clean`` makes a
+    server's error text safe to show (the key redacted, one line)."""
+    choices = obj.get("choices")
+    if not isinstance(choices, list) or not choices or not isinstance(choices[0], dict):
+        if obj.get("error"):
+            detail = clean(server_message(json.dumps(obj).encode()))
+            raise ModelAPIError(f"model at {url} reported an error: {detail}")
+        raise ModelAPIError(f"malformed response from {url}: no choices")
+    message = choices[0].get("message")
+    content = message.get("content") if isinstance(message, dict) else None
+    if content is None and isinstance(choices[0].get("text"), str):
+        content = choices[0]["text"]
+    if content is not None and not isinstance(content, str):
+        raise ModelAPIError(f"malformed response from {url}: message content is not text")
+    finish = choices[0].get("finish_reason")
+    return content or "", str(finish) if finish else None
