@@ -220,3 +220,18 @@ def test_http_cancel_is_eremote_and_names_the_host(silent: SilentServer) -> None
     assert info.value.code == Err.EREMOTE and "cancelled" in info.value.detail
     assert f"127.0.0.1:{silent.port}" in info.value.detail
     assert silent.hangups.acquire(timeout=GENEROUS_S), "the connection was left open"
+
+
+def test_ctrl_c_while_the_model_has_not_answered_returns_at_once_with_130(
+    silent: SilentServer, tmp_path: Path
+) -> None:
+    endpoint = {
+        "WATT_BASE_URL": f"http://127.0.0.1:{silent.port}/v1",
+        "WATT_MODEL": "slow",
+        "WATT_GRAMMAR": "off",
+    }
+    code, seconds, err = interrupt_child(["ask", "hello"], silent, tmp_path / "home", endpoint)
+    print(f"model call: exit {code} {seconds:.3f} s after SIGINT")
+    assert code == 130, err
+    assert seconds < GENEROUS_S, err
+    assert "Traceback" not in err
