@@ -30,7 +30,7 @@ from agent.store.journal import Reader, TurnRecord
 from agent.store.sessions import SessionStore
 from capabilities import standard_registry
 from rt.engine import Runtime
-from rt.errors import SessionError
+from rt.errors import SessionError, UnknownSession
 from rt.limits import Limits
 
 COMPARED = {
@@ -119,7 +119,7 @@ def replay_turn(settings: Settings, session: str, turn: int | None = None) -> Re
     """Re-run a recorded turn offline and compare it with the recording, step by step."""
     store = SessionStore(settings.home)
     if not store.exists(session):
-        raise SessionError(f"no session named {session!r}")
+        raise UnknownSession(f"no session named {session!r}")
     with Reader(store.path(session), session) as reader:
         recorded = load_recorded(reader, turn)
     events = _rerun(settings, recorded)
@@ -200,7 +200,7 @@ def export_turn(settings: Settings, session: str, turn: int | None, path: Path) 
     """Write the turn as a ``script:`` model file with its host results; returns the lines."""
     store = SessionStore(settings.home)
     if not store.exists(session):
-        raise SessionError(f"no session named {session!r}")
+        raise UnknownSession(f"no session named {session!r}")
     with Reader(store.path(session), session) as reader:
         recorded = load_recorded(reader, turn)
     lines = [json.dumps({"reply": reply}) for reply in recorded.replies]

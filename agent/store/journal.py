@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from agent.steps import ActionKind, Step
-from rt.errors import SessionError
+from rt.errors import SessionError, UnknownSession
 
 SCHEMA = 1  # the event JSON's version: bumped on an incompatible change
 GENESIS = "0" * 64
@@ -222,13 +222,35 @@ def turn_record(row: tuple[Any, ...]) -> TurnRecord:
     )  # fmt: skip
 
 
-def _connect_ro(path: Path) -> sqlite3.Connection:
+def _connect_ro(path: Path, *, immutable: bool = False) -> sqlite3.Connection:
+    flags = "mode=ro&immutable=1" if immutable else "mode=ro"
     conn = sqlite3.connect(
-        f"{path.absolute().as_uri()}?mode=ro", uri=True, isolation_level=None,
+        f"{path.absolute().as_uri()}?{flags}", uri=True, isolation_level=None,
         check_same_thread=False, timeout=5,
     )  # fmt: skip
     conn.execute("PRAGMA busy_timeout = 5000")
     return conn
+
+
+def _open_ro(path: Path) -> tuple[sqlite3.Connection, Any]:
+    """A read-only connection and the schema version. A WAL reader must create the ``-shm``
+    file beside the database, which a read-only or full filesystem refuses; when no writer
+    is there (no ``-wal`` with frames in it), the file alone is the whole database, so it is
+    read as immutable instead."""
+    conn = _connect_ro(path)
+    try:
+        return conn, conn.execute("SELECT version FROM schema_version").fetchone()
+    except sqlite3.OperationalError:
+        conn.close()
+        wal = path.with_name(path.name + "-wal")
+        if wal.is_file() and wal.stat().st_size > 0:
+            raise
+    conn = _connect_ro(path, immutable=True)
+    try:
+        return conn, conn.execute("SELECT version FROM schema_version").fetchone()
+    except BaseException:
+        conn.close()
+        raise
 
 
 class Reader:
@@ -237,10 +259,9 @@ class Reader:
     def __init__(self, path: Path, name: str) -> None:
         self.path, self.name = path, name
         if not path.is_file():
-            raise SessionError(f"no session named {name!r}")
+            raise UnknownSession(f"no session named {name!r}")
         try:
-            self._conn = _connect_ro(path)
-            version = self._conn.execute("SELECT version FROM schema_version").fetchone()
+            self._conn, version = _open_ro(path)
         except sqlite3.Error as exc:
             raise SessionError(f"cannot read session {name!r}: {exc}") from exc
         if version is None or int(version[0]) < 3:

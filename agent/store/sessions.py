@@ -59,7 +59,7 @@ from agent.store.journal import (
 from agent.store.lock import SessionLock
 from agent.store.schema import MIGRATIONS, Migration, migrate
 from agent.store.writer import JournalWriter, Price, Turn
-from rt.errors import SessionError, SessionInUse
+from rt.errors import SessionError, SessionInUse, UnknownSession
 
 BUSY_TIMEOUT_MS = 5000
 _SUFFIX = ".sqlite"
@@ -171,7 +171,7 @@ class SessionStore:
     def open(self, name: str, *, create: bool = True) -> Session:
         db = self.path(name)
         if not create and not db.is_file():
-            raise SessionError(f"no session named {name!r}")
+            raise UnknownSession(f"no session named {name!r}")
         try:
             self.root.mkdir(mode=0o700, parents=True, exist_ok=True)
         except OSError as exc:
@@ -194,7 +194,7 @@ class SessionStore:
     def _open_db(self, name: str, db: Path, create: bool) -> sqlite3.Connection:
         existed = db.is_file()
         if not create and not existed:
-            raise SessionError(f"no session named {name!r}")
+            raise UnknownSession(f"no session named {name!r}")
         try:
             conn = _connect(db, "rwc" if create else "rw", self._busy_ms, setup=True)
         except sqlite3.Error as exc:
@@ -242,7 +242,7 @@ class SessionStore:
     def remove(self, name: str) -> None:
         db = self.path(name)
         if not db.is_file():
-            raise SessionError(f"no session named {name!r}")
+            raise UnknownSession(f"no session named {name!r}")
         try:
             lock = SessionLock.acquire(self.root / f"{name}.lock", name)
         except SessionInUse as exc:
