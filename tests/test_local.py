@@ -666,3 +666,24 @@ def test_a_prompt_past_the_context_is_left_to_llama_to_refuse(gguf: Path, tmp_pa
     model, made = _model(gguf, tmp_path / "home", n_ctx=50)
     model.complete([SYSTEM, Message.user("hi")])  # the fake does not refuse; llama would
     assert model.last_prefill == local.Prefill() and made[0].evals == []
+
+
+def test_a_ctrl_c_inside_a_native_callback_prints_no_traceback(gguf: Path) -> None:
+    class Interrupting(FakeLlama):
+        def create_chat_completion(self, **kwargs: Any) -> Iterator[dict[str, Any]]:
+            # what ctypes does with a KeyboardInterrupt raised inside a callback
+            exc = KeyboardInterrupt()
+            sys.unraisablehook(
+                types.SimpleNamespace(
+                    exc_type=KeyboardInterrupt, exc_value=exc, exc_traceback=None,
+                    err_msg="Exception ignored on calling ctypes callback function", object=None,
+                )
+            )  # fmt: skip
+            seen.append(sys.unraisablehook)
+            return super().create_chat_completion(**kwargs)
+
+    seen: list[Any] = []
+    before = sys.unraisablehook
+    model = LocalModel(gguf, grammar=False, llama_factory=lambda **kw: Interrupting(["ok"]))
+    assert model.complete(PLAIN).text == "ok"  # nothing reported, and the hook is restored
+    assert seen and seen[0] is not before and sys.unraisablehook is before

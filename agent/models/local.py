@@ -209,8 +209,9 @@ class LocalModel:
                 kwargs["grammar"] = self._reply_grammar()
             self._cancel = cancel
             try:
-                self._prefill(llama, messages, cancel)
-                text, finish, chunks = self._stream(llama, kwargs, on_text, cancel)
+                with _quiet_callback_interrupts():
+                    self._prefill(llama, messages, cancel)
+                    text, finish, chunks = self._stream(llama, kwargs, on_text, cancel)
             finally:
                 self._cancel = None
             usage = self._usage(llama, messages, text, chunks)
@@ -413,6 +414,29 @@ def _delta(chunk: Any) -> tuple[str, str | None]:
     content = delta.get("content") if isinstance(delta, dict) else None
     reason = choices[0].get("finish_reason")
     return (content if isinstance(content, str) else ""), (str(reason) if reason else None)
+
+
+@contextlib.contextmanager
+def _quiet_callback_interrupts() -> Iterator[None]:
+    """Drop the traceback ctypes prints for a Ctrl-C that lands inside llama.cpp's abort callback.
+
+    The KeyboardInterrupt cannot leave a ctypes callback: ctypes reports it as unraisable
+    ("Exception ignored on calling ctypes callback function" and a traceback) and drops it.
+    The cancel event the SIGINT handler set stops the call at the next poll, so the report
+    is noise; any other unraisable error still goes to the previous hook.
+    """
+    previous = sys.unraisablehook
+
+    def hook(unraisable: Any) -> None:
+        if isinstance(unraisable.exc_value, KeyboardInterrupt):
+            return
+        previous(unraisable)
+
+    sys.unraisablehook = hook
+    try:
+        yield
+    finally:
+        sys.unraisablehook = previous
 
 
 def _common_prefix(a: Sequence[int], b: Sequence[int]) -> int:
