@@ -58,6 +58,10 @@ def _assistant(
     return "assisted"
 
 
+def _child(task: str, grants: list[str], *, cancel: threading.Event, seconds: float) -> str:
+    return "child answer"
+
+
 def _runtime(root: Path) -> Runtime:
     transport = httpx.MockTransport(
         lambda request: httpx.Response(200, stream=httpx.ByteStream(b"page"))
@@ -68,6 +72,7 @@ def _runtime(root: Path) -> Runtime:
         allow_domains=["example.com"],
         assistant=_assistant,
         http_transport=transport,
+        agent_runner=_child,
     )
     return Runtime(registry.functions())
 
