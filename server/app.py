@@ -75,6 +75,11 @@ async def _problem(request: Request, exc: Exception) -> Response:
     return exc.response()
 
 
+async def _internal(request: Request, exc: Exception) -> Response:
+    """A bug answers 500 with a JSON error and no detail (the traceback stays in the log)."""
+    return error_response(500, "internal server error", "internal_error")
+
+
 async def _not_found(request: Request, exc: Exception) -> Response:
     status = getattr(exc, "status_code", 404)
     return error_response(
@@ -138,7 +143,9 @@ def create_app(state: ServerState) -> Starlette:
             )  # fmt: skip
         )
     middleware.append(Middleware(BearerAuth, token=state.config.token))
-    handlers: dict[Any, Any] = {HTTPProblem: _problem, 404: _not_found, 405: _not_found}
+    handlers: dict[Any, Any] = {
+        HTTPProblem: _problem, 404: _not_found, 405: _not_found, Exception: _internal,
+    }  # fmt: skip
     app = Starlette(
         routes=_routes(), middleware=middleware, exception_handlers=handlers, lifespan=lifespan
     )

@@ -189,7 +189,7 @@ async def get_events(request: Request) -> Response:
     async def stream() -> AsyncIterator[bytes]:
         async for item in tail(
             path, name, after, state.notifier, finished=lambda: not follow,
-            stopping=lambda: state.stopping,
+            stopping=lambda: state.stopping and state.pool.running_in(name) is None,
         ):  # fmt: skip
             yield b": keep-alive\n\n" if item is None else entry_event(item)
 

@@ -28,7 +28,9 @@ class _Server(uvicorn.Server):
         self._state = state
 
     def handle_exit(self, sig: int, frame: FrameType | None) -> None:
-        self._state.begin_shutdown()
+        # Not in the handler itself: it runs on the main thread, which may hold the pool's
+        # lock at that moment (a deadlock); a thread takes the locks when they are free.
+        threading.Thread(target=self._state.begin_shutdown, name="watt-shutdown").start()
         if self.should_exit and sig == signal.SIGINT:
             self.force_exit = True
         self.should_exit = True

@@ -201,16 +201,35 @@ def test_watt_serve_stops_cleanly_and_records_the_turn_interrupted(
                 holder["text"] = c.post(f"{url}/v1/sessions/sig/turns", json={"task": "spin"},
                                         headers=AUTH).text  # fmt: skip
 
+        def watch() -> None:  # a follower must not hold the shutdown up
+            with (
+                httpx.Client(timeout=30) as c,
+                c.stream("GET", f"{url}/v1/sessions/sig/events", headers=AUTH) as r,
+            ):
+                texts = []
+                for text in r.iter_text():
+                    texts.append(text)
+                    connected.set()
+                holder["follow"] = "".join(texts)
+
+        connected = threading.Event()
+
         poster = threading.Thread(target=post)
         poster.start()
+        follower = threading.Thread(target=watch)
         db = SessionStore(_watt_home).path("sig")
         wait_for(lambda: "tool_start" in kinds_in(db))
-        time.sleep(0.2)
+        follower.start()
+        assert connected.wait(10)
+        started = time.monotonic()
         proc.send_signal(sig)
         assert proc.wait(20) == 0
+        assert time.monotonic() - started < 10
         rest = proc.stderr.read()
         assert "stopped" in rest and "Traceback" not in rest and TOKEN not in rest
         poster.join(10)
+        follower.join(10)
+        assert not follower.is_alive()
     finally:
         if proc.poll() is None:
             proc.kill()
@@ -220,3 +239,4 @@ def test_watt_serve_stops_cleanly_and_records_the_turn_interrupted(
     with Reader(db, "sig") as reader:
         assert [t.state.value for t in reader.turns()] == ["interrupted"]
     assert parse_sse(holder["text"])[-1]["data"]["state"] == "interrupted"
+    assert parse_sse(holder["follow"])[-1]["data"]["state"] == "interrupted"
