@@ -241,7 +241,7 @@ class AgentCapability:
 
     namespace = "agent"
     pure = False  # a child may use effects of its own
-    summary = "delegate a sub-task to a child agent with a narrower grant; budgeted"
+    summary = "delegate a task to a child agent with a narrower grant"
 
     def __init__(self, runner: ChildRunner | None, *, max_output_bytes: int = 16_000) -> None:
         self.runner = runner
@@ -274,9 +274,9 @@ class AgentCapability:
         fn = partial(host, self.namespace)
         return [
             fn("run", "task grants -> ptr err", self.run,
-               'a child agent answers task using only grants, e.g. (agent.run "Upper-case '
-               'hello" "str"): the answer is text; EACCESS beyond your grant, EREMOTE if it '
-               "fails"),
+               "a child agent does task with only grants (words: str math json kv fs http "
+               'ai, http:HOST, fs:DIR) and its answer is the text: (answer (agent.run '
+               '"Upper-case hello" "str")); EACCESS, EREMOTE'),
         ]  # fmt: skip
 
 
