@@ -27,7 +27,7 @@ one a setting means.
   ``stream_options`` or streaming (a 400/404/422/501 mentioning "stream"), or answers a streaming
   request with plain JSON, it falls back for this and every later call.
 - The request runs on a helper thread (``agent.models.streaming.Exchange``), so a set
-  ``cancel``, the deadline and Ctrl-C act within about 0.1 s even while the server has sent
+  ``cancel``, the deadline and Ctrl-C act within about 0.05 s even while the server has sent
   nothing yet; ``cancel`` raises ``Interrupted``.
 - Lone surrogates in the reply (a valid ``\\ud800`` JSON escape) become U+FFFD.
 - Usage comes from the server when it reports it, else it is estimated at ~4 characters per

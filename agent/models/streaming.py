@@ -5,7 +5,7 @@ thread cannot be woken from another by closing the client. ``Exchange`` therefor
 request and reads the body on a daemon thread that hands the response and its chunks over a
 small bounded queue; the calling thread waits on that queue in short slices, so it notices
 the ``cancel`` event, the call's overall deadline and Ctrl-C (a ``KeyboardInterrupt`` in the
-main thread) within about 0.1 s. Giving up shuts the socket down, which ends the reader's
+main thread) within about 0.05 s. Giving up shuts the socket down, which ends the reader's
 blocking read too: a new connection's socket is known from connect time (httpcore's ``trace``
 hook), a reused keep-alive connection's once the response headers arrive (its
 ``network_stream``). Before that, or with a transport that exposes no socket (a test's
@@ -29,7 +29,7 @@ import httpx
 
 from agent.models.messages import check_cancel
 
-SLICE_S = 0.1
+SLICE_S = 0.05
 QUEUE_CHUNKS = 16
 
 _Item = tuple[
