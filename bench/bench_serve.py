@@ -241,6 +241,8 @@ def start_server(home: Path, max_running: int) -> tuple[subprocess.Popen[bytes],
 
 
 def report(args: argparse.Namespace, home: Path) -> None:
+    load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
+    print(f"machine: {os.cpu_count()} cores, load average {load} (other work shares them)")
     proc, port = start_server(home, max(64, args.sessions))
     url = f"http://127.0.0.1:{port}"
     try:
