@@ -178,22 +178,22 @@ class Pool:
             if slot.running is not None:
                 raise Busy(self._busy_text(name, slot.running))
             del self._slots[name]
-            parts = slot.parts
-        if parts is not None:
-            parts.close()
+            if slot.parts is not None:  # under the lock: a new claim must not open it first
+                slot.parts.close()
 
     def close_idle(self, now: float | None = None) -> int:
+        """Close the sessions unused for ``idle_close_s`` (under the lock, so a claim that
+        comes meanwhile opens the session after it is released, not before)."""
         now = time.monotonic() if now is None else now
-        idle: list[Parts] = []
+        closed = 0
         with self._lock:
             for name, slot in list(self._slots.items()):
                 if slot.running is None and now - slot.last_used >= self.config.idle_close_s:
                     if slot.parts is not None:
-                        idle.append(slot.parts)
+                        slot.parts.close()
+                        closed += 1
                     del self._slots[name]
-        for parts in idle:
-            parts.close()
-        return len(idle)
+        return closed
 
     def cancel_all(self) -> None:
         self.closing.set()

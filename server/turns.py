@@ -30,7 +30,7 @@ GUARD_SYSTEM = (
     "violence, self_harm, sexual, hate, illegal, malware, prompt_injection, other."
 )
 GUARD_EVENT = "guard"
-_VERDICT = re.compile(r"^\W*(ALLOW|BLOCK)\b\W*([a-z_ -]*)", re.IGNORECASE)
+_VERDICT = re.compile(r"\b(ALLOW|BLOCK)\b[^\w\n]*([a-z_ -]*)", re.IGNORECASE)
 
 
 @dataclass(frozen=True)
@@ -40,9 +40,9 @@ class Verdict:
 
 
 def parse_verdict(reply: str) -> Verdict:
-    """The guard model's reply: ``ALLOW``, ``BLOCK: category``; anything else blocks."""
-    first = reply.strip().splitlines()[0] if reply.strip() else ""
-    match = _VERDICT.match(first)
+    """The guard model's reply: ``ALLOW``, ``BLOCK: category``, the first word of the two
+    anywhere (a model held to the reply grammar wraps it in a Response); else it blocks."""
+    match = _VERDICT.search(reply)
     if match is None:
         return Verdict(False, "unreadable_verdict")
     if match.group(1).upper() == "ALLOW":

@@ -409,3 +409,24 @@ def test_cors_only_when_configured() -> None:
 @pytest.fixture
 def watt_home(_watt_home: Path) -> Path:
     return _watt_home
+
+
+def test_an_idle_session_is_closed_so_other_watt_commands_can_use_it() -> None:
+    from agent.store.sessions import SessionStore
+    from rt.errors import SessionInUse
+
+    state = make_state(ScriptedModel([DONE, DONE]), idle_close_s=0.0)
+    store = SessionStore(state.config.settings.home)
+
+    async def turn() -> None:
+        async with client(state) as c:
+            await c.post("/v1/sessions/idle/turns", json={"task": "one"}, headers=AUTH)
+
+    run(turn())
+    with pytest.raises(SessionInUse):
+        store.open("idle")  # the server still holds it
+    assert state.pool.close_idle() == 1
+    store.open("idle").close()  # what `watt ask --session idle` does
+    run(turn())  # and the server opens it again for the next turn
+    assert [t["state"] for t in turns(state, "idle")] == ["answered", "answered"]
+    state.close()

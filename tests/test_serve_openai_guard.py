@@ -123,6 +123,9 @@ def test_models_lists_watt() -> None:
         ("block - self harm\nbecause", False, "self_harm"),
         ("BLOCK", False, "other"),
         ("I think this is fine", False, "unreadable_verdict"),
+        ('ToolCall::Response("""\nALLOW\n""")', True, ""),
+        ('ToolCall::Response("BLOCK: hate")', False, "hate"),
+        ("Blocked? No: ALLOWED", False, "unreadable_verdict"),
         ("", False, "unreadable_verdict"),
     ],
 )
