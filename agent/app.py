@@ -217,7 +217,7 @@ def open_parts(
             host_recorder=recorder, children=children,
         )  # fmt: skip
         if children is not None:
-            children.attach(registry, granted, catalog, _loop_settings(parts))
+            children.attach(registry, granted, catalog)
         return parts
     except BaseException:
         if opened is not None:
@@ -347,7 +347,7 @@ def ask(
         for event in watch(parts.children, turn.run, loop_settings, run_task(
             task, model=model, runtime=parts.runtime, catalog=parts.catalog, system_prompt=system_prompt,
             history=history, recorder=turn, settings=loop_settings, cancel=cancel, on_text=on_text,
-        )):  # fmt: skip
+        ), on_entry):  # fmt: skip
             seen.append(event)
             yield _journal(parts, turn, event, on_entry)
         _finish(turn, seen)

@@ -220,17 +220,17 @@ class Children:
         self.max_children, self.max_depth = settings.agents, settings.agent_depth
         self.catalog = Catalog({})
         self.started = 0
+        self.on_entry: Callable[[dict[str, Any]], None] | None = None  # the children's rows
         self.root = Node(self, 0, Grant(frozenset()), MemoryKv(), LoopSettings())
 
-    def attach(
-        self, registry: Registry, granted: Iterable[str], catalog: Catalog, loop: LoopSettings
-    ) -> None:
-        """The top task's grant (as the user gave it), kv store, catalog and loop settings."""
+    def attach(self, registry: Registry, granted: Iterable[str], catalog: Catalog) -> None:
+        """The top task's grant (as the user gave it), kv store and catalog (``open_parts``;
+        ``begin`` gives each task its loop settings)."""
         fs_root = getattr(registry.get("fs"), "root", None) if "fs" in registry else None
         kv = getattr(registry.get("kv"), "backend", None) if "kv" in registry else None
         grant = Grant(frozenset(granted), tuple(self.settings.allow_domains), fs_root, True)
         self.catalog = catalog
-        self.root = Node(self, 0, grant, kv or MemoryKv(), replace(loop, granted=grant.names))
+        self.root = Node(self, 0, grant, kv or MemoryKv(), LoopSettings(granted=grant.names))
 
     def begin(self, run: str, loop: LoopSettings) -> Node:
         """A new top task: its run id and budgets; the tree's count starts again."""
@@ -331,7 +331,9 @@ class Children:
                 data = event.to_dict()
                 if isinstance(event, Thinking) and price is not None:
                     data["cost"] = cost_of(price, event.usage.prompt, event.usage.completion)
-                turn.record(event.kind.value, event.step, data)
+                entry = turn.record(event.kind.value, event.step, data)
+                if self.on_entry is not None:
+                    self.on_entry(entry.to_dict())
             outcome = task_outcome(seen)
             answer = outcome.answer if outcome.answered else None
             state = _STATES.get(outcome.kind, TurnState.FAILED)
@@ -362,13 +364,16 @@ def _recorded(session: Session, run: str) -> TurnRecord | None:
 
 
 def watch(
-    children: Children | None, run: str, loop: LoopSettings, events: Iterator[Event]
-) -> Iterator[Event]:
-    """The top task's events, followed by its tree (its step, its own usage); passes them on."""
+    children: Children | None, run: str, loop: LoopSettings, events: Iterator[Event],
+    on_entry: Callable[[dict[str, Any]], None] | None = None,
+) -> Iterator[Event]:  # fmt: skip
+    """The top task's events, followed by its tree (its step, its own usage); passes them on.
+    ``on_entry`` also gets the journal rows of the children (``watt ask --json``)."""
     if children is None:
         yield from events
         return
     root = children.begin(run, loop)
+    children.on_entry = on_entry
     try:
         for event in events:
             root.at(event)

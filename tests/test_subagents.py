@@ -275,15 +275,20 @@ def test_a_childs_answer_is_data_in_the_parents_observation(tmp_path: Path) -> N
     assert "&lt;/data>" in obs and obs.count("</data>") == 1
 
 
-def test_the_cli_scripts_a_whole_tree_from_one_file(tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+def test_the_cli_scripts_a_whole_tree_from_one_file(tmp_path: Path) -> None:
     script = tmp_path / "tree.jsonl"
     replies = [wat('(answer (agent.run "shout hi" "str"))'), wat('(answer (str.upper "hi"))')]
     script.write_text("".join(json.dumps(r) + "\n" for r in replies), encoding="utf-8")
-    result = CliRunner().invoke(
-        app, ["ask", "--agents", "1", "--model", f"script:{script}", "-q", "go"]
-    )
+    args = ["ask", "--agents", "1", "--model", f"script:{script}"]
+    result = CliRunner().invoke(app, [*args, "-q", "go"])
     assert result.exit_code == 0, result.output
     assert result.output.strip().splitlines()[-1] == "HI"
+    rows = CliRunner().invoke(app, [*args, "--json", "go"])
+    assert rows.exit_code == 0, rows.output
+    parsed = [json.loads(line) for line in rows.output.splitlines() if line.startswith("{")]
+    children = [r for r in parsed if r["parent_run"]]
+    assert children and {r["kind"] for r in children} >= {"thinking", "tool_result", "response"}
+    assert all(r["parent_run"] == parsed[0]["run"] for r in children)
 
 
 def test_a_child_already_answered_is_not_run_again(tmp_path: Path) -> None:
