@@ -6,8 +6,10 @@ that follow the catalog directories live; every ``/v1`` route needs the bearer t
 at ``/`` (``server/static``) uses only this API.
 
 Modules: ``config`` (what the server was started with), ``security`` (the token, the bind
-rule), ``pool`` (open sessions, running turns, the caps), ``turns`` (a turn on its thread and
-the input guard), ``stream`` (journal tails as SSE), ``programs`` (the live catalog),
-``routes`` and ``openai`` (the HTTP API), ``app`` (the ASGI app) and ``run`` (uvicorn,
-signals). Starlette and uvicorn are the ``serve`` extra: only ``app`` and ``run`` import them.
+rule), ``state`` (what one server holds), ``pool`` (open sessions, running turns, the caps),
+``turns`` (a turn on its thread, the input guard), ``stream`` (journal tails as SSE),
+``programs`` (the live catalog, running programs), ``http`` (JSON errors, bounded bodies),
+``routes``, ``program_routes`` and ``openai`` (the HTTP API), ``app`` (the ASGI app) and
+``run`` (uvicorn, signals). Starlette and uvicorn are the ``serve`` extra: ``watt serve``
+imports this package only once it has checked they are installed.
 """

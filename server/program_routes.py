@@ -16,7 +16,7 @@ from rt.errors import SessionInUse, WattError
 from server.http import HTTPProblem, read_json
 from server.pool import Busy, TooMany
 from server.programs import BadArgs, program_info, request_args
-from server.routes import _caps, catalog_now, session_parts, state_of
+from server.routes import catalog_now, request_caps, session_parts, state_of
 from server.state import ServerState
 
 
@@ -67,7 +67,7 @@ async def run_program(request: Request) -> Response:
         args = request_args(program, body.get("args"))
     except BadArgs as exc:
         raise HTTPProblem(422, str(exc), "invalid_args") from None
-    caps = _caps(state, body)
+    caps = request_caps(state, body)
     if "kv" in program.capabilities:
         result = await _run_in_session(state, _kv_session(state, body), program, args, caps)
     else:

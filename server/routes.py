@@ -36,7 +36,7 @@ def state_of(request: Request) -> ServerState:
     return state
 
 
-def _caps(state: ServerState, body: dict[str, Any]) -> set[str] | None:
+def request_caps(state: ServerState, body: dict[str, Any]) -> set[str] | None:
     if body.get("caps") is None:
         return None
     try:
@@ -155,7 +155,7 @@ async def post_turn(request: Request) -> Response:
         raise HTTPProblem(
             422, f"Idempotency-Key must be 1 to {MAX_KEY_CHARS} characters", "invalid_request"
         )
-    caps = _caps(state, body)
+    caps = request_caps(state, body)
     running, new = await begin_turn(
         state, name, task.strip(), key=key, max_steps=max_steps, caps=caps
     )
