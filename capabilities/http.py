@@ -7,7 +7,10 @@
 - The default transport resolves and vets the address at connect time and dials that address
   (``netguard.PinnedTransport``); ``transport=`` replaces the network entirely (tests).
 - One deadline covers the whole request (every hop, connect, headers, body):
-  ``min(request_timeout_s, ctx.remaining(), what is left of max_seconds_per_session)``.
+  ``min(request_timeout_s, ctx.remaining() + RUN_GRACE_S, what is left of
+  max_seconds_per_session)``. The grace lets the run's own watchdog act first when the run's
+  wall clock is what runs out, so that run ends as a Timeout rather than an EREMOTE that
+  raced it; the request's deadline is the backstop.
 - The run's cancel event (Ctrl-C, the run's wall-clock limit) ends a request in flight at
   once: the call answers EREMOTE ("cancelled") and the connection is shut down
   (``capabilities.httpfetch``).
@@ -42,6 +45,7 @@ USER_AGENT = "watt/0.1"
 ACCEPT_ENCODING = "gzip, deflate"
 MAX_CONTENT_TYPE_CHARS = 200
 MAX_URL_BYTES = 8192  # refused from the length prefix before the url is read
+RUN_GRACE_S = 0.25
 
 
 @dataclass
@@ -141,7 +145,7 @@ class HttpCapability:
 
         started = time.monotonic()
         deadline = Deadline.after(
-            min(self.request_timeout_s, ctx.remaining(), time_left), ctx.cancel
+            min(self.request_timeout_s, ctx.remaining() + RUN_GRACE_S, time_left), ctx.cancel
         )
         headers = {"User-Agent": USER_AGENT, "Accept-Encoding": ACCEPT_ENCODING}
         if content_type:
