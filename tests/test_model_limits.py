@@ -308,3 +308,46 @@ def test_cancel_closes_the_connection_to_a_silent_server() -> None:
         model.close()
     finally:
         server.close()
+
+
+def test_watt_ask_against_a_server_that_cuts_every_reply_exits_1(tmp_path: Path) -> None:
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    from typer.testing import CliRunner
+
+    from cli.main import app
+
+    posts: list[str] = []
+
+    class Cutting(BaseHTTPRequestHandler):
+        def log_message(self, format: str, *args: object) -> None:
+            pass
+
+        def do_POST(self) -> None:
+            self.rfile.read(int(self.headers.get("Content-Length", "0")))
+            posts.append(self.path)
+            body = sse_bytes(delta("half a rep"))  # [DONE] with no finish_reason: cut short
+            self.send_response(200)
+            self.send_header("Content-Type", "text/event-stream")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Cutting)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        env = {
+            "WATT_HOME": str(tmp_path),
+            "WATT_BASE_URL": f"http://127.0.0.1:{server.server_address[1]}/v1",
+            "WATT_MODEL": "m",
+            "WATT_GRAMMAR": "off",
+            "COLUMNS": "100",
+        }
+        result = CliRunner().invoke(app, ["ask", "--quiet", "hello"], env=env)
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert result.exit_code == 1, result.output
+    assert len(posts) == 2  # retried once (--quiet streams nothing to the screen), then failed
+    assert "ended before the reply did" in result.stderr and "2 attempts" in result.stderr
+    assert "Traceback" not in result.output
