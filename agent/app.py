@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from agent.children import Children, watch
 from agent.config import Settings, price_of
-from agent.events import AnswerSource, Event, ResponseEvent, Thinking, ToolStart
+from agent.events import AnswerSource, Event, ResponseEvent, Thinking, ToolResult, ToolStart
 from agent.loop import LoopSettings, Resume, run_task
 from agent.models.backends import make_model
 from agent.models.grammar import GrammarAware, reply_grammar
@@ -292,11 +292,19 @@ def _history_reply(events: Sequence[Event], answer: str) -> str:
     return f'ToolCall::Response("""{answer}""")'
 
 
+def model_price(parts: Parts) -> tuple[float, float] | None:
+    """The ``[prices."MODEL"]`` entry of the model in use, looked up by its name (``gpt-4o``,
+    ``script:FILE.jsonl``, ``local:FILE.gguf``: a ``--model`` given on the command line is not
+    ``settings.model``), else by the configured model setting."""
+    s = parts.settings
+    return price_of(s, parts.model.name) or price_of(s, s.model)
+
+
 def _loop_settings(parts: Parts) -> LoopSettings:
     s = parts.settings
     return LoopSettings(
         s.max_steps, s.max_retries, s.max_tokens_total, s.observation_chars, parts.granted,
-        s.max_cost, price_of(s, s.model),
+        s.max_cost, model_price(parts),
         charged=parts.children.charged if parts.children is not None else None,
     )  # fmt: skip
 
@@ -409,6 +417,8 @@ def _journal(parts: Parts, turn: Turn, event: Event, on_entry: EntrySink | None)
     entry = turn.record(event.kind.value, event.step, event.to_dict())
     if on_entry is not None:
         on_entry(entry.to_dict())
+    if isinstance(event, ToolResult) and parts.host_recorder is not None:
+        parts.host_recorder.check()  # a host call's record failed (disk full): the turn ends
     return event
 
 

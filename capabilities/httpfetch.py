@@ -258,6 +258,9 @@ class Fetcher:
                 Err.ENOMEM,
                 f"response of {declared} bytes exceeds the {self.max_body_bytes}-byte cap",
             )
+        if response.is_stream_consumed:  # built with its body in memory (httpx.MockTransport):
+            # httpx read and decoded it then; the raw stream is gone, the bytes are there
+            return read_body([response.content], "identity", self.max_body_bytes, deadline)
         return read_body(response.iter_raw(), encoding, self.max_body_bytes, deadline)
 
 

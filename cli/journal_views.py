@@ -68,16 +68,15 @@ def step_lines(step: Step) -> list[str]:
 def show_log(settings: Settings, *, json_out: bool, limit: int, turn: int | None = None) -> int:
     """Every turn (or one) with its task, state, times, cost and steps."""
     with _reader(settings) as reader:
-        turns = reader.turns(turn)[-limit:] if turn is None else reader.turns(turn)
+        turns = reader.turns(last=limit) if turn is None else reader.turns(turn)
         if turn is not None and not turns:
             from rt.errors import UnknownSession
 
             raise UnknownSession(f"session {settings.session!r} has no turn {turn}")
         first = turns[0].id if turns else 0
         steps: dict[int, list[Step]] = {}
-        for step in reader.steps(turn) if turn is not None else reader.steps():
-            if step.turn >= first:
-                steps.setdefault(step.turn, []).append(step)
+        for step in reader.steps(turn, since=first):  # the shown turns' steps only
+            steps.setdefault(step.turn, []).append(step)
     if json_out:
         for record in turns:
             data = record.to_dict()

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
 from rt.codes import Err
+from rt.errors import SessionError
 from rt.host import IDEMPOTENCY_KEY, GuestError, HostFunction, RunContext
 
 EFFECTS = frozenset({"http.post", "fs.write", "fs.append", "fs.del", "kv.set", "kv.del"})
@@ -104,17 +105,33 @@ def _recording(f: HostFunction, sink: Sink) -> Any:
 
 
 class HostRecorder:
-    """A ``Sink`` over a session: records into its open turn, at the step ``begin_step`` set."""
+    """A ``Sink`` over a session: records into its open turn, at the step ``begin_step`` set.
+
+    A record that cannot be written (disk full) fails the host call, and the runtime turns
+    that into an error code for the program; ``check`` raises it again after the run, so
+    the turn ends rather than go on with a step the journal does not hold."""
 
     def __init__(self, session: Any) -> None:
         self._session = session
         self._step = 0
         self._index = 0
         self._lock = threading.Lock()
+        self._failure: SessionError | None = None
 
     def begin_step(self, step: int) -> None:
         with self._lock:
-            self._step, self._index = step, 0
+            self._step, self._index, self._failure = step, 0, None
+
+    def check(self) -> None:
+        """Raise the first journal write that failed in this step's host calls, if any."""
+        with self._lock:
+            failure, self._failure = self._failure, None
+        if failure is not None:
+            raise failure
+
+    def _failed(self, exc: SessionError) -> None:
+        with self._lock:
+            self._failure = self._failure or exc
 
     def active(self) -> tuple[str, int] | None:
         turn = self._session._turn
@@ -128,10 +145,18 @@ class HostRecorder:
     def append(self, step: int, data: Mapping[str, Any]) -> None:
         turn = self._session._turn
         if turn is not None:
-            turn.record("host_call", step, data)
+            try:
+                turn.record("host_call", step, data)
+            except SessionError as exc:
+                self._failed(exc)
+                raise
 
     def body(self, data: bytes) -> dict[str, Any]:
-        return dict(self._session.journal.body(data))
+        try:
+            return dict(self._session.journal.body(data))
+        except SessionError as exc:
+            self._failed(exc)
+            raise
 
 
 # --- replaying ------------------------------------------------------------------------------

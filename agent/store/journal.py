@@ -287,10 +287,13 @@ class Reader:
         except sqlite3.Error as exc:
             raise SessionError(f"session {self.name!r}: {what}: {exc}") from exc
 
-    def turns(self, turn: int | None = None) -> list[TurnRecord]:
+    def turns(self, turn: int | None = None, *, last: int | None = None) -> list[TurnRecord]:
+        """Every turn in order, or turn ``turn``, or the ``last`` ones (read from the end)."""
         sql, params = f"SELECT {TURN_COLUMNS} FROM turns", ()
         if turn is not None:
             sql, params = sql + " WHERE id = ?", (turn,)  # type: ignore[assignment]
+        if last is not None:
+            sql = f"SELECT * FROM ({sql} ORDER BY id DESC LIMIT {int(last)})"
         with self._query("read turns") as conn:
             return [turn_record(r) for r in conn.execute(sql + " ORDER BY id", params)]
 
@@ -309,10 +312,11 @@ class Reader:
         with self._query("read events") as conn:
             return [_entry(r) for r in conn.execute(sql, params)]
 
-    def steps(self, turn: int | None = None) -> list[Step]:
-        sql, params = f"SELECT {STEP_COLUMNS} FROM steps", ()
+    def steps(self, turn: int | None = None, *, since: int = 0) -> list[Step]:
+        """The steps of turn ``turn``, else of every turn from ``since`` on."""
+        sql, params = f"SELECT {STEP_COLUMNS} FROM steps WHERE turn >= ?", (since,)
         if turn is not None:
-            sql, params = sql + " WHERE turn = ?", (turn,)  # type: ignore[assignment]
+            sql, params = f"SELECT {STEP_COLUMNS} FROM steps WHERE turn = ?", (turn,)
         with self._query("read steps") as conn:
             return [
                 step_of(r, self.name) for r in conn.execute(sql + " ORDER BY turn, step", params)

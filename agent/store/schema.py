@@ -5,6 +5,7 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Callable, Sequence
 
+from agent.parser import Response, parse_reply
 from rt.errors import SessionError
 
 Migration = Callable[[sqlite3.Connection], None]
@@ -72,7 +73,8 @@ _JOURNAL = (
 
 def _journal(conn: sqlite3.Connection) -> None:
     """Schema 3: the journal (``agent.store.journal``). Turns saved by an older watt were
-    saved whole, so they are answered (when a step answered) or stopped; they get a run id."""
+    saved whole, so they are answered (when a step answered) or stopped; they get a run id,
+    and an answered one its reply (what the history shows) and its answer (what the log shows)."""
     for statement in _JOURNAL:
         conn.execute(statement)
     conn.execute(
@@ -84,6 +86,12 @@ def _journal(conn: sqlite3.Connection) -> None:
         "UPDATE turns SET reply = (SELECT reply FROM steps WHERE steps.turn = turns.id"
         " AND steps.action = 'response' ORDER BY step DESC LIMIT 1) WHERE state = 'answered'"
     )
+    for turn_id, reply in conn.execute(
+        "SELECT id, reply FROM turns WHERE state = 'answered'"
+    ).fetchall():
+        action = parse_reply(str(reply))
+        answer = action.text if isinstance(action, Response) else str(reply)
+        conn.execute("UPDATE turns SET answer = ? WHERE id = ?", (answer, turn_id))
 
 
 # MIGRATIONS[i] takes a database from schema version i to i + 1. Append, never edit.
