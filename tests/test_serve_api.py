@@ -430,3 +430,32 @@ def test_an_idle_session_is_closed_so_other_watt_commands_can_use_it() -> None:
     run(turn())  # and the server opens it again for the next turn
     assert [t["state"] for t in turns(state, "idle")] == ["answered", "answered"]
     state.close()
+
+
+def test_a_session_held_elsewhere_or_running_is_409_for_turns_and_delete() -> None:
+    from agent.store.sessions import SessionStore
+
+    gate = Gate()
+    state = make_state(ScriptedModel(gate))
+    held = SessionStore(state.config.settings.home).open("held")  # another watt process
+
+    async def go() -> None:
+        async with client(state) as c:
+            key = {**AUTH, "Idempotency-Key": "k-held"}
+            r = await c.post("/v1/sessions/held/turns", json={"task": "x"}, headers=key)
+            assert r.status_code == 409 and r.json()["error"]["type"] == "session_in_use"
+            assert "in use" in r.json()["error"]["message"]
+            gone = await c.delete("/v1/sessions/held", headers=AUTH)
+            assert gone.status_code == 409
+            held.close()
+            running = asyncio.create_task(
+                c.post("/v1/sessions/held/turns", json={"task": "x"}, headers=key)
+            )  # the same key again: the failed claim did not keep it
+            await asyncio.to_thread(gate.entered.wait, 10)
+            busy = await c.delete("/v1/sessions/held", headers=AUTH)
+            assert busy.status_code == 409 and busy.json()["error"]["type"] == "session_busy"
+            gate.open()
+            assert parse_sse((await running).text)[-1]["data"]["state"] == "answered"
+
+    run(go())
+    state.close()
