@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from agent.children import Children, watch
-from agent.config import Settings, price_of
+from agent.config import Settings, origin_of, price_of
 from agent.events import AnswerSource, Event, ResponseEvent, Thinking, ToolResult, ToolStart
 from agent.loop import LoopSettings, Resume, run_task
 from agent.models.backends import make_model
@@ -302,6 +302,12 @@ def model_price(parts: Parts) -> tuple[float, float] | None:
 
 def _loop_settings(parts: Parts) -> LoopSettings:
     s = parts.settings
+    if s.max_cost is not None and model_price(parts) is None:
+        name = parts.model.name
+        raise ConfigError(
+            f"{origin_of(s, 'max_cost')} needs a price for the model {name!r}: add "
+            f'[prices."{name}"] with input and output (USD per million tokens) to config.toml'
+        )
     return LoopSettings(
         s.max_steps, s.max_retries, s.max_tokens_total, s.observation_chars, parts.granted,
         s.max_cost, model_price(parts),

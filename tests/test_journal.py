@@ -598,6 +598,10 @@ def test_cost_per_turn_and_step_and_the_max_cost_budget(tmp_path: Path, _watt_ho
         stopped = reader.turns()[-1]
     assert stopped.state is TurnState.STOPPED and stopped.answer is None
     assert "--max-cost" in (stopped.reason or "")
+    # a model with no price: --max-cost could never act, so it is refused before any work
+    unpriced = script(tmp_path / "other", respond("x"))
+    refused = invoke("ask", "-q", "--model", unpriced, "--max-cost", "1", "t")
+    assert refused.exit_code == 2 and "needs a price for the model" in refused.stderr
 
 
 def test_a_price_for_the_model_given_to_open_parts(tmp_path: Path) -> None:

@@ -12,7 +12,7 @@ import hashlib
 import json
 import os
 import sqlite3
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from types import TracebackType
 from typing import Any, Protocol
 
@@ -79,10 +79,13 @@ class JournalWriter:
 
     def append(
         self, *, run: str, parent_run: str | None, turn: int, step: int, kind: str,
-        data: Mapping[str, Any],
+        data: Mapping[str, Any], also: Callable[[sqlite3.Connection], object] | None = None,
     ) -> Entry:  # fmt: skip
-        """Append one row and commit it; the in-memory head moves only once it is stored."""
+        """Append one row and commit it (with ``also``'s writes, in the same transaction);
+        the in-memory head moves only once it is stored."""
         with self._session._write(f"journal {kind}") as conn:
+            if also is not None:
+                also(conn)
             entry = self._insert(conn, run, parent_run, turn, step, kind, data)
         self.seq, self.head = entry.seq, entry.hash
         return entry
@@ -210,19 +213,22 @@ class Turn:
         """End the turn: its state, the answer, the reply the history shows, why it stopped."""
         self._check()
         now = self.session._clock()
-        with self.session._write("end turn") as conn:
+
+        def end(conn: sqlite3.Connection) -> None:
             conn.execute(
                 "UPDATE turns SET state = ?, finished = ?, answer = ?, reply = ?, reason = ?"
                 " WHERE id = ?",
                 (state.value, now, answer, reply, reason, self.id),
             )
             self.session._touch(conn)
-        self.state = state
+
         self.record(
             JournalKind.TURN_END.value, 0,
             {"state": state.value, "answer": answer, "reason": reason, "cost": self.cost,
              "usage": {"input": self.input_tokens, "output": self.output_tokens}},
+            also=end,
         )  # fmt: skip
+        self.state = state
 
     def _check(self) -> None:
         if self.session._turn is not self:
@@ -230,26 +236,34 @@ class Turn:
 
     # the journal
 
-    def record(self, kind: str, step: int, data: Mapping[str, Any]) -> Entry:
-        """Append one event of this turn; a model call's usage adds to the turn's cost."""
+    def record(
+        self, kind: str, step: int, data: Mapping[str, Any],
+        also: Callable[[sqlite3.Connection], object] | None = None,
+    ) -> Entry:  # fmt: skip
+        """Append one event of this turn; a model call's usage adds to the turn's tokens and
+        cost, in the same transaction as its row."""
         self._check()
         usage = data.get("usage") if kind == "thinking" else None
+        totals = None
         if isinstance(usage, Mapping):
-            self._charge(int(usage.get("input", 0)), int(usage.get("output", 0)))
-        return self.session.journal.append(
-            run=self.run, parent_run=self.parent_run, turn=self.id, step=step, kind=kind,
-            data=data,
-        )  # fmt: skip
+            tokens = (self.input_tokens + int(usage.get("input", 0)),
+                      self.output_tokens + int(usage.get("output", 0)))  # fmt: skip
+            totals = (*tokens, cost_of(self.price, *tokens))
 
-    def _charge(self, input_tokens: int, output_tokens: int) -> None:
-        self.input_tokens += input_tokens
-        self.output_tokens += output_tokens
-        self.cost = cost_of(self.price, self.input_tokens, self.output_tokens)
-        with self.session._write("turn usage") as conn:
-            conn.execute(
-                "UPDATE turns SET input_tokens = ?, output_tokens = ?, cost = ? WHERE id = ?",
-                (self.input_tokens, self.output_tokens, self.cost, self.id),
-            )
+            def charge(conn: sqlite3.Connection) -> None:
+                conn.execute(
+                    "UPDATE turns SET input_tokens = ?, output_tokens = ?, cost = ? WHERE id = ?",
+                    (*totals, self.id),
+                )
+
+            also = charge
+        entry = self.session.journal.append(
+            run=self.run, parent_run=self.parent_run, turn=self.id, step=step, kind=kind,
+            data=data, also=also,
+        )  # fmt: skip
+        if totals is not None:
+            self.input_tokens, self.output_tokens, self.cost = totals
+        return entry
 
     # the loop's recorder
 
