@@ -51,7 +51,8 @@ class Running:
     turn: int | None = None  # the turn's id once its turn_start row is read
     run: str | None = None
     error: str | None = None  # why the turn could not start or ended without a turn_end
-    owner_gone: bool = False
+    # the turn's rows as ``on_entry`` gives them, by seq, while it runs: tails read them here
+    rows: dict[int, dict[str, Any]] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -145,6 +146,7 @@ class Pool:
             if slot is not None and slot.running is running:
                 slot.running = None
                 slot.last_used = time.monotonic()
+        running.rows.clear()  # from here tails read the journal
         running.done.set()
 
     def forget_key(self, running: Running) -> None:

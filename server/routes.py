@@ -110,6 +110,7 @@ async def turn_entries(state: ServerState, running: Running) -> AsyncIterator[En
     async for item in tail(
         path, running.session, running.start_seq, state.notifier,
         until=ends_turn(running.start_seq), finished=running.done.is_set,
+        cached=running.rows.get,
     ):  # fmt: skip
         if isinstance(item, Entry) and item.kind == JournalKind.TURN_START.value:
             running.turn, running.run = item.turn, item.run
@@ -186,9 +187,13 @@ async def get_events(request: Request) -> Response:
     follow = request.query_params.get("follow", "1").lower() not in ("0", "false", "no")
     path = state.pool.store.path(name)
 
+    def cached(seq: int) -> dict[str, Any] | None:
+        running = state.pool.running_in(name)
+        return running.rows.get(seq) if running is not None else None
+
     async def stream() -> AsyncIterator[bytes]:
         async for item in tail(
-            path, name, after, state.notifier, finished=lambda: not follow,
+            path, name, after, state.notifier, finished=lambda: not follow, cached=cached,
             stopping=lambda: state.stopping and state.pool.running_in(name) is None,
         ):  # fmt: skip
             yield b": keep-alive\n\n" if item is None else entry_event(item)

@@ -79,20 +79,40 @@ async def wait_or_timeout(event: asyncio.Event, timeout: float) -> None:
         pass
 
 
+Cached = Callable[[int], "dict[str, Any] | None"]
+
+
+def _no_cache(_seq: int) -> dict[str, Any] | None:
+    return None
+
+
+def cached_entry(row: dict[str, Any]) -> Entry:
+    """A row as ``on_entry`` gave it (committed already), as the Entry the journal holds."""
+    return Entry(
+        row["seq"], row["run"], row["parent_run"], row["turn"], row["step"], row["ts"],
+        row["kind"], row,
+    )  # fmt: skip
+
+
 async def tail(
     path: Path, name: str, after: int, notifier: Notifier, *,
     until: Callable[[Entry], bool] = lambda _e: False,
     finished: Callable[[], bool] = lambda: False,
     stopping: Callable[[], bool] = lambda: False,
+    cached: Cached = _no_cache,
 ) -> AsyncIterator[Entry | None]:  # fmt: skip
     """Rows after ``after``, then new ones, until ``until(row)`` holds, ``finished()`` holds
-    and nothing is left, or ``stopping()``; yields None as a keep-alive tick."""
+    and nothing is left, or ``stopping()``; yields None as a keep-alive tick. ``cached(seq)``
+    may hold the next row already (a running turn's rows as it journals them): then it is
+    not read back from the database."""
     with Reader(path, name) as reader:
         quiet_since = time.monotonic()
         while True:
             waiter = notifier.waiter(name)  # taken before reading: no wake-up is lost
             done = finished()
-            batch = reader.entries(after=after, limit=BATCH)
+            row = cached(after + 1)
+            batch = [cached_entry(row)] if row is not None else []
+            batch = batch or reader.entries(after=after, limit=BATCH)
             for entry in batch:
                 after = entry.seq
                 yield entry

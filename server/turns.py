@@ -87,7 +87,12 @@ def _body(parts: Parts, running: Running, notify: Callable[[], None]) -> None:
                 parts, running.task, data, f"blocked by the input guard: {verdict.category}"
             )
             return
-    for _event in ask(parts, running.task, cancel=running.cancel, on_entry=lambda _e: notify()):
+
+    def publish(row: dict[str, Any]) -> None:  # committed before on_entry is called
+        running.rows[int(row["seq"])] = row
+        notify()
+
+    for _event in ask(parts, running.task, cancel=running.cancel, on_entry=publish):
         pass
 
 
