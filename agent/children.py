@@ -316,8 +316,18 @@ class Children:
                 system_prompt=prompt, recorder=recorder, settings=child.loop, cancel=cancel,
             ))  # fmt: skip
 
+        try:
+            return self._journaled(parent, child, task, events)
+        finally:
+            runtime.close()
+
+    def _journaled(
+        self, parent: Node, child: Node, task: str, events: Callable[[Turn | None], Iterator[Event]]
+    ) -> TaskOutcome:
+        session = self.session
         if session is None:
             return task_outcome(list(events(None)))
+        earlier = _recorded(session, child.run)
         meta = {"depth": child.depth, "grant": child.grant.to_dict(), "budget": _budget(child.loop)}
         price = child.loop.price
         turn = Turn(

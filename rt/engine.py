@@ -381,6 +381,10 @@ class Runtime:
         """Stop the current run, if any, as if the user pressed Ctrl-C (thread-safe)."""
         self._stop("interrupt")
 
+    def close(self) -> None:
+        """End the runtime's wasm thread; the runtime is not run again (a child agent's)."""
+        self._worker.close()
+
     def _execute(self, prepared: Prepared, ctx: RunContext, lim: Limits, out: _Outcome) -> None:
         store = wasmtime.Store(self.engine)
         store.set_limits(

@@ -24,6 +24,7 @@ class Worker:
         self._request.acquire()
         self._job: tuple[Callable[[], None], threading.Lock] | None = None
         self._thread: threading.Thread | None = None
+        self._closed = False
 
     @contextlib.contextmanager
     def exclusive(self) -> Iterator[None]:
@@ -45,6 +46,8 @@ class Worker:
     def _loop(self) -> None:
         while True:
             self._request.acquire()
+            if self._closed:
+                return
             job = self._job
             if job is None:
                 continue
@@ -55,6 +58,12 @@ class Worker:
             finally:
                 _IN_JOB.active = False
                 done.release()
+
+    def close(self) -> None:
+        """Let the thread end once it is idle; the worker is not called again."""
+        self._closed = True
+        if self._thread is not None and self._job is None:
+            self._request.release()
 
     def call(
         self,

@@ -312,3 +312,17 @@ def test_a_child_already_answered_is_not_run_again(tmp_path: Path) -> None:
     assert len(model.requests) == 1
     child = turns(s)[1]
     assert child.run == child_run_id("0190aaaa-parent", 1, 1)
+
+
+def test_a_childs_runtime_thread_ends_with_it(tmp_path: Path) -> None:
+    s = settings(tmp_path, agents=3)
+    body = '(resv (agent.run "a" "str"))\n(resv (agent.run "b" "str"))\n(answer "done")'
+    model = ScriptedModel([wat(body), wat('(answer "x")'), wat('(answer "y")')] * 2)
+    with open_parts(s, model=model) as parts:
+        list(ask(parts, "first"))  # starts the parent's wasm thread
+        before = threading.active_count()
+        list(ask(parts, "second"))
+    deadline = time.monotonic() + 5
+    while threading.active_count() > before and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert threading.active_count() <= before
