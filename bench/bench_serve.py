@@ -100,18 +100,25 @@ async def sessions_part(url: str, sessions: int, turns: int) -> dict[str, Any]:
     return {"wall": wall, "results": results}
 
 
-async def sequential(url: str, turns: int) -> list[float]:
-    """One session, one turn at a time: the server's latency with nothing queued."""
-    import httpx
-
-    async with httpx.AsyncClient(base_url=url, timeout=60) as client:
-        await one_turn(client, "solo", "warm")
-        out = []
-        for t in range(turns):
-            seconds, rows = await one_turn(client, "solo", f"turn {t}")
+def sequential(port: int, turns: int) -> list[float]:
+    """One session, one turn at a time, from a light client (http.client, keep-alive): the
+    server's latency with nothing queued."""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+    headers = {**AUTH, "Content-Type": "application/json"}
+    out = []
+    try:
+        for t in range(turns + 1):
+            t0 = time.perf_counter()
+            conn.request("POST", "/v1/sessions/solo/turns", json.dumps({"task": f"t{t}"}), headers)
+            text = conn.getresponse().read().decode()
+            seconds = time.perf_counter() - t0
+            rows = [r for r in map(parse, text.split("\n\n")) if r is not None]
             model_ms = sum(r.get("model_ms", 0.0) for r in rows if r["kind"] == "thinking")
-            out.append(seconds * 1000 - model_ms)
-        return out
+            if t:  # the first one opens the session
+                out.append(seconds * 1000 - model_ms)
+    finally:
+        conn.close()
+    return out
 
 
 def direct_ask(turns: int) -> list[float]:
@@ -247,7 +254,7 @@ def report(args: argparse.Namespace, home: Path) -> None:
     url = f"http://127.0.0.1:{port}"
     try:
         idle_rss, _ = rss_kib(proc.pid)
-        solo = asyncio.run(sequential(url, 30))
+        solo = sequential(port, 30)
         direct = direct_ask(30)
         print("== one session, one turn at a time (30 turns)")
         print(f"through the server: p50 {percentile(solo, 0.5):.1f} ms, p99 "
