@@ -10,6 +10,7 @@ instead of starting another turn.
 
 from __future__ import annotations
 
+import hashlib
 import threading
 import time
 from collections import OrderedDict
@@ -21,6 +22,13 @@ from agent.app import Parts, open_parts
 from agent.models.messages import ChatModel
 from agent.store.sessions import SessionStore
 from server.config import MAX_IDEMPOTENCY_KEYS, ServeConfig
+
+TASK_KEPT = 200
+"""Characters of a finished claim's task kept (for messages) while its key is remembered."""
+
+
+def _digest(task: str) -> str:
+    return hashlib.sha256(task.encode("utf-8", "surrogatepass")).hexdigest()
 
 
 class Busy(Exception):
@@ -51,6 +59,7 @@ class Running:
     turn: int | None = None  # the turn's id once its turn_start row is read
     run: str | None = None
     error: str | None = None  # why the turn could not start or ended without a turn_end
+    digest: str = ""  # the task's sha256: what a repeated Idempotency-Key is compared with
     # the turn's rows as ``on_entry`` gives them, by seq, while it runs: tails read them here
     rows: dict[int, dict[str, Any]] = field(default_factory=dict)
 
@@ -85,7 +94,7 @@ class Pool:
         with self._lock:
             if key is not None and (name, key) in self._keys:
                 earlier = self._keys[(name, key)]
-                if earlier.task != task:
+                if earlier.digest != _digest(task):
                     raise KeyReused("this Idempotency-Key was used with a different task")
                 return earlier, False
             slot = self._slots.setdefault(name, Slot())
@@ -93,7 +102,7 @@ class Pool:
                 raise Busy(self._busy_text(name, slot.running))
             if self.running_count() >= self.config.max_running:
                 raise TooMany(f"{self.config.max_running} turns are running; retry shortly")
-            running = Running(name, task, key)
+            running = Running(name, task, key, digest=_digest(task))
             slot.running = running
             if key is not None:
                 self._keys[(name, key)] = running
@@ -147,6 +156,7 @@ class Pool:
                 slot.running = None
                 slot.last_used = time.monotonic()
         running.rows.clear()  # from here tails read the journal
+        running.task = running.task[:TASK_KEPT]  # a kept Idempotency-Key holds no long task
         running.done.set()
 
     def forget_key(self, running: Running) -> None:
