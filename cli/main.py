@@ -301,6 +301,11 @@ def serve(
     fuel: Fuel = None,
     memory: Memory = None,
     timeout: TimeoutOpt = None,
+    agents: Agents = None,
+    max_cost: Annotated[
+        float | None,
+        typer.Option("--max-cost", metavar="USD", help="Stop a turn after this many dollars."),
+    ] = None,
     max_body: Annotated[
         int | None,
         typer.Option("--max-body", metavar="BYTES", help="Largest request body (413 past it)."),
@@ -325,7 +330,8 @@ def serve(
 
     settings = settings_from(
         base_url=base_url, max_steps=max_steps, max_tokens_total=max_tokens_total, fuel=fuel,
-        memory=memory, timeout=timeout, notes=True, **_grants(fs_root, allow_domain, no_ai, catalog),
+        memory=memory, timeout=timeout, agents=agents, max_cost=max_cost, notes=True,
+        **_grants(fs_root, allow_domain, no_ai, catalog),
     )  # fmt: skip
     raise typer.Exit(
         run_serve(

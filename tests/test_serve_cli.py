@@ -19,7 +19,8 @@ def test_help_lists_the_server_options() -> None:
     result = invoke("serve", "--help")
     assert result.exit_code == 0
     for option in ("--host", "--port", "--model", "--allow-domain", "--fs-root", "--max-steps",
-                   "--max-body", "--max-running", "--cors-origin", "--idle-close"):  # fmt: skip
+                   "--max-body", "--max-running", "--cors-origin", "--idle-close", "--agents",
+                   "--max-cost"):  # fmt: skip
         assert option in result.output
 
 
