@@ -257,6 +257,21 @@ async def healthz(request: Request) -> Response:
     return JSONResponse({"ok": True, "version": version()})
 
 
+def _named_agents(state: ServerState) -> list[dict[str, Any]]:
+    from agent.named import AgentStore
+
+    store = AgentStore(state.config.settings.home)
+    out = []
+    for name in store.names():
+        try:
+            out.append(store.status(name).to_dict())
+        except WattError as exc:
+            out.append({"name": name, "error": exc.one_line()})
+    return out
+
+
 async def agents(request: Request) -> Response:
-    """The turns (agents) this server is running now, across sessions."""
-    return JSONResponse({"agents": [r.to_dict() for r in state_of(request).pool.running()]})
+    """The named agents (``watt agents ps``) and the turns this server runs now."""
+    state = state_of(request)
+    named = await run_in_threadpool(_named_agents, state)
+    return JSONResponse({"agents": named, "running": [r.to_dict() for r in state.pool.running()]})

@@ -154,7 +154,7 @@ def test_a_second_turn_on_a_running_session_is_409_and_past_the_cap_429() -> Non
             busy = await c.post("/v1/sessions/a/turns", json={"task": "again"}, headers=AUTH)
             full = await c.post("/v1/sessions/b/turns", json={"task": "other"}, headers=AUTH)
             agents = await c.get("/v1/agents", headers=AUTH)
-            assert [a["session"] for a in agents.json()["agents"]] == ["a"]
+            assert [a["session"] for a in agents.json()["running"]] == ["a"]
             gate.open()
             return await first, busy, full
 
@@ -458,4 +458,20 @@ def test_a_session_held_elsewhere_or_running_is_409_for_turns_and_delete() -> No
             assert parse_sse((await running).text)[-1]["data"]["state"] == "answered"
 
     run(go())
+    state.close()
+
+
+def test_agents_lists_the_named_agents() -> None:
+    from agent.named import AgentConfig, AgentStore
+
+    state = make_state(ScriptedModel([]))
+    AgentStore(state.config.settings.home).spawn(AgentConfig(name="helper", max_steps=3))
+
+    async def go() -> Any:
+        async with client(state) as c:
+            return (await c.get("/v1/agents", headers=AUTH)).json()
+
+    listed = run(go())
+    assert [(a["name"], a["state"], a["turns"]) for a in listed["agents"]] == [("helper", "new", 0)]
+    assert listed["running"] == []
     state.close()
