@@ -395,7 +395,7 @@ _TAGS = re.compile(r"<(reasoning|think)>.*?</\1>|</?(?:reasoning|think)>", re.DO
 def _not_an_answer(text: str) -> str:
     """What to tell the model when its Response is no answer: empty, or an observation's
     failure copied out (the 1.5B model answered "Execution FAILED: line 1: ..." verbatim)."""
-    if not text.strip():
+    if not text.strip(" \t\n.…"):  # "..." too: the 1.5B model answered a delegation so
         return EMPTY_ANSWER
     if (
         "Execution FAILED" in text

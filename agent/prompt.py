@@ -66,6 +66,9 @@ WAT_EXAMPLES: tuple[tuple[str, str, str, tuple[str, ...], frozenset[str]], ...] 
      frozenset({"json"})),
     ('Add the line "milk" to list.txt', "fs.append writes the line; then the program answers.",
      '(fs.append "list.txt" "milk\\n")\n(answer "added milk to list.txt")', (), frozenset({"fs"})),
+    ('Have a child agent count the words in "to be or not"',
+     "agent.run gives the task to a child with the str grant.",
+     '(answer (agent.run "Count the words in: to be or not" "str"))', (), frozenset({"agent"})),
 )  # fmt: skip
 
 FILES = (

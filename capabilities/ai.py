@@ -274,9 +274,8 @@ class AgentCapability:
         fn = partial(host, self.namespace)
         return [
             fn("run", "task grants -> ptr err", self.run,
-               "a child agent does task with only grants (words: str math json kv fs http "
-               'ai, http:HOST, fs:DIR) and its answer is the text: (answer (agent.run '
-               '"Upper-case hello" "str")); EACCESS, EREMOTE'),
+               "a child agent does task with only grants (str math json kv fs http ai, "
+               "http:HOST, fs:DIR); returns its answer; EACCESS, EREMOTE"),
         ]  # fmt: skip
 
 

@@ -326,3 +326,13 @@ def test_a_childs_runtime_thread_ends_with_it(tmp_path: Path) -> None:
     while threading.active_count() > before and time.monotonic() < deadline:
         time.sleep(0.05)
     assert threading.active_count() <= before
+
+
+def test_an_answer_of_only_dots_is_asked_for_again(tmp_path: Path) -> None:
+    """The 1.5B model answered a delegation task with Response("...") (real-model run)."""
+    s = settings(tmp_path)
+    model = ScriptedModel(
+        [respond("..."), wat('(answer (agent.run "Reverse stressed" "str"))'), respond("desserts")]
+    )
+    assert answer(run(s, model)) == "desserts"
+    assert "[Empty answer]" in model.requests[1][-1].content
