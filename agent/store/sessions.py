@@ -324,7 +324,8 @@ class Session:
             conn.execute("BEGIN IMMEDIATE")
             try:
                 yield conn
-                self._touch(conn)
+                if self._turn is None:  # a turn touches the session once, when it ends
+                    self._touch(conn)
                 conn.execute("COMMIT")
             except BaseException:
                 if conn.in_transaction:
