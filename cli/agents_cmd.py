@@ -216,7 +216,10 @@ def observe(
     from cli.journal_views import entry_line
 
     store = _store()
+    store.get(name)
     stop = threading.Event()
+    if not _wait_for_session(store, name, stop, follow=not no_follow):
+        return
     with store.reader(name) as reader:
         after = reader.last_seq() if start is None else max(0, start - 1)
         rows = reader.entries(after=after) if no_follow else reader.follow(after=after, stop=stop)
@@ -230,6 +233,18 @@ def observe(
                         say(child + entry_line(entry))
         except KeyboardInterrupt:
             pass
+
+
+def _wait_for_session(store: AgentStore, name: str, stop: threading.Event, *, follow: bool) -> bool:
+    """An agent with no turn yet has no session: wait for its first (until Ctrl-C) if following."""
+    path = store.sessions.path(name)
+    try:
+        with cancel_on_sigint(stop):
+            while follow and not path.is_file() and not stop.wait(0.2):
+                pass
+    except KeyboardInterrupt:
+        return False
+    return path.is_file()
 
 
 @agents_app.command("ps")

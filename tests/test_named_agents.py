@@ -158,3 +158,12 @@ def test_ps_and_kill_during_a_turn_then_rm(tmp_path: Path, _watt_home: Path) -> 
 def test_config_round_trips() -> None:
     config = AgentConfig("x", model="m", allow_domains=("example.com",), agents=2)
     assert AgentConfig.from_dict(config.to_dict(), "x.json") == config
+
+
+def test_a_new_agent_has_nothing_to_observe_yet() -> None:
+    assert invoke("agents", "spawn", "quiet").exit_code == 0
+    seen = invoke("agents", "observe", "quiet", "--from", "0", "--no-follow")
+    assert seen.exit_code == 0 and seen.output == ""
+    assert _ps()["quiet"]["state"] == "new"
+    assert invoke("agents", "rm", "quiet").exit_code == 0
+    assert invoke("agents", "observe", "quiet", "--no-follow").exit_code == 2
