@@ -147,16 +147,17 @@ def in_process(home: Path, model_path: Path, question: str) -> dict[str, float]:
     }
 
 
-def watt_ask(home: Path, session: str, question: str, env: dict[str, str]) -> float:
+def watt_ask(home: Path, session: str, question: str, env: dict[str, str]) -> tuple[float, int]:
+    """The command's wall time and exit code (1: the agent did not answer)."""
     watt = shutil.which("watt", path=str(Path(sys.executable).parent)) or "watt"
     start = time.perf_counter()
-    subprocess.run(
+    proc = subprocess.run(
         [watt, "ask", "--session", session, "--quiet", question],
         env={**env, "WATT_HOME": str(home)},
-        check=True,
+        check=False,
         capture_output=True,
     )
-    return time.perf_counter() - start
+    return time.perf_counter() - start, proc.returncode
 
 
 def anchor(model: Path, home: Path, question: str, env: dict[str, str]) -> dict[str, Any]:
@@ -239,10 +240,10 @@ def run(model: Path, question: str, *, anchor_too: bool) -> int:
         report("saved prompt state", f"{count} file(s), {size / 2**20:.1f} MiB")
         warm = new_process_ask(home, "bench-warm", question, env)
         _ask_line("new-process ask, saved state", warm, scratch)
-        total = watt_ask(home, "bench-cli", question, env)
+        total, code = watt_ask(home, "bench-cli", question, env)
         report(
             "`watt ask` (the command), saved state",
-            f"answer {total:.1f} s ({total / scratch:.0%} of scratch)",
+            f"exit {code} after {total:.1f} s ({total / scratch:.0%} of scratch)",
         )
         if anchor_too:
             figures_anchor = anchor(model, home, question, env)
