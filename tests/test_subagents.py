@@ -148,6 +148,22 @@ def test_a_child_may_have_a_host_of_the_parents_allow_list(tmp_path: Path) -> No
     assert start.data["grant"]["http"] == ["api.example.org:8443"]
 
 
+def test_a_child_granted_a_host_fetches_from_it(tmp_path: Path) -> None:
+    import httpx
+
+    def pages(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, text=f"page of {request.url.host}")
+
+    s = settings(tmp_path, allow_domains=("example.com", "example.org"))
+    body = '(answer (agent.run "fetch" "http:example.com"))'
+    child = '(resv (http.get "https://example.com/"))\n(answer (http.get "https://example.org/"))'
+    model = ScriptedModel([wat(body), wat(child), respond("only example.com")])
+    with open_parts(s, model=model, http_transport=httpx.MockTransport(pages)) as parts:
+        assert answer(list(ask(parts, "the task"))) == "only example.com"
+    told = model.requests[2][-1].content
+    assert "page of example.com" in told and "EACCESS" in told and "page of example.org" not in told
+
+
 def test_fs_subdir_narrows_the_jail(tmp_path: Path) -> None:
     jail = tmp_path / "jail"
     (jail / "data").mkdir(parents=True)
@@ -336,6 +352,15 @@ def test_an_answer_of_only_dots_is_asked_for_again(tmp_path: Path) -> None:
     )
     assert answer(run(s, model)) == "desserts"
     assert "[Empty answer]" in model.requests[1][-1].content
+
+
+def test_a_tree_without_a_session(tmp_path: Path) -> None:
+    model = ScriptedModel(
+        [wat('(answer (agent.run "Upper-case hello" "str"))'), wat('(answer (str.upper "hello"))')]
+    )
+    with open_parts(settings(tmp_path), model=model, use_session=False) as parts:
+        assert answer(list(ask(parts, "the task"))) == "HELLO"
+    assert not (tmp_path / "home" / "sessions").exists()
 
 
 # ---- replay and resume of trees: the hooks they need in the journal's code ---------------------
