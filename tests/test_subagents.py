@@ -259,6 +259,27 @@ def test_a_child_out_of_budget_fails_the_call_and_is_charged_to_the_parent(
     assert len(model.requests) == 2
 
 
+def test_a_child_has_what_is_left_of_the_parents_run_time(tmp_path: Path) -> None:
+    s = settings(tmp_path, timeout=1.0)
+    calls: list[int] = []
+
+    def responder(messages: list[Message]) -> str:
+        calls.append(len(messages))
+        if len(calls) == 1:
+            return wat('(answer (agent.run "slow" "str"))')
+        if len(calls) == 2:
+            time.sleep(1.5)  # the child's model call outlives the parent's run
+            return wat('(answer "late")')
+        return respond("the child ran out of time")
+
+    events = run(s, ScriptedModel(responder))
+    failed = results(events)[0]
+    assert failed.error_type == "Timeout"
+    assert any("child agent ran out of wall time" in line for line in failed.debug)
+    assert answer(events) == "the child ran out of time"
+    assert turns(s)[1].state is TurnState.INTERRUPTED
+
+
 def test_ctrl_c_during_a_child_stops_the_whole_tree(tmp_path: Path) -> None:
     s = settings(tmp_path)
     cancel = threading.Event()
