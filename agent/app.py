@@ -384,7 +384,7 @@ def resume_turn(
     session = parts.session
     if session is None:
         raise SessionError("--resume needs a session")
-    turns = session.turns()
+    turns = [t for t in session.turns() if t.parent_run is None]  # a child resumes with it
     if not turns or turns[-1].state not in RESUMABLE:
         state = turns[-1].state.value if turns else "none"
         raise ConfigError(  # a flag that does not apply: a usage error (exit 2)
@@ -407,11 +407,11 @@ def resume_turn(
     ) as turn:
         for message in resume.messages[len(resume.messages) - len(recorded.unknown) :]:
             turn.add_message("user", message.content)
-        for event in run_task(
+        for event in watch(parts.children, turn.run, settings, run_task(
             record.task, model=parts.model, runtime=parts.runtime, catalog=parts.catalog,
             system_prompt=parts.system_prompt(), history=history, recorder=turn, settings=settings,
             cancel=cancel, on_text=on_text, resume=resume,
-        ):  # fmt: skip
+        ), on_entry):  # fmt: skip
             seen.append(event)
             yield _journal(parts, turn, event, on_entry)
         _finish(turn, seen)

@@ -387,11 +387,6 @@ def test_a_tree_without_a_session(tmp_path: Path) -> None:
 # ---- replay and resume of trees: the hooks they need in the journal's code ---------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="hook: agent.run in agent.store.hostcalls.READS, so the parent's call is journaled "
-    "with the child's answer and the Replayer answers it (verified by patching READS)",
-)
 def test_replaying_a_parent_makes_no_child_model_call(tmp_path: Path) -> None:
     from agent.replay import replay_turn
 
@@ -404,11 +399,6 @@ def test_replaying_a_parent_makes_no_child_model_call(tmp_path: Path) -> None:
     assert report.identical, report
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="hooks: resume_turn picks the last top-level turn (parent_run IS NULL) and wraps "
-    "run_task in agent.children.watch(parts.children, turn.run, settings, ..., on_entry)",
-)
 def test_resume_after_a_crash_inside_a_child_reuses_its_run(tmp_path: Path) -> None:
     import os
     import signal

@@ -26,7 +26,10 @@ from rt.errors import SessionError
 from rt.host import IDEMPOTENCY_KEY, GuestError, HostFunction, RunContext
 
 EFFECTS = frozenset({"http.post", "fs.write", "fs.append", "fs.del", "kv.set", "kv.del"})
-READS = frozenset({"http.get", "ai.assist", "fs.read", "fs.list", "fs.exists", "kv.get", "kv.keys"})
+READS = frozenset(
+    {"http.get", "ai.assist", "fs.read", "fs.list", "fs.exists", "kv.get", "kv.keys",
+     "agent.run"}  # a child agent's answer: replay gives it back with no child model call
+)  # fmt: skip
 
 
 class Sink(Protocol):
