@@ -328,7 +328,8 @@ class Children:
         if session is None:
             return task_outcome(list(events(None)))
         earlier = _recorded(session, child.run)
-        meta = {"depth": child.depth, "grant": child.grant.to_dict(), "budget": _budget(child.loop)}
+        meta = {"depth": child.depth, "grant": child.grant.to_dict(), "budget": _budget(child.loop),
+                "parent_step": parent.step}  # fmt: skip
         price = child.loop.price
         turn = Turn(
             session, task, parent_run=parent.run, price=price, run=child.run, meta=meta,

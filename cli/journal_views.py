@@ -77,27 +77,54 @@ def show_log(settings: Settings, *, json_out: bool, limit: int, turn: int | None
         steps: dict[int, list[Step]] = {}
         for step in reader.steps(turn, since=first):  # the shown turns' steps only
             steps.setdefault(step.turn, []).append(step)
+    children: dict[str, list[TurnRecord]] = {}
+    shown_runs = {t.run for t in turns}
+    for record in turns:
+        if record.parent_run in shown_runs:
+            children.setdefault(record.parent_run or "", []).append(record)
+    top = [t for t in turns if t.parent_run not in shown_runs]
     if json_out:
-        for record in turns:
-            data = record.to_dict()
-            data["steps"] = [s.to_dict() for s in steps.get(record.id, [])]
-            print(dumps(data))
+        for record in top:
+            print(dumps(_turn_json(record, steps, children)))
         return EXIT_OK
     if not turns:
         say("no turns yet")
     lines: list[str] = []
-    for record in turns:
-        lines.append(turn_line(record))
-        lines.append(f"  task: {' '.join(record.task.split())[:200]}")
-        for step in steps.get(record.id, []):
-            lines += step_lines(step)
-        if record.answer is not None:
-            lines.append(f"  answer: {' '.join(record.answer.split())[:300]}")
-        elif record.reason:
-            lines.append(f"  {record.state.value}: {record.reason}")
+    for record in top:
+        lines += _turn_lines(record, steps, children, "")
     if lines:
         say("\n".join(lines))
     return EXIT_OK
+
+
+def _turn_json(
+    record: TurnRecord, steps: dict[int, list[Step]], children: dict[str, list[TurnRecord]]
+) -> dict[str, Any]:
+    data = record.to_dict()
+    data["steps"] = [s.to_dict() for s in steps.get(record.id, [])]
+    data["children"] = [_turn_json(c, steps, children) for c in children.get(record.run, [])]
+    return data
+
+
+def _turn_lines(
+    record: TurnRecord, steps: dict[int, list[Step]], children: dict[str, list[TurnRecord]],
+    indent: str,
+) -> list[str]:  # fmt: skip
+    """A turn, its steps, then its child agents' turns nested under it."""
+    head = "child agent " if record.parent_run else ""
+    lines = [
+        indent + head + turn_line(record),
+        f"{indent}  task: {' '.join(record.task.split())[:200]}",
+    ]
+    for step in steps.get(record.id, []):
+        lines += [indent + line for line in step_lines(step)]
+    for child in children.get(record.run, []):
+        lines += _turn_lines(child, steps, children, indent + "    ")
+    if record.answer is not None:
+        lines.append(f"{indent}  answer: {' '.join(record.answer.split())[:300]}")
+    elif record.reason:
+        lines.append(f"{indent}  {record.state.value}: {record.reason}")
+    return lines
 
 
 def _detail(kind: str, data: dict[str, Any]) -> str:

@@ -435,3 +435,30 @@ def test_resume_after_a_crash_inside_a_child_reuses_its_run(tmp_path: Path) -> N
     after = turns(Settings(home=home))
     assert [t.run for t in after] == [parent.run, child.run]  # the child's turn is reopened
     assert after[1].state is TurnState.ANSWERED and after[0].answer == "stopped spinning"
+
+
+def test_watt_log_nests_a_child_under_its_parent(tmp_path: Path) -> None:
+    import contextlib
+    import io
+
+    from cli.journal_views import show_log
+
+    s = settings(tmp_path)
+    model = ScriptedModel(
+        [wat('(answer (agent.run "Upper-case hello" "str"))'), wat('(answer (str.upper "hello"))')]
+    )
+    run(s, model)
+    with Reader(s.home / "sessions" / "default.sqlite", "default") as reader:
+        start = reader.entries(turn=2, limit=1)[0]
+    assert start.kind == "turn_start" and start.data["parent_step"] == 1
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        show_log(s, json_out=False, limit=20)
+    text = out.getvalue()
+    assert "\n    child agent turn 2  answered" in text
+    assert text.index("child agent turn 2") < text.index("\n  answer: HELLO")  # the parent's
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        show_log(s, json_out=True, limit=20)
+    (parent,) = [json.loads(line) for line in out.getvalue().splitlines()]
+    assert [c["task"] for c in parent["children"]] == ["Upper-case hello"]
