@@ -23,7 +23,7 @@ from agent.models.messages import Completion, Message, Usage
 from agent.models.scripted import ScriptedModel
 from agent.store.journal import Reader, TurnState
 from cli.main import app
-from rt.errors import Interrupted
+from rt.errors import Interrupted, SessionError
 
 
 def wat(body: str) -> str:
@@ -400,6 +400,7 @@ def test_replaying_a_parent_makes_no_child_model_call(tmp_path: Path) -> None:
 
 
 def test_resume_after_a_crash_inside_a_child_reuses_its_run(tmp_path: Path) -> None:
+    import contextlib
     import os
     import signal
     import subprocess
@@ -418,8 +419,9 @@ def test_resume_after_a_crash_inside_a_child_reuses_its_run(tmp_path: Path) -> N
     try:
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
-            if db.is_file() and len(turns(Settings(home=home))) == 2:
-                break
+            with contextlib.suppress(SessionError):  # the database may be mid-creation
+                if db.is_file() and len(turns(Settings(home=home))) == 2:
+                    break
             time.sleep(0.1)
         time.sleep(0.5)  # the child's program spins
     finally:
