@@ -447,6 +447,3 @@ def turn_meta(parts: Parts) -> dict[str, Any]:
         "observation_chars": s.observation_chars,
     }  # fmt: skip
 
-
-def _event_json(event: Event, turn: Turn) -> dict[str, Any]:
-    return event.to_dict()
