@@ -9,7 +9,8 @@ Modules: ``config`` (what the server was started with), ``security`` (the token,
 rule), ``state`` (what one server holds), ``pool`` (open sessions, running turns, the caps),
 ``turns`` (a turn on its thread, the input guard), ``stream`` (journal tails as SSE),
 ``programs`` (the live catalog, running programs), ``http`` (JSON errors, bounded bodies),
-``routes``, ``program_routes`` and ``openai`` (the HTTP API), ``app`` (the ASGI app) and
-``run`` (uvicorn, signals). Starlette and uvicorn are the ``serve`` extra: ``watt serve``
+``routes`` (sessions, turns, events, programs), ``agents`` (named agents under
+``/v1/agents``) and ``openai`` (the HTTP API), ``app`` (the ASGI app) and ``run`` (uvicorn,
+signals). Starlette and uvicorn are the ``serve`` extra: ``watt serve``
 imports this package only once it has checked they are installed.
 """

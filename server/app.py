@@ -16,7 +16,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from server import openai, program_routes, routes
+from server import agents, openai, routes
 from server.http import HTTPProblem, error_response
 from server.security import bearer_matches
 from server.state import ServerState
@@ -99,10 +99,17 @@ def _routes() -> list[Route]:
         Route("/v1/sessions/{name}", routes.delete_session, methods=["DELETE"]),
         Route("/v1/sessions/{name}/turns", routes.post_turn, methods=["POST"]),
         Route("/v1/sessions/{name}/events", routes.get_events, methods=["GET"]),
-        Route("/v1/programs/{name}", program_routes.run_program, methods=["POST"]),
-        Route("/v1/catalog", program_routes.list_catalog, methods=["GET"]),
-        Route("/v1/caps", program_routes.list_caps, methods=["GET"]),
+        Route("/v1/programs/{name}", routes.run_program, methods=["POST"]),
+        Route("/v1/catalog", routes.list_catalog, methods=["GET"]),
+        Route("/v1/caps", routes.list_caps, methods=["GET"]),
         Route("/v1/agents", routes.agents, methods=["GET"]),
+        Route("/v1/agents", agents.spawn_agent, methods=["POST"]),
+        Route("/v1/agents/{name}", agents.get_agent, methods=["GET"]),
+        Route("/v1/agents/{name}", agents.remove_agent, methods=["DELETE"]),
+        Route("/v1/agents/{name}/messages", agents.post_message, methods=["POST"]),
+        Route("/v1/agents/{name}/events", agents.agent_events, methods=["GET"]),
+        Route("/v1/agents/{name}/run", agents.kill_agent, methods=["DELETE"]),
+        Route("/v1/agents/{name}/kill", agents.kill_agent, methods=["POST"]),
         Route("/v1/chat/completions", openai.chat_completions, methods=["POST"]),
         Route("/v1/models", openai.list_models, methods=["GET"]),
     ]

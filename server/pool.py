@@ -5,7 +5,8 @@ keeps it open between turns, closing it after ``idle_close_s`` unused so another
 can use the session. ``reserve`` claims a session for one turn (or one kv program): a second
 claim while it runs is ``Busy`` (409), one past ``max_running`` claims is ``TooMany`` (429).
 An ``Idempotency-Key`` seen before on the same session returns the first claim's ``Running``
-instead of starting another turn.
+instead of starting another turn. A claim may carry its own settings and model (a named
+agent's, narrowed to the server's): open parts built otherwise are closed and built again.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from agent.app import Parts, open_parts
+from agent.config import Settings
 from agent.models.messages import ChatModel
 from agent.store.sessions import SessionStore
 from server.config import MAX_IDEMPOTENCY_KEYS, ServeConfig
@@ -62,6 +64,9 @@ class Running:
     digest: str = ""  # the task's sha256: what a repeated Idempotency-Key is compared with
     # the turn's rows as ``on_entry`` gives them, by seq, while it runs: tails read them here
     rows: dict[int, dict[str, Any]] = field(default_factory=dict)
+    settings: Settings | None = None  # the parts' settings when not the server's (an agent's)
+    model: ChatModel | None = None  # the model when not the server's
+    instructions: str = ""  # a named agent's --system text
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -73,6 +78,7 @@ class Running:
 @dataclass
 class Slot:
     parts: Parts | None = None
+    built: tuple[Settings, ChatModel | None] | None = None  # what ``parts`` were opened with
     running: Running | None = None
     last_used: float = field(default_factory=time.monotonic)
 
@@ -118,8 +124,9 @@ class Pool:
     def cached(self, running: Running) -> Parts | None:
         """The claimed session's parts when they are open already (no thread needed)."""
         with self._lock:
-            parts = self._slots[running.session].parts
-        if parts is None or parts.session is None:
+            slot = self._slots[running.session]
+            parts = slot.parts
+        if parts is None or parts.session is None or slot.built != self._build(running):
             return None
         running.start_seq, running.opened = parts.session.journal.seq, True
         running.ready.set()
@@ -128,14 +135,17 @@ class Pool:
     def open(self, running: Running) -> Parts:
         """The claimed session's parts, opened if need be (SessionInUse when another process
         holds it: the claim is then released). Blocking: call it off the event loop."""
+        settings, model = built = self._build(running)
         with self._lock:
             slot = self._slots[running.session]
             parts = slot.parts
+            if parts is not None and slot.built != built:  # opened for other settings
+                slot.parts = None
+                parts.close()
+                parts = None
         if parts is None:
             try:
-                parts = open_parts(
-                    self.config.settings, model=self._model(), session=running.session
-                )
+                parts = open_parts(settings, model=model, session=running.session)
             except BaseException as exc:
                 running.error = str(exc) or type(exc).__name__
                 self.forget_key(running)
@@ -143,11 +153,15 @@ class Pool:
                 running.ready.set()
                 raise
             with self._lock:
-                slot.parts = parts
+                slot.parts, slot.built = parts, built
         running.start_seq = parts.session.journal.seq if parts.session is not None else 0
         running.opened = True
         running.ready.set()
         return parts
+
+    def _build(self, running: Running) -> tuple[Settings, ChatModel | None]:
+        model = running.model if running.model is not None else self._model()
+        return running.settings or self.config.settings, model
 
     def release(self, running: Running) -> None:
         with self._lock:

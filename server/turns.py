@@ -3,7 +3,7 @@
 The turn runs ``agent.app.ask`` on the claimed session's parts; every row it journals wakes
 the session's tails (``notify``), which read the rows from the journal, so the stream a
 client gets is exactly what the journal holds. A request's ``max_steps`` and ``caps`` narrow
-the server's settings for that turn only.
+the session's settings (the server's, or a named agent's) for that turn only.
 
 With ``guard = "model"`` the configured model first classifies the task (``GUARD_SYSTEM``);
 a blocked task is recorded as a turn with one ``guard`` event (its ``category``) and the
@@ -65,15 +65,20 @@ def _record_guard(parts: Parts, task: str, data: dict[str, Any], reason: str) ->
         turn.finish(TurnState.STOPPED, reason=reason)
 
 
-def _narrow(parts: Parts, max_steps: int | None, caps: set[str] | None) -> Callable[[], None]:
-    saved_settings, saved_granted = parts.settings, parts.granted
+def _narrow(
+    parts: Parts, running: Running, max_steps: int | None, caps: set[str] | None
+) -> Callable[[], None]:
+    """The request's narrowing, never past what the parts hold (a named agent's may be less
+    than the server's), and the agent's instructions, for this turn only."""
+    saved = parts.settings, parts.granted, parts.instructions
     if max_steps is not None:
-        parts.settings = replace(parts.settings, max_steps=max_steps)
+        parts.settings = replace(parts.settings, max_steps=min(max_steps, parts.settings.max_steps))
     if caps is not None:
-        parts.granted = set(caps)
+        parts.granted = set(caps) & parts.granted
+    parts.instructions = running.instructions
 
     def restore() -> None:
-        parts.settings, parts.granted = saved_settings, saved_granted
+        parts.settings, parts.granted, parts.instructions = saved
 
     return restore
 
@@ -103,7 +108,7 @@ def start_turn(
     """Run the claimed turn on a new thread; the claim is released when it ends."""
 
     def target() -> None:
-        restore = _narrow(parts, max_steps, caps)
+        restore = _narrow(parts, running, max_steps, caps)
         try:
             _body(parts, running, notify)
         except Interrupted:
