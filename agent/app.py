@@ -446,4 +446,3 @@ def turn_meta(parts: Parts) -> dict[str, Any]:
         "max_steps": s.max_steps, "max_retries": s.max_retries,
         "observation_chars": s.observation_chars,
     }  # fmt: skip
-
