@@ -606,3 +606,11 @@ def test_grammar_setting_precedence_and_validation(tmp_path: Path) -> None:
         ConfigError, match=r"config.toml: grammar must be auto, on or off, got 'never'"
     ):
         load_settings({}, environ=env)
+
+
+def test_a_run_of_blanks_is_bounded() -> None:
+    # a small model under the grammar once emitted spaces until its 1,024-token cap
+    assert FULL.accepts(wat("(i32.const 0)" + " " * 40 + "(drop (i32.const 1))"))
+    assert FULL.accepts(wat(";; a\n" + " " * 30 + "(i32.const 0)\n" + " " * 30 + ";; b"))
+    assert not FULL.accepts(wat("(i32.const 0)" + " " * 41 + "(drop (i32.const 1))"))
+    assert not FULL.accepts(wat("(i32.const" + "\n" * 60 + "0)"))

@@ -102,8 +102,10 @@ body          ::= (comment ws)? instr (ws pinstr | ws1 ainstr)* (ws ";;" (commen
 comment       ::= ";;" comment-char* "\n"
 comment-char  ::= [^\n`<] | lt
 comment-edge  ::= [^\n`<@B@] | lt
-ws            ::= ([ \t\n] | comment)*
-ws1           ::= ([ \t\n] | comment)+
+# at most 40 blanks in a row: a small model can otherwise emit spaces until its token cap
+ws            ::= blanks? (comment blanks?)*
+ws1           ::= blanks (comment blanks?)* | (comment blanks?)+
+blanks        ::= [ \t\n] [ \t\n]? [ \t\n]? [ \t\n]? [ \t\n]? [ \t\n]? [ \t\n]? [ \t\n]? [ \t\n]? [ \t\n]? [ \t\n]? [ \t\n]? [ \t\n]? [ \t\n]? [ \t\n]? [ \t\n]? [ \t\n]? [ \t\n]? [ \t\n]? [ \t\n]? [ \t\n]? [ \t\n]? [ \t\n]? [ \t\n]? [ \t\n]? [ \t\n]? [ \t\n]? [ \t\n]? [ \t\n]? [ \t\n]? [ \t\n]? [ \t\n]? [ \t\n]? [ \t\n]? [ \t\n]? [ \t\n]? [ \t\n]? [ \t\n]? [ \t\n]? [ \t\n]?
 
 instr         ::= pinstr | ainstr
 seq           ::= (ws pinstr | ws1 ainstr)*
