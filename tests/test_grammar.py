@@ -411,7 +411,7 @@ def test_the_generator_covers_the_hard_cases() -> None:
     rng = random.Random(7)
     texts = [
         FULL.generate(rng, chars=pick_char, fragments=offer, capture=CAPTURE, max_depth=10).text
-        for _ in range(400)
+        for _ in range(600)
     ]
     joined = "\n".join(texts)
     for needle in [

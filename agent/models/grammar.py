@@ -102,10 +102,12 @@ body          ::= (comment ws)? instr (ws pinstr | ws1 ainstr)* (ws ";;" (commen
 comment       ::= ";;" comment-char* "\n"
 comment-char  ::= [^\n`<] | lt
 comment-edge  ::= [^\n`<@B@] | lt
-# at most 40 blanks in a row: a small model can otherwise emit spaces until its token cap
+# at most 40 blanks in a row: a small model can otherwise emit spaces until its token cap.
+# Nested, not a flat run of optionals: llama.cpp keeps one parse stack per way to match, and
+# a flat run of 39 optionals has exponentially many ways to match a few blanks.
 ws            ::= blanks? (comment blanks?)*
 ws1           ::= blanks (comment blanks?)* | (comment blanks?)+
-blanks        ::= [ \t\n] [ \t\n]? [ \t\n]? [ \t\n]? [ \t\n]? [ \t\n]? [ \t\n]? [ \t\n]? [ \t\n]? [ \t\n]? [ \t\n]? [ \t\n]? [ \t\n]? [ \t\n]? [ \t\n]? [ \t\n]? [ \t\n]? [ \t\n]? [ \t\n]? [ \t\n]? [ \t\n]? [ \t\n]? [ \t\n]? [ \t\n]? [ \t\n]? [ \t\n]? [ \t\n]? [ \t\n]? [ \t\n]? [ \t\n]? [ \t\n]? [ \t\n]? [ \t\n]? [ \t\n]? [ \t\n]? [ \t\n]? [ \t\n]? [ \t\n]? [ \t\n]? [ \t\n]?
+blanks        ::= [ \t\n] ([ \t\n] ([ \t\n] ([ \t\n] ([ \t\n] ([ \t\n] ([ \t\n] ([ \t\n] ([ \t\n] ([ \t\n] ([ \t\n] ([ \t\n] ([ \t\n] ([ \t\n] ([ \t\n] ([ \t\n] ([ \t\n] ([ \t\n] ([ \t\n] ([ \t\n] ([ \t\n] ([ \t\n] ([ \t\n] ([ \t\n] ([ \t\n] ([ \t\n] ([ \t\n] ([ \t\n] ([ \t\n] ([ \t\n] ([ \t\n] ([ \t\n] ([ \t\n] ([ \t\n] ([ \t\n] ([ \t\n] ([ \t\n] ([ \t\n] ([ \t\n] ([ \t\n])?)?)?)?)?)?)?)?)?)?)?)?)?)?)?)?)?)?)?)?)?)?)?)?)?)?)?)?)?)?)?)?)?)?)?)?)?)?)?
 
 instr         ::= pinstr | ainstr
 seq           ::= (ws pinstr | ws1 ainstr)*
