@@ -14,7 +14,7 @@ newlines, so line N of the output is line N of the input (compile errors map bac
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 from rt.errors import CompileError
@@ -335,7 +335,8 @@ class _Expander:
             names = " ".join(f.param_names) or "nothing"
             raise error_at(
                 self.source, node.open.pos,
-                f"{callee.qual} takes {len(f.params)} operand(s) ({names}); {len(given)} given",
+                f"{callee.qual} takes {len(f.params)} operand(s) ({names}); {len(given)} given"
+                + _operand_fix(callee.qual, f.param_names, given),
             )  # fmt: skip
         if callee.qual == "sys.argv" and _head(node) == "arg":
             args = self.operands(rest, "arg", (True, True), quiet=True)
@@ -548,6 +549,18 @@ def _qual(node: Node) -> str:
 def _head(node: Node) -> str:
     words = _words(node)
     return words[0].text if words and isinstance(words[0], Token) else ""
+
+
+def _operand_fix(qual: str, names: Sequence[str], given: Sequence[Node | Token]) -> str:
+    """The call written with as many operands as it takes: the first ones given when there
+    are too many (a small model repeats a call that is refused without one), else its
+    parameters' names."""
+    if len(given) > len(names):
+        shown = " ".join(" ".join(_text(c).split()) for c in given[: len(names)])
+    else:
+        shown = " ".join(names)
+    fix = f"({qual} {shown})" if shown else f"({qual})"
+    return f": write {fix}" if len(fix) <= 160 else ""
 
 
 def _text(it: Token | Node) -> str:

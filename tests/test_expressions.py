@@ -161,8 +161,18 @@ def test_ambiguous_forms_stay_errors(runtime: Runtime, body: str) -> None:
 @pytest.mark.parametrize(
     ("body", "message"),
     [
-        ('(answer (http.get "http://x/" "" ""))', "http.get takes 1 operand(s) (url); 3 given"),
-        ("(resv (str.concat (arg 0)))", "str.concat takes 2 operand(s) (a b); 1 given"),
+        (
+            '(answer (http.get "http://x/" "" ""))',
+            'http.get takes 1 operand(s) (url); 3 given: write (http.get "http://x/")',
+        ),
+        (
+            "(resv (str.concat (arg 0)))",
+            "str.concat takes 2 operand(s) (a b); 1 given: write (str.concat a b)",
+        ),
+        (
+            '(answer (str.split (str.trim (arg 0)) " " (str.len (arg 0)) 0))',  # seen from the 1.5B
+            'str.split takes 2 operand(s) (s sep); 4 given: write (str.split (str.trim (arg 0)) " ")',
+        ),
         ('(answer (kv.set "k" "v"))', "answer: kv.set gives no value to answer"),
     ],
 )
