@@ -687,3 +687,31 @@ def test_a_ctrl_c_inside_a_native_callback_prints_no_traceback(gguf: Path) -> No
     model = LocalModel(gguf, grammar=False, llama_factory=lambda **kw: Interrupting(["ok"]))
     assert model.complete(PLAIN).text == "ok"  # nothing reported, and the hook is restored
     assert seen and seen[0] is not before and sys.unraisablehook is before
+
+
+def test_a_degenerate_loop_is_cut_like_the_token_cap(gguf: Path) -> None:
+    # seen from the 1.5B model: "(i32.const 0) " until the 1,024-token cap, minutes per reply
+    start = ["ToolCall::Wat(```wat\n", "(answer (str.len (arg 0)))", "\n"]
+    model, factory = make(gguf, start + ["(i32", ".const", " 0)", " "] * 300)
+    reply = model.complete(AGENT)
+    assert reply.finish_reason == "length"
+    assert factory.made[0].produced < 80  # cut within a few repeats, not at the end
+    assert factory.made[0].closed_streams == 1
+    assert reply.text.startswith("ToolCall::Wat(```wat\n(answer (str.len (arg 0)))\n(i32.const 0)")
+
+
+@pytest.mark.parametrize(
+    ("text", "loops"),
+    [
+        (" " * 64, True),
+        ("x" * 63, False),
+        ("ok " + "(i32.const 0) " * 8, True),
+        ("(i32.const 0) (i32.const 1) (i32.const 2) " * 3, False),
+        ("\n".join(f"(call $debug.log {i})" for i in range(20)), False),
+        ("ab" * 40, True),
+    ],
+)
+def test_repeating(text: str, loops: bool) -> None:
+    from agent.models.local import repeating
+
+    assert repeating(text) is loops

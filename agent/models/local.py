@@ -389,6 +389,9 @@ class LocalModel:
                             on_text(content)
                     finish = reason or finish
                     check_cancel(cancel)  # before asking llama for the next token
+                    if len(parts) % 8 == 0 and repeating("".join(parts[-REPEAT_WINDOW:])):
+                        finish = "length"  # a degenerate loop: cut it, as the token cap would
+                        break
             finally:
                 close = getattr(stream, "close", None)
                 if callable(close):
@@ -403,6 +406,27 @@ class LocalModel:
         if type(n_tokens) is not int or n_tokens < chunks:
             return estimate_usage(messages, text)
         return Usage(n_tokens - chunks, chunks, estimated=False)
+
+
+REPEAT_WINDOW = 512  # chunks (about tokens) looked at by ``repeating``
+REPEATS = 8
+
+
+def repeating(text: str, *, repeats: int = REPEATS, longest: int = 64) -> bool:
+    """True when ``text`` ends with one unit of 2 to ``longest`` characters repeated
+    ``repeats`` times in a row, 64 characters or more in all: a small model's degenerate loop
+    (``(i32.const 0) (i32.const 0) ...`` or a run of blanks), which would otherwise run to
+    the reply-length cap, minutes on a CPU."""
+    for period in range(2, longest + 1):
+        span = period * repeats
+        if span < 64:
+            continue
+        if len(text) < span:
+            break
+        tail = text[-span:]
+        if tail == tail[:period] * repeats:
+            return True
+    return False
 
 
 def _delta(chunk: Any) -> tuple[str, str | None]:
