@@ -9,14 +9,13 @@ from typing import TYPE_CHECKING
 from capabilities.ai import AgentCapability, AiCapability, Assistant, ChildRunner
 from capabilities.arrays import ArrCapability
 from capabilities.base import Capability, Registry, describe
-from capabilities.debug import DebugCapability
 from capabilities.fs import FsCapability
 from capabilities.http import HttpCapability
 from capabilities.jsonpath import JsonCapability
 from capabilities.kv import KvBackend, KvCapability, MemoryKv
 from capabilities.math import MathCapability
 from capabilities.strings import StrCapability
-from capabilities.sys import SysCapability
+from capabilities.sys import DebugCapability, SysCapability
 
 if TYPE_CHECKING:
     import httpx

@@ -28,14 +28,13 @@ from agent.programs.writer import render_front_matter, scaffold
 from capabilities import standard_registry
 from capabilities.ai import AiCapability
 from capabilities.arrays import ArrCapability
-from capabilities.debug import DebugCapability
 from capabilities.fs import FsCapability
 from capabilities.http import HttpCapability
 from capabilities.jsonpath import JsonCapability
 from capabilities.kv import KvCapability, MemoryKv
 from capabilities.math import MathCapability
 from capabilities.strings import StrCapability
-from capabilities.sys import SysCapability
+from capabilities.sys import DebugCapability, SysCapability
 from rt.engine import Runtime
 from rt.errors import CatalogError, ModelAPIError
 

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from capabilities.debug import DebugCapability
-from capabilities.sys import SysCapability
+from capabilities.sys import DebugCapability, SysCapability
 from rt.codes import Err
 from rt.engine import Runtime
 from rt.limits import Limits

@@ -13,16 +13,13 @@ from fractions import Fraction
 import pytest
 
 from capabilities import standard_registry
-from capabilities.math import (
-    MAX_DEPTH,
+from capabilities.math import MAX_DEPTH, MAX_INPUT_BYTES, MathCapability, evaluate
+from capabilities.numbers import (
     MAX_DIGITS,
-    MAX_INPUT_BYTES,
-    MathCapability,
     Number,
     _strong_lucas_probable_prime,
     add,
     div,
-    evaluate,
     floordiv,
     format_number,
     isprime,
