@@ -32,7 +32,6 @@ from agent.programs.catalog import (
     Catalog,
     Source,
     apply_defaults,
-    body_capabilities,
     catalog_dirs,
     load_source,
     shipped_dir,
@@ -47,6 +46,7 @@ from agent.store.writer import Turn
 from capabilities import Registry, standard_registry
 from rt.engine import RunResult, Runtime
 from rt.errors import CatalogError, ConfigError, SessionError, WattError
+from rt.wattext import body_capabilities
 
 if TYPE_CHECKING:
     import httpx

@@ -31,6 +31,11 @@ from rt.wattext import (  # re-exported: the reader is part of what the preproce
     error_at,
     list_heads,
     module_imports,
+    next_word,
+    node_head,
+    node_qual,
+    node_text,
+    node_words,
     parse,
     tokenize,
 )
@@ -157,12 +162,12 @@ class _Expander:
         return "".join(out)
 
     def _flat_call(self, items: list[Token | Node], i: int) -> None:
-        nxt = _next_word(items, i + 1)
+        nxt = next_word(items, i + 1)
         if isinstance(nxt, Token) and nxt.text.startswith("$") and "." in nxt.text:
             self.calls.append((nxt.text[1:], nxt.pos))
 
     def _flat_ref(self, items: list[Token | Node], i: int) -> None:
-        nxt = _next_word(items, i + 1)
+        nxt = next_word(items, i + 1)
         if isinstance(nxt, Token) and NAME_RE.fullmatch(nxt.text):
             self.ref(nxt.text, nxt.pos)
 
@@ -215,19 +220,19 @@ class _Expander:
         return "".join(out)
 
     def node(self, node: Node, ctx: str, consumers: Callable[[], int] = lambda: 0) -> str:
-        words = _words(node)
+        words = node_words(node)
         if words and isinstance(words[0], Token) and words[0].text in _OLD_NAMES:
             old = words[0]
             new = _OLD_NAMES[old.text]
             self.note(old.pos, f"read the old name {old.text} as {new}")
             node.children[node.children.index(old)] = Token("atom", new, old.pos)
-            words = _words(node)
+            words = node_words(node)
         head = (
             words[0].text
             if words and isinstance(words[0], Token) and words[0].kind == "atom"
             else ""
         )
-        newlines = "\n" * _text(node).count("\n")
+        newlines = "\n" * node_text(node).count("\n")
         macro = _MACROS.get(head)
         if macro is not None:
             self.quiet.add(id(node))
@@ -240,20 +245,21 @@ class _Expander:
             self.note(node.open.pos, f"read ({head}) as (local.get {head})")
             return f"(local.get {head})" + newlines
         if head in _ANNOTATIONS:
-            return _text(node)
+            return node_text(node)
         if head in _STRUCTURAL:
             if head in ("block", "loop") and not any(
-                isinstance(w, Node) and _head(w) == "result" for w in words
+                isinstance(w, Node) and node_head(w) == "result" for w in words
             ):
                 self.quiet.add(id(node))
             return "(" + self.seq(node.children) + ")"
         if head == "if":
-            if not any(isinstance(w, Node) and _head(w) == "result" for w in words):
+            if not any(isinstance(w, Node) and node_head(w) == "result" for w in words):
                 self.quiet.add(id(node))
             parts = []
             for c in node.children:
                 if isinstance(c, Node):
-                    parts.append(self.node(c, STMT if _head(c) in ("then", "else") else OPERAND))
+                    clause = node_head(c) in ("then", "else")
+                    parts.append(self.node(c, STMT if clause else OPERAND))
                 else:
                     parts.append(self.token(c, None))
             return "(" + "".join(parts) + ")"
@@ -273,7 +279,8 @@ class _Expander:
             # a set whose value is used
             old = words[0]
             self.note(
-                old.pos, f"(local.set {_text(words[1])} X) used as a value: read it as local.tee"
+                old.pos,
+                f"(local.set {node_text(words[1])} X) used as a value: read it as local.tee",
             )
             node.children[node.children.index(old)] = Token("atom", "local.tee", old.pos)
             head = "local.tee"
@@ -328,7 +335,7 @@ class _Expander:
         its error from $run (recording the call site); written without ``call`` as a statement,
         it is checked unless the long form's ``(local.set ...)`` consumers follow."""
         f = self.functions.get(callee.qual)
-        skipped = "".join(_text(c) for c in node.children[: callee.rest])
+        skipped = "".join(node_text(c) for c in node.children[: callee.rest])
         rest = node.children[callee.rest :]
         given = [c for c in rest if isinstance(c, Node) or c.kind not in ("ws", "comment")]
         if f is not None and given and len(given) != len(f.params):
@@ -338,7 +345,7 @@ class _Expander:
                 f"{callee.qual} takes {len(f.params)} operand(s) ({names}); {len(given)} given"
                 + _operand_fix(callee.qual, f.param_names, given),
             )  # fmt: skip
-        if callee.qual == "sys.argv" and _head(node) == "arg":
+        if callee.qual == "sys.argv" and node_head(node) == "arg":
             args = self.operands(rest, "arg", (True, True), quiet=True)
         else:
             args = self.operands(rest, callee.qual, (True, True))
@@ -459,7 +466,7 @@ class _Expander:
             if self._yields(arg) == "err":
                 raise error_at(
                     self.source, arg.open.pos,
-                    f"{macro}: {_qual(arg)} gives no value to {macro}; make the call on its own line, "
+                    f"{macro}: {node_qual(arg)} gives no value to {macro}; make the call on its own line, "
                     f'then ({macro} "text")',
                 )  # fmt: skip
             value = self.node(arg, OPERAND)
@@ -490,14 +497,14 @@ class _Expander:
     def _numeric(self, node: Node) -> bool:
         """Whether ``node`` certainly yields a number, not a string pointer: i32 arithmetic, or
         a host call whose value is a count, an index or a flag."""
-        head = _head(node)
+        head = node_head(node)
         if head.startswith("i32.") and head != "i32.const" and ".load" not in head:
             return True
         return self._yields(node) in _NUMBER_RESULTS
 
     def _yields(self, node: Node) -> str:
         """The name of the value a host-call node yields ("ptr", "n", "arr", "err"), else ""."""
-        f = self.functions.get(_qual(node))
+        f = self.functions.get(node_qual(node))
         return f.result_names[0] if f is not None and f.result_names else ""
 
     # -- the whole body -----------------------------------------------------------------------
@@ -533,47 +540,16 @@ _MACROS: dict[str, Callable[[_Expander, Node, list[Token | Node], str], str]] = 
 }
 
 
-def _words(node: Node) -> list[Token | Node]:
-    return [c for c in node.children if isinstance(c, Node) or c.kind not in ("ws", "comment")]
-
-
-def _qual(node: Node) -> str:
-    """The host function a node names in any spelling (``call $a.b``, ``$a.b``, ``a.b``)."""
-    words = _words(node)
-    head = _head(node)
-    if head == "call":
-        return words[1].text[1:] if len(words) > 1 and isinstance(words[1], Token) else ""
-    return head[1:] if head.startswith("$") else head
-
-
-def _head(node: Node) -> str:
-    words = _words(node)
-    return words[0].text if words and isinstance(words[0], Token) else ""
-
-
 def _operand_fix(qual: str, names: Sequence[str], given: Sequence[Node | Token]) -> str:
     """The call written with as many operands as it takes: the first ones given when there
     are too many (a small model repeats a call that is refused without one), else its
     parameters' names."""
     if len(given) > len(names):
-        shown = " ".join(" ".join(_text(c).split()) for c in given[: len(names)])
+        shown = " ".join(" ".join(node_text(c).split()) for c in given[: len(names)])
     else:
         shown = " ".join(names)
     fix = f"({qual} {shown})" if shown else f"({qual})"
     return f": write {fix}" if len(fix) <= 160 else ""
-
-
-def _text(it: Token | Node) -> str:
-    if isinstance(it, Token):
-        return it.text
-    return "(" + "".join(_text(c) for c in it.children) + ")"
-
-
-def _next_word(items: list[Token | Node], start: int) -> Token | Node | None:
-    for it in items[start:]:
-        if isinstance(it, Node) or it.kind not in ("ws", "comment"):
-            return it
-    return None
 
 
 def _consumers(items: list[Token | Node], start: int) -> int:
@@ -588,13 +564,13 @@ def _consumers(items: list[Token | Node], start: int) -> int:
             if it.kind == "atom" and it.text in _CONSUMERS:
                 count += 1
                 if it.text != "drop":
-                    nxt = _next_word(items, i)
+                    nxt = next_word(items, i)
                     if nxt is not None:
                         i = items.index(nxt) + 1
                 continue
             break
-        words = _words(it)
-        if _head(it) in _CONSUMERS and len(words) <= (1 if _head(it) == "drop" else 2):
+        words = node_words(it)
+        if node_head(it) in _CONSUMERS and len(words) <= (1 if node_head(it) == "drop" else 2):
             count += 1
             continue
         break

@@ -6,6 +6,7 @@ parenthesised lists, string literals, and the readers that ask "what does this b
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from rt.errors import CompileError
@@ -144,6 +145,40 @@ def parse(source: str) -> list[Token | Node]:
 _ESCAPES = {"n": "\n", "t": "\t", "r": "\r", '"': '"', "'": "'", "\\": "\\"}
 
 
+def node_words(node: Node) -> list[Token | Node]:
+    """A list's children other than blanks and comments."""
+    return [c for c in node.children if isinstance(c, Node) or c.kind not in ("ws", "comment")]
+
+
+def node_head(node: Node) -> str:
+    """The first word of a list, when it is an atom (``local.get``, ``$str.upper``), else ""."""
+    words = node_words(node)
+    return words[0].text if words and isinstance(words[0], Token) else ""
+
+
+def node_text(it: Token | Node) -> str:
+    """The source text of a token or a whole list."""
+    if isinstance(it, Token):
+        return it.text
+    return "(" + "".join(node_text(c) for c in it.children) + ")"
+
+
+def next_word(items: list[Token | Node], start: int) -> Token | Node | None:
+    for it in items[start:]:
+        if isinstance(it, Node) or it.kind not in ("ws", "comment"):
+            return it
+    return None
+
+
+def node_qual(node: Node) -> str:
+    """The host function a node names in any spelling (``call $a.b``, ``$a.b``, ``a.b``)."""
+    words = node_words(node)
+    head = node_head(node)
+    if head == "call":
+        return words[1].text[1:] if len(words) > 1 and isinstance(words[1], Token) else ""
+    return head[1:] if head.startswith("$") else head
+
+
 def decode_string(token: Token, source: str) -> bytes:
     """The bytes a string literal stands for (raw strings drop one leading newline)."""
     if token.kind == "raw":
@@ -244,3 +279,53 @@ def module_imports(source: str) -> list[tuple[str, str, int]]:
         if paren.kind == "(" and word.text == "import" and ns.kind == name.kind == "str":
             found.append((ns.text[1:-1], name.text[1:-1], paren.pos))
     return found
+
+
+# ---- what a body reads ----------------------------------------------------------------------
+
+
+def body_capabilities(body: str) -> tuple[str, ...]:
+    """Namespaces of the host functions a body calls, in any spelling, sorted; read with the
+    WAT tokenizer (``called_functions``), the same reader the link check
+    uses, so a call in a comment or a string never counts."""
+    return tuple(sorted({q.partition(".")[0] for q in called_functions(body)}))
+
+
+_INT_RE = re.compile(r"[0-9]+")
+
+
+def arguments_read(body: str) -> int | None:
+    """How many arguments a body reads: one past the highest constant index of its
+    ``(argv N ...)``, ``(arg N)`` and ``sys.argv N`` reads (0 when it reads none), or None
+    when it cannot be told (``sys.argc``, a computed index, the flat form). Read with the
+    WAT tokenizer, so a read in a comment or a string never counts."""
+    words = [t for t in tokenize(body, lenient=True) if t.kind not in ("ws", "comment")]
+    count = 0
+    for i, tok in enumerate(words):
+        if tok.kind != "atom":
+            continue
+        name = tok.text.removeprefix("$")
+        after_paren = i > 0 and words[i - 1].kind == "("
+        if name.endswith(".argc") and name.partition(".")[0] == "sys":
+            return None
+        if name == "sys.argv" or (after_paren and tok.text in ("argv", "arg")):
+            index = _constant(words[i + 1 : i + 4])
+            if index is None:
+                return None
+            count = max(count, index + 1)
+    return count
+
+
+def _constant(tokens: Sequence[Token]) -> int | None:
+    """The int of ``N`` or ``(i32.const N)`` at the start of ``tokens``, else None."""
+    texts = [t.text for t in tokens]
+    if texts[:1] and _INT_RE.fullmatch(texts[0]):
+        return int(texts[0])
+    if texts[:2] == ["(", "i32.const"] and len(texts) > 2 and _INT_RE.fullmatch(texts[2]):
+        return int(texts[2])
+    return None
+
+
+def has_code(body: str) -> bool:
+    """Whether the body holds anything but blanks, comments and string literals."""
+    return any(t.kind in ("(", ")", "atom") for t in tokenize(body, lenient=True))

@@ -10,11 +10,12 @@ from typer.testing import CliRunner
 from agent.app import open_parts
 from agent.config import load_settings
 from agent.models.scripted import ScriptedModel
-from agent.programs.catalog import Catalog, arguments_read, load_file
+from agent.programs.catalog import Catalog, load_file
 from agent.programs.writer import new_program
 from cli.main import app
 from cli.slash import find_program
 from rt.errors import CatalogError
+from rt.wattext import arguments_read
 
 runner = CliRunner()
 ENV = {"COLUMNS": "100", "TERM": "dumb", "NO_COLOR": "1"}

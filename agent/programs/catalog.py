@@ -41,7 +41,7 @@ from typing import Any
 
 from rt.errors import CatalogError
 from rt.nesting import TooDeep, check_depth
-from rt.preprocess import called_functions, tokenize
+from rt.wattext import body_capabilities, has_code
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -332,53 +332,6 @@ def _arity(args: Sequence[ArgSpec]) -> str:
     return f"{required}" if required == len(args) else f"{required} to {len(args)}"
 
 
-def body_capabilities(body: str) -> tuple[str, ...]:
-    """Namespaces of the host functions a body calls, in any spelling, sorted; read with the
-    preprocessor's tokenizer (rt.preprocess.called_functions), the same reader the link check
-    uses, so a call in a comment or a string never counts."""
-    return tuple(sorted({q.partition(".")[0] for q in called_functions(body)}))
-
-
-_INT_RE = re.compile(r"[0-9]+")
-
-
-def arguments_read(body: str) -> int | None:
-    """How many arguments a body reads: one past the highest constant index of its
-    ``(argv N ...)``, ``(arg N)`` and ``sys.argv N`` reads (0 when it reads none), or None
-    when it cannot be told (``sys.argc``, a computed index, the flat form). Read with the
-    preprocessor's tokenizer, so a read in a comment or a string never counts."""
-    words = [t for t in tokenize(body, lenient=True) if t.kind not in ("ws", "comment")]
-    count = 0
-    for i, tok in enumerate(words):
-        if tok.kind != "atom":
-            continue
-        name = tok.text.removeprefix("$")
-        after_paren = i > 0 and words[i - 1].kind == "("
-        if name.endswith(".argc") and name.partition(".")[0] == "sys":
-            return None
-        if name == "sys.argv" or (after_paren and tok.text in ("argv", "arg")):
-            index = _constant(words[i + 1 : i + 4])
-            if index is None:
-                return None
-            count = max(count, index + 1)
-    return count
-
-
-def _constant(tokens: Sequence[Any]) -> int | None:
-    """The int of ``N`` or ``(i32.const N)`` at the start of ``tokens``, else None."""
-    texts = [t.text for t in tokens]
-    if texts[:1] and _INT_RE.fullmatch(texts[0]):
-        return int(texts[0])
-    if texts[:2] == ["(", "i32.const"] and len(texts) > 2 and _INT_RE.fullmatch(texts[2]):
-        return int(texts[2])
-    return None
-
-
-def _has_code(body: str) -> bool:
-    """Whether the body holds anything but blanks, comments and string literals."""
-    return any(t.kind in ("(", ")", "atom") for t in tokenize(body, lenient=True))
-
-
 def parse_program(data: bytes, path: Path) -> Program:
     """Parse one catalog file's bytes; raises ``CatalogError("<path>:<line>: ...")``."""
     if len(data) > MAX_FILE_BYTES:  # read by a caller that did not stat first
@@ -418,7 +371,7 @@ def parse_program(data: bytes, path: Path) -> Program:
     if not isinstance(raw_examples, list) or not all(isinstance(e, dict) for e in raw_examples):
         raise ck.fail("examples must be written as [[examples]] tables", "examples")
     examples = tuple(_parse_example(ck, e, i, args) for i, e in enumerate(raw_examples))
-    if not _has_code(body):
+    if not has_code(body):
         raise CatalogError(
             f"{path}:{body_line}: empty body: write WAT-plus after the ';;;' front matter"
         )

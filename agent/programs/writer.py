@@ -18,14 +18,13 @@ from agent.programs.catalog import (
     Catalog,
     Example,
     Program,
-    arguments_read,
-    body_capabilities,
     parse_program,
     toml_str,
 )
 from rt.codes import status_text
 from rt.engine import Runtime
 from rt.errors import CatalogError, Interrupted, RunError
+from rt.wattext import arguments_read, body_capabilities
 
 DESCRIPTION_CHARS = 200
 
