@@ -301,8 +301,8 @@ def model_price(parts: Parts) -> tuple[float, float] | None:
 
 
 def _loop_settings(parts: Parts) -> LoopSettings:
-    s = parts.settings
-    if s.max_cost is not None and model_price(parts) is None:
+    s, price = parts.settings, model_price(parts)
+    if s.max_cost is not None and price is None:
         name = parts.model.name
         raise ConfigError(
             f"{origin_of(s, 'max_cost')} needs a price for the model {name!r}: add "
@@ -310,7 +310,7 @@ def _loop_settings(parts: Parts) -> LoopSettings:
         )
     return LoopSettings(
         s.max_steps, s.max_retries, s.max_tokens_total, s.observation_chars, parts.granted,
-        s.max_cost, model_price(parts),
+        s.max_cost, price,
         charged=parts.children.charged if parts.children is not None else None,
     )  # fmt: skip
 
