@@ -138,9 +138,11 @@ def count(events: Sequence[Mapping[str, Any]]) -> Counts:
         if kind == "thinking":
             turns += 1
             usage = ev.get("usage") or {}
-            tokens += int(usage.get("prompt", 0)) + int(usage.get("completion", 0))
+            # the journal's usage is {input, output}; older runs wrote {prompt, completion}
+            call_input = int(usage.get("input", usage.get("prompt", 0)))
+            tokens += call_input + int(usage.get("output", usage.get("completion", 0)))
             if turns == 1:
-                prompt_first = int(usage.get("prompt", 0))
+                prompt_first = call_input
             if ev.get("notes"):
                 notes.extend(ev["notes"])
             else:
