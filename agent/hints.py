@@ -225,14 +225,25 @@ def _first_head(heads: Sequence[str], pattern: re.Pattern[str]) -> str:
 
 
 def catalog_hint(
-    body: str, args: Sequence[str], known: Collection[str], programs: Collection[str]
+    body: str,
+    args: Sequence[str],
+    known: Collection[str],
+    programs: Collection[str],
+    reasoning: str = "",
 ) -> str:
-    """When ``body`` calls a host function that does not exist but a catalog program of that
-    name does (``$str.word_count`` -> ``word_count``), the exact catalog call to send instead.
+    """The exact catalog call to send instead of a program that failed to compile: when
+    ``body`` calls a host function that does not exist but a catalog program of that name
+    does (``$str.word_count`` -> ``word_count``), or when the reply's ``reasoning`` names a
+    catalog program (``named_program``).
 
-    The real model imitates the prompt's WAT example (``$str.upper``) for tasks the catalog
-    already does; told the ToolCall to copy, it copies it.
+    The real model imitates the prompt's WAT examples for tasks the catalog already does,
+    even after naming the program in its reasoning ("word_count counts the words; ...");
+    told the ToolCall to copy, it copies it.
     """
+    named = named_program(reasoning, programs)
+    if named:
+        call = format_action(CatalogCall(named, tuple(args)))
+        return f"Hint: the catalog program {named} does this: reply {call}"
     for qualname in called_functions(body):
         if qualname in known:
             continue
@@ -244,4 +255,21 @@ def catalog_hint(
                     f"Hint: there is no ${ns}.{name}, but the catalog program {candidate} does "
                     f"this: reply {call}"
                 )
+    return ""
+
+
+_WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+def named_program(reasoning: str, programs: Collection[str]) -> str:
+    """The catalog program ``reasoning`` names, or "": a name with an underscore
+    (``word_count``) anywhere, a plain word (``replace``) only right after "catalog" or
+    "program", since plain words are also what a WAT program does (str.replace)."""
+    words = _WORD.findall(reasoning)
+    for i, word in enumerate(words):
+        if word not in programs:
+            continue
+        before = words[i - 1].lower() if i else ""
+        if "_" in word or before in ("catalog", "program"):
+            return word
     return ""

@@ -495,7 +495,14 @@ def _execute(
         hint = repair_hint(exc)
         if isinstance(action, WatCall):
             hint = (
-                catalog_hint(action.body, action.args, runtime.functions, catalog.names()) or hint
+                catalog_hint(
+                    action.body,
+                    action.args,
+                    runtime.functions,
+                    catalog.names(),
+                    action.reasoning,
+                )
+                or hint
             )
         event = _failed(
             step, observation.failure(step, text, limit, hint=hint), text, type(exc).__name__

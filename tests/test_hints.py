@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from agent.hints import _wrap_bare_operands, catalog_hint, repair_hint
+from agent.hints import _wrap_bare_operands, catalog_hint, named_program, repair_hint
 from capabilities import standard_registry
 from rt.engine import Runtime
 from rt.errors import CompileError, LinkError
@@ -175,3 +175,31 @@ def test_hints_read_the_line_with_the_tokenizer(line: str) -> None:
 def test_catalog_hint_ignores_calls_in_comments_and_strings() -> None:
     body = ';; (str.word_count x)\n(resv "(str.word_count y)")\n(i32.const 0)'
     assert catalog_hint(body, [], {"str.upper"}, ["word_count"]) == ""
+
+
+@pytest.mark.parametrize(
+    ("reasoning", "expected"),
+    [
+        ("word_count counts the words in a text; the result is the answer.", "word_count"),
+        ("The catalog program replace does this.", "replace"),
+        ("Use the program upper on it.", "upper"),
+        ("str.replace swaps the words.", ""),  # a plain word alone is a host function's job
+        ("replace every cat with dog", ""),
+        ("count_words is not a program", ""),
+        ("", ""),
+    ],
+)
+def test_named_program_reads_the_reasoning(reasoning: str, expected: str) -> None:
+    assert named_program(reasoning, ["word_count", "replace", "upper"]) == expected
+
+
+def test_catalog_hint_from_the_reasoning_gives_the_call_with_the_args() -> None:
+    body = '(answer (str.split (str.trim (arg 0)) " " (str.len (arg 0)) 0))'
+    hint = catalog_hint(
+        body, ["the quick brown fox"], {"str.split"}, ["word_count"],
+        "word_count counts the words in a text; the result is the answer.",
+    )  # fmt: skip
+    assert hint == (
+        "Hint: the catalog program word_count does this: "
+        'reply ToolCall::Catalog("word_count", "the quick brown fox")'
+    )

@@ -732,3 +732,21 @@ def test_a_catalog_program_that_failed_to_load_is_named_with_its_error(tmp_path:
     )
     failed = next(e for e in events if isinstance(e, ToolResult))
     assert "'broken' failed to load" in failed.observation
+
+
+def test_a_failed_program_whose_reasoning_names_a_catalog_program_is_told_to_call_it(
+    harness: Harness,
+) -> None:
+    # Seen from the real 1.5B model: it named word_count, then wrote WAT that did not compile.
+    bad = wat(
+        '(answer (str.split (str.trim (arg 0)) " " (str.len (arg 0)) 0))',
+        "the quick brown fox",
+        reasoning="word_count counts the words in a text; the result is the answer.",
+    )
+    events, model = harness.run(
+        [bad, catalog_call("word_count", "the quick brown fox"), respond("4")]
+    )
+    assert isinstance(model, ScriptedModel)
+    assert 'reply ToolCall::Catalog("word_count", "the quick brown fox")' in told(model, 1)
+    assert only(events, ToolResult)[-1].results == ("4",)
+    assert only(events, ResponseEvent)[-1].text == "4"
