@@ -265,7 +265,7 @@ def named_program(reasoning: str, programs: Collection[str]) -> str:
     """The catalog program ``reasoning`` names, or "": a name with an underscore
     (``word_count``) anywhere, a plain word (``replace``) only right after "catalog" or
     "program", since plain words are also what a WAT program does (str.replace)."""
-    words = _WORD.findall(reasoning)
+    words: list[str] = _WORD.findall(reasoning)
     for i, word in enumerate(words):
         if word not in programs:
             continue

@@ -14,9 +14,9 @@ after a call into its own replies (measured with bench/eval_real_model.py).
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Collection, Mapping
 
-from agent.parser import CatalogCall, WatCall, format_action, quote_arg
+from agent.parser import CatalogCall, WatCall, format_action
 from agent.programs.catalog import Catalog, Program
 from capabilities.base import Capability, Registry
 from rt.codes import Err
@@ -29,8 +29,9 @@ Each reply is <reasoning>one short sentence</reasoning> then exactly ONE ToolCal
    ...a WAT function body that you write...
    ```, "first arg") runs your program. When its result is the whole answer, end it with
    (answer X): the task then ends with X and you need not reply again.
-2. ToolCall::Catalog("program", "first arg", "second arg") runs a catalog program: use one
-   for work that needs a loop; give each argument as its own quoted string.
+2. ToolCall::Catalog("program", "first arg", "second arg") runs a program of the catalog
+   list below: when one does the task, call it instead of writing WAT; give each argument
+   as its own quoted string.
 3. ToolCall::Response(\"\"\"the answer\"\"\") gives the final answer and ends the task.
 After 1 without answer, or 2, STOP: the next message is an Observation with the results.
 Answer from those results; never guess a result you did not run. A task may need several
@@ -82,23 +83,34 @@ new program for each task (never copy an example). If a run fails, change the pr
 arguments: never send the same call again. When an Observation holds the result, reply
 ToolCall::Response(\"\"\"...\"\"\") with the answer."""
 
-# The catalog example, by preference: one that needs a loop.
-CATALOG_EXAMPLES = ("count_substring", "word_count", "replace", "contains")
+# Catalog examples, phrased as a user asks: (program, task with {0}, {1}... for its first
+# [[examples]] args). Shown first: a small model otherwise writes WAT for what the catalog does.
+CATALOG_EXAMPLES = (
+    ("count_substring", 'How many times does "{1}" occur in "{0}"?'),
+    ("replace", 'In "{0}", replace "{1}" with "{2}".'),
+)
 
 
-def _pick(programs: Mapping[str, Program], names: Sequence[str]) -> Program | None:
-    for name in names:
+def _catalog_examples(programs: Mapping[str, Program]) -> list[str]:
+    out = []
+    for name, task in CATALOG_EXAMPLES:
         p = programs.get(name)
-        if p is not None and p.examples and p.examples[0].results:
-            return p
-    return None
+        if p is None or not p.examples or not p.examples[0].results:
+            continue
+        args = tuple(p.examples[0].args)
+        call = format_action(CatalogCall(name, args))
+        out.append(
+            f"Task: {task.format(*args)} A good first reply:\n"
+            f"<reasoning>The catalog program {name} does this.</reasoning>\n{call}"
+        )
+    return out
 
 
 def _examples(programs: Mapping[str, Program], names: Collection[str]) -> str:
-    """One Catalog reply drawn from a catalog program's first [[examples]], then the Wat
+    """Catalog replies drawn from catalog programs' first [[examples]], then the Wat
     replies whose capabilities are granted. No observation and no answer follow them: a
     small model copies whatever comes after its call into its replies."""
-    out = []
+    out = _catalog_examples(programs)
     for task, why, body, args, needs in WAT_EXAMPLES:
         if needs <= set(names):
             call = format_action(WatCall(body, args))
@@ -106,13 +118,6 @@ def _examples(programs: Mapping[str, Program], names: Collection[str]) -> str:
             out.append(
                 f"Task: {task}{end} A good first reply:\n<reasoning>{why}</reasoning>\n{call}"
             )
-    cat = _pick(programs, CATALOG_EXAMPLES)
-    if cat is not None:
-        quoted = ", ".join(quote_arg(a) for a in cat.examples[0].args)
-        call = format_action(CatalogCall(cat.name, tuple(cat.examples[0].args)))
-        out.append(
-            f"Task: {cat.description.rstrip('.')}, with {quoted}. A good first reply:\n{call}"
-        )
     return ("Examples:\n" + "\n\n".join(out)) if out else ""
 
 

@@ -11,7 +11,8 @@ It prints, one line each:
 1. the backend check (``agent.models.probe.run_check``: a 1,200-token prompt in a child);
 2. loading the model in this process;
 3. evaluating the system prompt and the question from scratch (tokens, seconds, tokens/s);
-4. generation tokens/s (the first reply, grammar-constrained, its prompt already evaluated);
+4. generation tokens/s (the first reply, grammar-constrained, its prompt already evaluated),
+   then the same reply with llama-cpp-python's own grammar sampling (masking every token);
 5. a new process's ask (the library path ``watt ask`` takes, through ``agent.app.ask``):
    time to first token and to the answer, without a saved state, then with it;
 6. ``watt ask`` itself, with the saved state (wall time of the command);
@@ -134,10 +135,17 @@ def in_process(home: Path, model_path: Path, question: str) -> dict[str, float]:
     stamps: list[float] = []
     model.use_grammar(grammar)
     reply = model.complete(messages, on_text=lambda text: stamps.append(time.perf_counter()))
+    masked: list[float] = []  # the same reply with llama-cpp-python's own grammar sampling
+    vars(model._llama).pop("_init_sampler", None)  # what agent.models.sampling installed
+    again = model.complete(messages, on_text=lambda text: masked.append(time.perf_counter()))
     model.close()
     n = reply.usage.completion
     gen_rate = (n - 1) / (stamps[-1] - stamps[0]) if len(stamps) > 1 else 0.0
+    m = again.usage.completion
+    masked_rate = (m - 1) / (masked[-1] - masked[0]) if len(masked) > 1 else 0.0
     return {
+        "masked_rate": masked_rate,
+        "masked_tokens": m,
         "load_s": load_s,
         "prompt_tokens": prefill.evaluated,
         "system_tokens": prefill.system,
@@ -231,6 +239,13 @@ def run(model: Path, question: str, *, anchor_too: bool) -> int:
         report(
             "generation (first reply, grammar on)",
             f"{figures['gen_rate']:.1f} tokens/s over {figures['gen_tokens']:.0f} tokens",
+        )
+        report(
+            "generation, grammar masking the vocabulary first",
+            f"{figures['masked_rate']:.1f} tokens/s over {figures['masked_tokens']:.0f} tokens "
+            f"(llama-cpp-python's own; {figures['gen_rate'] / figures['masked_rate']:.2f}x)"
+            if figures["masked_rate"]
+            else "not measured",
         )
         directory = prompt_state.state_dir(home)
         prompt_state.clear(directory)
