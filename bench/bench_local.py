@@ -42,7 +42,16 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 QUESTION = "How many words are in 'the quick brown fox'?"
-DEFAULT_MODEL = Path.home() / ".cache/watt-local-llm/models/qwen2.5-coder-1.5b-instruct-q4_k_m.gguf"
+
+
+def default_model() -> Path:
+    """The 1.5B model `watt model pull` installed under WATT_HOME (or ~/.watt)."""
+    from agent.models.weights import MODELS, models_dir
+
+    home = os.environ.get("WATT_HOME")
+    return (
+        models_dir(Path(home).expanduser() if home else Path.home() / ".watt") / MODELS["1.5b"].file
+    )
 
 
 def child(session: str, question: str) -> int:
@@ -204,14 +213,14 @@ def report(label: str, value: str) -> None:
 
 def main() -> int:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--model", type=Path, default=DEFAULT_MODEL)
+    parser.add_argument("--model", type=Path, default=None)
     parser.add_argument("--question", default=QUESTION)
     parser.add_argument("--no-anchor", action="store_true")
     parser.add_argument("--child", metavar="SESSION")
     args = parser.parse_args()
     if args.child:
         return child(args.child, args.question)
-    return run(args.model, args.question, anchor_too=not args.no_anchor)
+    return run(args.model or default_model(), args.question, anchor_too=not args.no_anchor)
 
 
 def run(model: Path, question: str, *, anchor_too: bool) -> int:

@@ -3,7 +3,8 @@
 Skipped unless ``WATT_E2E_BASE_URL`` or ``WATT_E2E_MODEL`` is set (the lead's conftest clears
 the ordinary WATT_* variables, so the endpoint is named separately). For the local model::
 
-    /work/shared/tools/local-llm start 1.5b
+    python -m llama_cpp.server --model qwen2.5-coder-1.5b-instruct-q4_k_m.gguf \\
+        --model_alias qwen2.5-coder-1.5b --port 8765 --n_ctx 8192 &
     WATT_E2E_BASE_URL=http://127.0.0.1:8765/v1 WATT_E2E_MODEL=qwen2.5-coder-1.5b \\
         python -m pytest -W error tests/test_e2e_real_model.py
 

