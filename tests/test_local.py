@@ -644,13 +644,19 @@ def test_the_backend_check_runs_once_before_the_first_load(
     from agent.models import probe
 
     calls: list[tuple[Path, Path]] = []
-    monkeypatch.setattr(
-        probe, "ensure_checked", lambda home, path, **kw: calls.append((home, path))
-    )
+    prompts: list[Any] = []
+
+    def checked(home: Path, path: Path, **kw: Any) -> None:
+        calls.append((home, path))
+        prompts.append(kw.get("prompt"))
+
+    monkeypatch.setattr(probe, "ensure_checked", checked)
     model, made = _model(gguf, tmp_path, check_backend=True)
     model.complete(AGENT)
     model.complete(AGENT)
     assert calls == [(tmp_path, gguf)] and len(made) == 1
+    # the check evaluates this first call's system prompt, whose state the call then restores
+    assert prompts == [probe.SystemPrompt(AGENT[0].content, model.n_ctx, tmp_path)]
 
     def crash(home: Path, path: Path, **kw: Any) -> None:
         raise ConfigError("local backend: ... was killed by signal 4 (SIGILL, Illegal instruction)")

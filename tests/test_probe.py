@@ -11,6 +11,7 @@ import sys
 import threading
 import time
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -209,3 +210,95 @@ def test_doctor_checks_the_chosen_local_backend_in_a_child(
     assert backend_checks(settings) == [(True, PASS.line())]
     assert probe.passed_before(_watt_home, fingerprint[0])  # doctor's pass counts for ask
     assert backend_checks(load_settings({"model": "script:x.jsonl"})) == []
+
+
+# A child standing in for PROMPT_CHILD_CODE: it reports what it was given.
+PROMPT_ECHO_CHILD = (
+    "import json, sys\nfrom pathlib import Path\n"
+    "home, n_ctx, name = sys.argv[3:6]\n"
+    "text = Path(name).read_text(encoding='utf-8')\n"
+    "print(json.dumps({'tokens': len(text), 'eval_s': 1.0}))\n"
+    "sys.stderr.write(json.dumps([home, n_ctx, name, text]))\n"
+    "sys.exit(0 if text.startswith('You are') else 3)\n"
+)
+
+
+def test_a_check_with_the_system_prompt_gives_the_child_the_prompt_and_removes_its_file(
+    tmp_path: Path,
+) -> None:
+    prompt = probe.SystemPrompt("You are Watt. ü\n" * 50, 8192, tmp_path / "home")
+    result = run_check(tmp_path / "m.gguf", code=PROMPT_ECHO_CHILD, prompt=prompt)
+    assert result.ok and result.tokens == len(prompt.text)
+    assert list((tmp_path / "home").iterdir()) == []  # the prompt's file is gone again
+
+
+def test_the_first_ask_passes_its_system_prompt_to_the_check(
+    tmp_path: Path, fingerprint: list[str]
+) -> None:
+    seen: list[Any] = []
+
+    def runner(model: Path, **kwargs: Any) -> CheckResult:
+        seen.append(kwargs.get("prompt"))
+        return PASS
+
+    prompt = probe.SystemPrompt("You are Watt.", 8192, tmp_path)
+    ensure_checked(tmp_path, Path("m.gguf"), runner=runner, prompt=prompt)
+    assert seen == [prompt]
+
+
+class FakePrefillModel:
+    """Stands for LocalModel in ``prompt_check``: ``evaluated`` tokens evaluated, or 0 when a
+    state was restored."""
+
+    made: list[FakePrefillModel] = []
+
+    def __init__(self, path: Path, *, home: Path, n_ctx: int, grammar: bool) -> None:
+        self.args = (path, home, n_ctx, grammar)
+        self.messages: list[Any] = []
+        self.closed = False
+        FakePrefillModel.made.append(self)
+
+    def prefill(self, messages: list[Any]) -> None:
+        self.messages = messages
+        evaluated = 0 if "restored" in messages[0].content else 3166
+        self.last_prefill = SimpleNamespace(evaluated=evaluated, seconds=55.0, saved=True)
+
+    def close(self) -> None:
+        self.closed = True
+
+
+@pytest.mark.parametrize(
+    ("system", "expected"),
+    [
+        ("You are Watt.", {"tokens": 3166, "eval_s": 55.0, "saved": 1.0}),
+        ("You are Watt; restored", {"tokens": 1200, "eval_s": 9.0}),  # nothing evaluated: fixed
+    ],
+)
+def test_the_prompt_child_evaluates_the_system_prompt_else_the_fixed_text(
+    tmp_path: Path, system: str, expected: dict[str, float]
+) -> None:
+    (tmp_path / "system.txt").write_text(system, encoding="utf-8")
+    fixed: list[tuple[str, int]] = []
+
+    def fixed_check(path: str, n: int) -> dict[str, float]:
+        fixed.append((path, n))
+        return {"tokens": n, "eval_s": 9.0}
+
+    args = ("m.gguf", "1200", str(tmp_path), "8192", str(tmp_path / "system.txt"))
+    got = probe.prompt_check(*args, model_class=FakePrefillModel, fixed=fixed_check)
+    assert got == expected and (fixed == [("m.gguf", 1200)]) == ("restored" in system)
+    model = FakePrefillModel.made[-1]
+    assert model.args == (Path("m.gguf"), tmp_path, 8192, False) and model.closed
+    assert [m.role for m in model.messages] == ["system", "user"]
+    assert model.messages[0].content == system
+
+
+def test_a_child_never_imports_from_the_directory_watt_was_started_in(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "shadow.py").write_text("import sys\nsys.exit(7)\n")
+    monkeypatch.chdir(tmp_path)
+    child = "import json, sys\ntry:\n    import shadow\nexcept ImportError:\n    pass\n" + (
+        "print(json.dumps({'tokens': 1, 'eval_s': 1.0}))\n"
+    )
+    assert run_check(tmp_path / "m.gguf", code=child).ok

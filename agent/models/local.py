@@ -175,6 +175,19 @@ class LocalModel:
         with self._lock:
             self._ensure_loaded()
 
+    def prefill(self, messages: Sequence[Message], cancel: threading.Event | None = None) -> None:
+        """Evaluate ``messages`` as ``complete`` would before generating (``last_prefill``
+        says how), saving the system prompt's state under ``home``; nothing is generated."""
+        check_cancel(cancel)
+        with self._lock:
+            llama = self._ensure_loaded(cancel, messages)
+            self._cancel = cancel
+            try:
+                with _quiet_callback_interrupts():
+                    self._prefill(llama, messages, cancel)
+            finally:
+                self._cancel = None
+
     def close(self) -> None:
         """Free the weights; a later call loads them again."""
         with self._lock:
@@ -200,7 +213,7 @@ class LocalModel:
     ) -> Completion:
         check_cancel(cancel)
         with self._lock:
-            llama = self._ensure_loaded(cancel)
+            llama = self._ensure_loaded(cancel, messages)
             kwargs: dict[str, Any] = {
                 "messages": [m.to_dict() for m in messages],
                 "stream": True,
@@ -224,14 +237,18 @@ class LocalModel:
 
     # -- internals ------------------------------------------------------------------------
 
-    def _ensure_loaded(self, cancel: threading.Event | None = None) -> Any:
+    def _ensure_loaded(
+        self, cancel: threading.Event | None = None, messages: Sequence[Message] = ()
+    ) -> Any:
         if self._llama is None:
             if self.check_backend and self.home is not None:
+                system = messages[0].content if messages and messages[0].role == "system" else ""
                 probe.ensure_checked(
                     self.home,
                     self.path,
                     cancel=cancel,
                     on_start=lambda: self._report("check", 0, 1),
+                    prompt=probe.SystemPrompt(system, self.n_ctx, self.home) if system else None,
                 )
                 self.check_backend = False
             check_cancel(cancel)

@@ -17,6 +17,7 @@ machine pays it once and a crash is a one-line ``ConfigError`` instead of a kill
 
 from __future__ import annotations
 
+import contextlib
 import importlib.metadata
 import importlib.util
 import json
@@ -24,12 +25,15 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
+from agent.models.messages import Message
 from rt.errors import ConfigError, Interrupted
 
 PROBE_TOKENS = 1200
@@ -38,28 +42,76 @@ PORTABLE_CMAKE_ARGS = "-DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA
 """The instruction set the README's main job builds llama.cpp for (every x86-64 CPU since 2015)."""
 
 NO_CORE = """\
+import sys
+sys.path[:] = [p for p in sys.path if p not in ("", ".")]  # python -c put the cwd first
 try:
     import resource
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
 except (ImportError, ValueError, OSError):
     pass
 """
-"""Run first in every child: a crash must not leave a core file of the model's memory behind."""
+"""Run first in every child: a crash must not leave a core file of the model's memory behind,
+and a directory named ``agent`` or ``llama_cpp`` where watt was started is not imported."""
 
 CHILD_CODE = """\
-import json, os, sys, time
-import llama_cpp
-path, n = sys.argv[1], int(sys.argv[2])
-t0 = time.perf_counter()
-llm = llama_cpp.Llama(model_path=path, n_ctx=n + 64, n_threads=os.cpu_count() or 1, verbose=False)
-t1 = time.perf_counter()
-text = "The quick brown fox jumps over the lazy dog while the five boxing wizards jump quickly. "
-tokens = llm.tokenize((text * (n // 8 + 8)).encode())[:n]
-llm.eval(tokens)
-t2 = time.perf_counter()
-print(json.dumps({"tokens": len(tokens), "load_s": t1 - t0, "eval_s": t2 - t1}))
+import json, sys
+from agent.models.probe import fixed_check
+print(json.dumps(fixed_check(sys.argv[1], int(sys.argv[2]))))
 """
 """The child: load the model, evaluate ``n`` tokens in full batches, print its timings as JSON."""
+
+PROMPT_CHILD_CODE = """\
+import json, sys
+from agent.models.local import LocalModel
+from agent.models.probe import prompt_check
+print(json.dumps(prompt_check(*sys.argv[1:6], model_class=LocalModel)))
+"""
+"""The child ``ensure_checked`` runs before a first ask (``prompt_check``)."""
+
+
+def fixed_check(path: str, n: int) -> dict[str, float]:
+    """In the child: load the model, evaluate ``n`` tokens of a fixed text in full batches."""
+    import llama_cpp
+
+    t0 = time.perf_counter()
+    llm = llama_cpp.Llama(
+        model_path=path, n_ctx=n + 64, n_threads=os.cpu_count() or 1, verbose=False
+    )
+    t1 = time.perf_counter()
+    text = (
+        "The quick brown fox jumps over the lazy dog while the five boxing wizards jump quickly. "
+    )
+    tokens = llm.tokenize((text * (n // 8 + 8)).encode())[:n]
+    llm.eval(tokens)
+    return {"tokens": len(tokens), "load_s": t1 - t0, "eval_s": time.perf_counter() - t1}
+
+
+def prompt_check(
+    path: str,
+    n: str | int,
+    home: str,
+    n_ctx: str | int,
+    system_file: str,
+    *,
+    model_class: Any,
+    fixed: Callable[[str, int], dict[str, float]] = fixed_check,
+) -> dict[str, float]:
+    """In the child: evaluate the first ask's system prompt with ``model_class`` (``LocalModel``:
+    the child's code passes it, so this module does not import it), saving its
+    state under ``home``, so that the check and the first prompt evaluation are one
+    evaluation (the ask's own process restores the state). When that evaluated fewer than
+    ``n`` tokens (a short prompt, or a state already on disk), the fixed text is evaluated
+    too: the check must reach the matrix kernels."""
+    system = Path(system_file).read_text(encoding="utf-8")
+    model = model_class(Path(path), home=Path(home), n_ctx=int(n_ctx), grammar=False)
+    try:
+        model.prefill([Message.system(system), Message.user("?")])
+        done = model.last_prefill
+    finally:
+        model.close()
+    if done.evaluated < int(n):
+        return fixed(path, int(n))
+    return {"tokens": done.evaluated, "eval_s": done.seconds, "saved": float(done.saved)}
 
 
 @dataclass(frozen=True)
@@ -154,14 +206,55 @@ def run_check(
     code: str = CHILD_CODE,
     timeout: float = TIMEOUT_S,
     cancel: threading.Event | None = None,
+    prompt: SystemPrompt | None = None,
 ) -> CheckResult:
     """Load ``model`` in a child process and evaluate ``tokens`` tokens; never raises for the
-    child's failure (only ``Interrupted`` when ``cancel`` is set or the child got SIGINT)."""
+    child's failure (only ``Interrupted`` when ``cancel`` is set or the child got SIGINT).
+    With ``prompt``, the child evaluates that system prompt instead and saves its state
+    (``PROMPT_CHILD_CODE``), unless ``code`` names another child."""
+    if prompt is None:
+        return _run_child(model, tokens, python, code, timeout, cancel, ())
+    if code == CHILD_CODE:
+        code = PROMPT_CHILD_CODE
+    try:
+        prompt.home.mkdir(parents=True, exist_ok=True)
+        fd, name = tempfile.mkstemp(prefix=".system-", suffix=".txt", dir=prompt.home)
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(prompt.text)
+    except OSError:  # an unwritable home: the fixed check still says whether llama.cpp faults
+        return _run_child(model, tokens, python, CHILD_CODE, timeout, cancel, ())
+    try:
+        extra = (str(prompt.home), str(prompt.n_ctx), name)
+        return _run_child(model, tokens, python, code, timeout, cancel, extra)
+    finally:
+        with contextlib.suppress(OSError):
+            os.unlink(name)
+
+
+@dataclass(frozen=True)
+class SystemPrompt:
+    """What a first ask will evaluate: its system prompt, the context size and the home whose
+    prompt-state cache gets the result."""
+
+    text: str
+    n_ctx: int
+    home: Path
+
+
+def _run_child(
+    model: Path,
+    tokens: int,
+    python: str | None,
+    code: str,
+    timeout: float,
+    cancel: threading.Event | None,
+    extra: Sequence[str],
+) -> CheckResult:
     version = backend_version()
     start = time.perf_counter()
     try:
         proc = subprocess.Popen(
-            [python or sys.executable, "-c", NO_CORE + code, str(model), str(tokens)],
+            [python or sys.executable, "-c", NO_CORE + code, str(model), str(tokens), *extra],
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
@@ -276,15 +369,17 @@ def ensure_checked(
     runner: Runner = run_check,
     cancel: threading.Event | None = None,
     on_start: Callable[[], None] | None = None,
+    prompt: SystemPrompt | None = None,
 ) -> CheckResult | None:
     """Run the check unless it passed for this backend before; a crash or failure raises a
-    one-line ``ConfigError``. None when nothing ran (passed before, or no backend to check)."""
+    one-line ``ConfigError``. None when nothing ran (passed before, or no backend to check).
+    With ``prompt``, the check evaluates the first ask's system prompt and saves its state."""
     fingerprint = backend_fingerprint()
     if fingerprint is None or passed_before(home, fingerprint):
         return None
     if on_start is not None:
         on_start()
-    result = runner(model, cancel=cancel)
+    result = runner(model, cancel=cancel, **({"prompt": prompt} if prompt else {}))
     if result.ok:
         record_pass(home, fingerprint, result)
     elif result.returncode is not None:  # a timeout is slowness, not a fault: try next time
