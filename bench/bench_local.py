@@ -14,7 +14,9 @@ It prints, one line each:
 4. generation tokens/s (the first reply, grammar-constrained, its prompt already evaluated),
    then the same reply with llama-cpp-python's own grammar sampling (masking every token);
 5. a new process's ask (the library path ``watt ask`` takes, through ``agent.app.ask``):
-   time to first token and to the answer, without a saved state, then with it;
+   time to first token and to the answer: the first ask on a machine (no check recorded, no
+   saved state: the check's child evaluates the system prompt and the ask restores it), then
+   with the check recorded and no saved state, then with the saved state;
 6. ``watt ask`` itself, with the saved state (wall time of the command);
 7. the anchor: the same new-process ask against llama-cpp-python's own server
    (``python -m llama_cpp.server``, n_ctx 8192, threads as here), its prefix cache warmed by
@@ -257,6 +259,10 @@ def run(model: Path, question: str, *, anchor_too: bool) -> int:
             else "not measured",
         )
         directory = prompt_state.state_dir(home)
+        prompt_state.clear(directory)
+        probe.forget(home)
+        first = new_process_ask(home, "bench-first", question, env)
+        _ask_line("first ask on a machine (check evaluates the prompt)", first, scratch)
         prompt_state.clear(directory)
         cold = new_process_ask(home, "bench-cold", question, env)
         _ask_line("new-process ask, no saved state", cold, scratch)
