@@ -160,7 +160,7 @@ class LiveProgress:
             label = self.LABELS.get(phase, phase)
             self.task = self.progress.add_task(label, total=total or None, detail="")
             self.phase, self.started = phase, time.monotonic()
-        detail = f"{done:,}/{total:,} tokens" if phase == "prompt" else ""
+        detail = f"{done:,}/{total:,} tokens" if phase == "prompt" or total > 1 else ""
         self.progress.update(self.task, completed=done, total=total or None, detail=detail)
         if phase == "prompt" and done >= total:
             self.stop()

@@ -217,6 +217,8 @@ PROMPT_ECHO_CHILD = (
     "import json, sys\nfrom pathlib import Path\n"
     "home, n_ctx, name = sys.argv[3:6]\n"
     "text = Path(name).read_text(encoding='utf-8')\n"
+    "for done in (512, 1024, 1100):\n"
+    "    print(json.dumps({'progress': [done, 1100]}), flush=True)\n"
     "print(json.dumps({'tokens': len(text), 'eval_s': 1.0}))\n"
     "sys.stderr.write(json.dumps([home, n_ctx, name, text]))\n"
     "sys.exit(0 if text.startswith('You are') else 3)\n"
@@ -227,8 +229,13 @@ def test_a_check_with_the_system_prompt_gives_the_child_the_prompt_and_removes_i
     tmp_path: Path,
 ) -> None:
     prompt = probe.SystemPrompt("You are Watt. ü\n" * 50, 8192, tmp_path / "home")
-    result = run_check(tmp_path / "m.gguf", code=PROMPT_ECHO_CHILD, prompt=prompt)
+    seen: list[tuple[int, int]] = []
+    result = run_check(
+        tmp_path / "m.gguf", code=PROMPT_ECHO_CHILD, prompt=prompt,
+        on_progress=lambda done, total: seen.append((done, total)),
+    )  # fmt: skip
     assert result.ok and result.tokens == len(prompt.text)
+    assert seen == [(512, 1100), (1024, 1100), (1100, 1100)]  # as the child printed them
     assert list((tmp_path / "home").iterdir()) == []  # the prompt's file is gone again
 
 
@@ -252,8 +259,9 @@ class FakePrefillModel:
 
     made: list[FakePrefillModel] = []
 
-    def __init__(self, path: Path, *, home: Path, n_ctx: int, grammar: bool) -> None:
+    def __init__(self, path: Path, *, home: Path, n_ctx: int, grammar: bool, progress: Any) -> None:
         self.args = (path, home, n_ctx, grammar)
+        self.progress = progress
         self.messages: list[Any] = []
         self.closed = False
         FakePrefillModel.made.append(self)
@@ -261,6 +269,7 @@ class FakePrefillModel:
     def prefill(self, messages: list[Any]) -> None:
         self.messages = messages
         evaluated = 0 if "restored" in messages[0].content else 3166
+        self.progress("prompt", evaluated, 3166)
         self.last_prefill = SimpleNamespace(evaluated=evaluated, seconds=55.0, saved=True)
 
     def close(self) -> None:
@@ -275,7 +284,7 @@ class FakePrefillModel:
     ],
 )
 def test_the_prompt_child_evaluates_the_system_prompt_else_the_fixed_text(
-    tmp_path: Path, system: str, expected: dict[str, float]
+    tmp_path: Path, system: str, expected: dict[str, float], capsys: pytest.CaptureFixture[str]
 ) -> None:
     (tmp_path / "system.txt").write_text(system, encoding="utf-8")
     fixed: list[tuple[str, int]] = []
@@ -286,6 +295,7 @@ def test_the_prompt_child_evaluates_the_system_prompt_else_the_fixed_text(
 
     args = ("m.gguf", "1200", str(tmp_path), "8192", str(tmp_path / "system.txt"))
     got = probe.prompt_check(*args, model_class=FakePrefillModel, fixed=fixed_check)
+    assert capsys.readouterr().out.startswith('{"progress": [')  # read by the parent
     assert got == expected and (fixed == [("m.gguf", 1200)]) == ("restored" in system)
     model = FakePrefillModel.made[-1]
     assert model.args == (Path("m.gguf"), tmp_path, 8192, False) and model.closed

@@ -68,7 +68,8 @@ LlamaFactory = Callable[..., Any]
 GrammarFactory = Callable[[str], Any]
 """``grammar_factory(gbnf_text)`` -> a ``llama_cpp.LlamaGrammar``."""
 Progress = Callable[[str, int, int], None]
-"""``progress(phase, done, total)``: "check" (the backend check, 0 of 1), "load" (0 then 1 of 1),
+"""``progress(phase, done, total)``: "check" (the backend check: 0 of 1, then the child's prompt
+tokens evaluated of total when it evaluates the system prompt), "load" (0 then 1 of 1),
 "prompt" (prompt tokens evaluated or restored, of those evaluated before generation)."""
 
 
@@ -249,6 +250,7 @@ class LocalModel:
                     cancel=cancel,
                     on_start=lambda: self._report("check", 0, 1),
                     prompt=probe.SystemPrompt(system, self.n_ctx, self.home) if system else None,
+                    on_progress=lambda done, total: self._report("check", done, total),
                 )
                 self.check_backend = False
             check_cancel(cancel)

@@ -103,7 +103,14 @@ def prompt_check(
     ``n`` tokens (a short prompt, or a state already on disk), the fixed text is evaluated
     too: the check must reach the matrix kernels."""
     system = Path(system_file).read_text(encoding="utf-8")
-    model = model_class(Path(path), home=Path(home), n_ctx=int(n_ctx), grammar=False)
+
+    def progress(phase: str, done: int, total: int) -> None:
+        if phase == "prompt":
+            print(json.dumps({"progress": [done, total]}), flush=True)
+
+    model = model_class(
+        Path(path), home=Path(home), n_ctx=int(n_ctx), grammar=False, progress=progress
+    )
     try:
         model.prefill([Message.system(system), Message.user("?")])
         done = model.last_prefill
@@ -207,11 +214,13 @@ def run_check(
     timeout: float = TIMEOUT_S,
     cancel: threading.Event | None = None,
     prompt: SystemPrompt | None = None,
+    on_progress: Callable[[int, int], None] | None = None,
 ) -> CheckResult:
     """Load ``model`` in a child process and evaluate ``tokens`` tokens; never raises for the
     child's failure (only ``Interrupted`` when ``cancel`` is set or the child got SIGINT).
     With ``prompt``, the child evaluates that system prompt instead and saves its state
-    (``PROMPT_CHILD_CODE``), unless ``code`` names another child."""
+    (``PROMPT_CHILD_CODE``), unless ``code`` names another child, and ``on_progress`` sees
+    its tokens evaluated of total."""
     if prompt is None:
         return _run_child(model, tokens, python, code, timeout, cancel, ())
     if code == CHILD_CODE:
@@ -225,7 +234,7 @@ def run_check(
         return _run_child(model, tokens, python, CHILD_CODE, timeout, cancel, ())
     try:
         extra = (str(prompt.home), str(prompt.n_ctx), name)
-        return _run_child(model, tokens, python, code, timeout, cancel, extra)
+        return _run_child(model, tokens, python, code, timeout, cancel, extra, on_progress)
     finally:
         with contextlib.suppress(OSError):
             os.unlink(name)
@@ -249,6 +258,7 @@ def _run_child(
     timeout: float,
     cancel: threading.Event | None,
     extra: Sequence[str],
+    on_progress: Callable[[int, int], None] | None = None,
 ) -> CheckResult:
     version = backend_version()
     start = time.perf_counter()
@@ -263,7 +273,7 @@ def _run_child(
     except OSError as exc:
         return CheckResult(False, 1, 0.0, detail=f"cannot start {python}: {exc}", version=version)
     try:
-        out, err = _wait(proc, timeout, cancel)
+        out, err = _wait(proc, timeout, cancel, on_progress)
     except subprocess.TimeoutExpired:
         return CheckResult(False, None, time.perf_counter() - start, version=version)
     seconds = time.perf_counter() - start
@@ -285,23 +295,60 @@ def _run_child(
 
 
 def _wait(
-    proc: subprocess.Popen[str], timeout: float, cancel: threading.Event | None
+    proc: subprocess.Popen[str],
+    timeout: float,
+    cancel: threading.Event | None,
+    on_progress: Callable[[int, int], None] | None = None,
 ) -> tuple[str, str]:
-    """``communicate`` in short slices, so a set ``cancel`` (or Ctrl-C) stops the child at once."""
+    """Read the child's output until it exits, in short slices, so a set ``cancel`` (or
+    Ctrl-C) stops it at once; a ``{"progress": [done, total]}`` line goes to ``on_progress``."""
+    out: list[str] = []
+    err: list[str] = []
+
+    def read_out() -> None:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            out.append(line)
+            done_total = _progress(line) if on_progress is not None else None
+            if done_total is not None and on_progress is not None:
+                on_progress(*done_total)
+
+    def read_err() -> None:
+        assert proc.stderr is not None
+        err.append(proc.stderr.read())
+
+    readers = [threading.Thread(target=f, daemon=True) for f in (read_out, read_err)]
+    for reader in readers:
+        reader.start()
     deadline = time.monotonic() + timeout
     try:
         while True:
             if cancel is not None and cancel.is_set():
                 raise Interrupted("interrupted during the backend check")
             try:
-                return proc.communicate(timeout=min(0.2, max(0.0, deadline - time.monotonic())))
+                proc.wait(timeout=min(0.2, max(0.0, deadline - time.monotonic())))
+                break
             except subprocess.TimeoutExpired:
                 if time.monotonic() >= deadline:
                     raise
     except BaseException:
         proc.kill()
-        proc.communicate()
+        proc.wait()
         raise
+    finally:
+        for reader in readers:
+            reader.join(timeout=5)
+    return "".join(out), "".join(err)
+
+
+def _progress(line: str) -> tuple[int, int] | None:
+    if not line.startswith('{"progress"'):
+        return None
+    try:
+        done, total = json.loads(line)["progress"]
+        return int(done), int(total)
+    except (ValueError, TypeError, KeyError):
+        return None
 
 
 def _facts(out: str) -> dict[str, float]:
@@ -370,6 +417,7 @@ def ensure_checked(
     cancel: threading.Event | None = None,
     on_start: Callable[[], None] | None = None,
     prompt: SystemPrompt | None = None,
+    on_progress: Callable[[int, int], None] | None = None,
 ) -> CheckResult | None:
     """Run the check unless it passed for this backend before; a crash or failure raises a
     one-line ``ConfigError``. None when nothing ran (passed before, or no backend to check).
@@ -379,7 +427,8 @@ def ensure_checked(
         return None
     if on_start is not None:
         on_start()
-    result = runner(model, cancel=cancel, **({"prompt": prompt} if prompt else {}))
+    extra = {"prompt": prompt, "on_progress": on_progress} if prompt else {}
+    result = runner(model, cancel=cancel, **extra)
     if result.ok:
         record_pass(home, fingerprint, result)
     elif result.returncode is not None:  # a timeout is slowness, not a fault: try next time
