@@ -721,3 +721,30 @@ def test_repeating(text: str, loops: bool) -> None:
     from agent.models.local import repeating
 
     assert repeating(text) is loops
+
+
+def test_a_cancel_during_the_native_load_returns_while_the_load_goes_on(gguf: Path) -> None:
+    release, entered = threading.Event(), threading.Event()
+
+    def slow_factory(**kwargs: Any) -> PrefillLlama:
+        entered.set()
+        release.wait(30)  # a native load: nothing in it looks at the cancel event
+        return PrefillLlama(["ok"], **kwargs)
+
+    model = LocalModel(gguf, llama_factory=slow_factory, grammar_factory=lambda text: text)
+    cancel = threading.Event()
+    threading.Thread(target=lambda: (entered.wait(30), cancel.set()), daemon=True).start()
+    with pytest.raises(Interrupted):
+        model.complete(AGENT, cancel=cancel)
+    assert not release.is_set()  # returned while the load was still blocked
+    release.set()
+    assert model.complete(AGENT).text == "ok"  # the next call loads again and answers
+
+
+def test_a_load_that_fails_is_one_config_error(gguf: Path) -> None:
+    def broken(**kwargs: Any) -> Any:
+        raise ValueError("Failed to load model from file")
+
+    model = LocalModel(gguf, llama_factory=broken, grammar_factory=lambda text: text)
+    with pytest.raises(ConfigError, match="cannot load local model .*Failed to load model"):
+        model.complete(AGENT)
