@@ -338,6 +338,9 @@ def _wait(
     finally:
         for reader in readers:
             reader.join(timeout=5)
+        for stream in (proc.stdout, proc.stderr):
+            if stream is not None:
+                stream.close()
     return "".join(out), "".join(err)
 
 
