@@ -71,7 +71,7 @@ MAX_DEPTH = 100  # nesting of parentheses, calls, unary signs and ** chains
 TIME_CAP_S = 0.05  # wall-clock budget of one math.eval, checked between operations
 
 _TOKEN = re.compile(
-    r"(?P<num>[0-9]+(?:\.[0-9]*)?|\.[0-9]+)|(?P<name>[A-Za-z_][A-Za-z0-9_]*)|(?P<op>\*\*|//|[-+*/%(),])"
+    r"(?P<num>[0-9]+(?:\.[0-9]*)?|\.[0-9]+)|(?P<name>[A-Za-z_][A-Za-z0-9_]*)|(?P<op>\*\*|//|[-+*/%(),!])"
 )
 
 
@@ -223,6 +223,8 @@ class _Parser:
 
     def _power(self) -> None:
         self._atom()
+        while self._at("!"):  # n! as mathematics writes it (and the model does): factorial(n)
+            self.steps.append(_Step("factorial", self._next().pos, 1))
         if self._at("**"):
             tok = self._next()
             self._nest(tok)
@@ -377,7 +379,7 @@ class MathCapability:
         fn = partial(host, self.namespace)
         return [
             fn("eval", "expr -> ptr err", self.eval,
-               'Python-like expr, e.g. "2**100 // 7 + comb(52,5)"; abs min max and calls '
+               'Python-like expr, e.g. "2**100 // 7 + comb(52,5)"; n!, abs min max and calls '
                "below but isprime; EPARSE syntax"),
             fn("add", "a b -> ptr err", self._binary(add), "a + b"),
             fn("sub", "a b -> ptr err", self._binary(sub), "a - b"),

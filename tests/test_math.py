@@ -191,6 +191,12 @@ def test_format_number(value: Number, text: str) -> None:
         ("max(2)", "2"),
         ("2**100 % 1000", "376"),
         ("factorial(25) // factorial(23)", "600"),
+        ("25!", "15511210043330985984000000"),  # as mathematics (and the model) writes it
+        ("3!!", "720"),
+        ("-3!", "-6"),  # the factorial binds first, as in mathematics
+        ("2**3!", "64"),
+        ("3!**2", "36"),
+        ("(1+2)! + 0!", "7"),
         ("(((((1)))))", "1"),
         ("10**9999 % 7", str(10**9999 % 7)),
     ],
@@ -230,6 +236,8 @@ def test_evaluate(expr: str, expected: str) -> None:
         ("comb(1, 2, 3)", "comb takes 2 arguments, got 3 at 0"),
         ("gcd(1,)", "unexpected ')' at 6"),
         ("1/0 + )", "unexpected ')' at 6"),  # syntax errors come before any arithmetic
+        ("!3", "unexpected '!' at 0"),
+        ("3 != 4", "unexpected '=' at 3"),
     ],
     ids=short_id,
 )
