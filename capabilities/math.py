@@ -267,6 +267,10 @@ class _Parser:
                 Err.EPARSE, f"unknown function {name.text[:40]!r} at {name.pos}; known: {known}"
             )
         opener = self._peek()
+        if not self._at("(") and opener.kind == "num" and func.min_args == 1:
+            self._atom()  # "factorial 25", as the model writes it: factorial(25)
+            self.steps.append(_Step(name.text, name.pos, 1))
+            return
         if not self._at("("):
             raise GuestError(Err.EPARSE, f"expected '(' after {name.text!r} at {opener.pos}")
         self._next()

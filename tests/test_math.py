@@ -192,6 +192,9 @@ def test_format_number(value: Number, text: str) -> None:
         ("2**100 % 1000", "376"),
         ("factorial(25) // factorial(23)", "600"),
         ("25!", "15511210043330985984000000"),  # as mathematics (and the model) writes it
+        ("factorial 25", "15511210043330985984000000"),  # a one-argument call on a number
+        ("isqrt 99", "9"),
+        ("factorial 3 * 2", "12"),  # binds like factorial(3)
         ("3!!", "720"),
         ("-3!", "-6"),  # the factorial binds first, as in mathematics
         ("2**3!", "64"),
@@ -228,7 +231,8 @@ def test_evaluate(expr: str, expected: str) -> None:
         ("１", "unexpected '１' at 0"),
         ("sqrt(4)", "unknown function 'sqrt' at 0; known: abs, min"),
         ("isprime(7)", "unknown function 'isprime'"),
-        ("abs 3", "expected '(' after 'abs' at 4"),
+        ("abs x", "expected '(' after 'abs' at 4"),
+        ("gcd 12", "expected '(' after 'gcd' at 4"),  # only a one-argument call needs no (
         ("abs", "expected '(' after 'abs' at 3"),
         ("abs()", "abs takes 1 argument, got 0 at 0"),
         ("abs(1, 2)", "abs takes 1 argument, got 2 at 0"),
