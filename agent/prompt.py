@@ -6,7 +6,7 @@ functions; ``(answer X)`` ends the task from the program, so a task costs one mo
 the catalog (one short line per program), the host functions as operands (what a call yields;
 a failing call stops the program), the error codes in one line, the jail root when fs is
 granted, and the reply rules again at the end. The Wat examples are checked to run (tests),
-the catalog example is a real program with the arguments of its first ``[[examples]]``; each
+the catalog examples are real programs with the arguments of their first ``[[examples]]``; each
 is shown only when what it uses is granted: the prompt never names a function that is not
 granted. They show the first reply only: that model copies any observation or answer shown
 after a call into its own replies (measured with bench/eval_real_model.py).
@@ -57,9 +57,11 @@ returns text, so (answer (math.eval "3*(4+5)")) is a whole program."""
 # Worked first replies: (reasoning, body, args). Each runs under the pure capabilities it names
 # (tests/test_prompt.py runs them); a small model copies their shape: nested calls, one answer.
 WAT_EXAMPLES: tuple[tuple[str, str, str, tuple[str, ...], frozenset[str]], ...] = (
-    ('Upper-case "Hello, wörld" and add "!"', "str.upper, then str.concat; the result is the answer.",
+    ('Upper-case "Hello, wörld" and add "!"',
+     "No catalog program does both: str.upper, then str.concat; the result is the answer.",
      '(answer (str.concat (str.upper (arg 0)) "!"))', ("Hello, wörld",), frozenset({"str"})),
-    ("What is 12 to the power 20, plus 7?", "math.eval computes exactly, past i32.",
+    ("What is 12 to the power 20, plus 7?",
+     "No catalog program computes this: math.eval computes exactly, past i32.",
      '(answer (math.eval "12**20 + 7"))', (), frozenset({"math"})),
     ('What is the city in {"user": {"name": "Ana", "city": "Porto"}}?',
      "json.get reads the field by path; a raw string holds the JSON as it is.",
@@ -84,7 +86,7 @@ arguments: never send the same call again. When an Observation holds the result,
 ToolCall::Response(\"\"\"...\"\"\") with the answer."""
 
 # Catalog examples, phrased as a user asks: (program, task with {0}, {1}... for its first
-# [[examples]] args). Shown first: a small model otherwise writes WAT for what the catalog does.
+# [[examples]] args). Without them a small model writes WAT for what the catalog does.
 CATALOG_EXAMPLES = (
     ("count_substring", 'How many times does "{1}" occur in "{0}"?'),
     ("replace", 'In "{0}", replace "{1}" with "{2}".'),
@@ -101,23 +103,31 @@ def _catalog_examples(programs: Mapping[str, Program]) -> list[str]:
         call = format_action(CatalogCall(name, args))
         out.append(
             f"Task: {task.format(*args)} A good first reply:\n"
-            f"<reasoning>The catalog program {name} does this.</reasoning>\n{call}"
+            f"<reasoning>The catalog program {name} does this: "
+            f"{p.description[:1].lower()}{p.description[1:].rstrip('.')}.</reasoning>\n{call}"
         )
     return out
 
 
 def _examples(programs: Mapping[str, Program], names: Collection[str]) -> str:
-    """Catalog replies drawn from catalog programs' first [[examples]], then the Wat
-    replies whose capabilities are granted. No observation and no answer follow them: a
-    small model copies whatever comes after its call into its replies."""
-    out = _catalog_examples(programs)
+    """The Wat replies whose capabilities are granted, alternating with Catalog replies
+    drawn from catalog programs' first [[examples]]. Each reasoning states the choice: the
+    catalog program and what it does, or that no catalog program does the task (catalog
+    examples alone made the 1.5B model call max_number for 48271 * 3 + 17). No observation
+    and no answer follow them: a small model copies whatever comes after its call into its
+    replies."""
+    wat = []
     for task, why, body, args, needs in WAT_EXAMPLES:
         if needs <= set(names):
             call = format_action(WatCall(body, args))
             end = "" if task.endswith(("?", ".", "!")) else "."
-            out.append(
+            wat.append(
                 f"Task: {task}{end} A good first reply:\n<reasoning>{why}</reasoning>\n{call}"
             )
+    catalog = _catalog_examples(programs)
+    out = []  # alternating, Wat first: the model copies the kind of the examples around it
+    for i in range(max(len(wat), len(catalog))):
+        out.extend(wat[i : i + 1] + catalog[i : i + 1])
     return ("Examples:\n" + "\n\n".join(out)) if out else ""
 
 
