@@ -209,4 +209,5 @@ def backend_checks(settings: Settings) -> list[tuple[bool, str]]:
     fingerprint = probe.backend_fingerprint()
     if result.ok and fingerprint is not None:
         probe.record_pass(settings.home, fingerprint, result)
-    return [(result.ok, result.line())]
+    tip = probe.faster_build_tip(result)
+    return [(result.ok, result.line())] + ([(True, tip)] if tip else [])

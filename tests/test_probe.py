@@ -312,3 +312,38 @@ def test_a_child_never_imports_from_the_directory_watt_was_started_in(
         "print(json.dumps({'tokens': 1, 'eval_s': 1.0}))\n"
     )
     assert run_check(tmp_path / "m.gguf", code=child).ok
+
+
+@pytest.mark.parametrize(
+    ("flags", "avx512", "tip"),
+    [
+        ("fpu sse2 avx2 avx512f avx512bw", False, True),  # the CPU has it, the build does not
+        ("fpu sse2 avx2 avx512f avx512bw", True, False),  # built with it already
+        ("fpu sse2 avx2", False, False),  # the CPU lacks it: the portable build is right
+        ("fpu sse2 avx2 avx512f", None, False),  # the child did not say
+    ],
+)
+def test_doctor_names_the_faster_build_only_where_the_cpu_runs_it(
+    tmp_path: Path, flags: str, avx512: bool | None, tip: bool
+) -> None:
+    cpuinfo = tmp_path / "cpuinfo"
+    cpuinfo.write_text(f"processor\t: 0\nflags\t\t: {flags}\n")
+    result = CheckResult(True, 0, 3.0, tokens=1200, eval_s=2.0, version="0.3.36", avx512=avx512)
+    line = probe.faster_build_tip(result, cpuinfo)
+    assert bool(line) is tip
+    if tip:
+        assert "\n" not in line and "-DGGML_AVX512=ON" in line and "--no-cache-dir" in line
+        assert "llama-cpp-python==0.3.36" in line
+
+
+def test_no_tip_without_cpuinfo_or_after_a_failed_check(tmp_path: Path) -> None:
+    passed = CheckResult(True, 0, 3.0, avx512=False)
+    assert probe.faster_build_tip(passed, tmp_path / "missing") == ""
+    (tmp_path / "cpuinfo").write_text("flags : avx512f\n")
+    assert probe.faster_build_tip(CheckResult(False, -4, 3.0), tmp_path / "cpuinfo") == ""
+
+
+def test_a_check_reads_whether_the_build_has_avx512(tmp_path: Path) -> None:
+    child = "import json\nprint(json.dumps({'tokens': 1200, 'eval_s': 2.0, 'avx512': 0.0}))\n"
+    assert run_check(tmp_path / "m.gguf", code=child).avx512 is False
+    assert run_check(tmp_path / "m.gguf", code=PASSING_CHILD).avx512 is None
