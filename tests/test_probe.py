@@ -236,7 +236,7 @@ def test_a_check_with_the_system_prompt_gives_the_child_the_prompt_and_removes_i
     )  # fmt: skip
     assert result.ok and result.tokens == len(prompt.text)
     assert seen == [(512, 1100), (1024, 1100), (1100, 1100)]  # as the child printed them
-    assert list((tmp_path / "home").iterdir()) == []  # the prompt's file is gone again
+    assert list((tmp_path / "home").rglob("*.txt")) == []  # the prompt's file is gone again
 
 
 def test_the_first_ask_passes_its_system_prompt_to_the_check(

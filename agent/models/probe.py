@@ -253,8 +253,9 @@ def run_check(
     if code == CHILD_CODE:
         code = PROMPT_CHILD_CODE
     try:
-        prompt.home.mkdir(parents=True, exist_ok=True)
-        fd, name = tempfile.mkstemp(prefix=".system-", suffix=".txt", dir=prompt.home)
+        cache = prompt.home / "cache"
+        cache.mkdir(parents=True, exist_ok=True)
+        fd, name = tempfile.mkstemp(prefix=".system-", suffix=".txt", dir=cache)
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             f.write(prompt.text)
     except OSError:  # an unwritable home: the fixed check still says whether llama.cpp faults
