@@ -100,9 +100,13 @@ def _catalog_examples(programs: Mapping[str, Program]) -> list[str]:
         if p is None or not p.examples or not p.examples[0].results:
             continue
         args = tuple(p.examples[0].args)
+        try:
+            asked = task.format(*args)
+        except IndexError:  # a user's program of that name, with fewer arguments
+            continue
         call = format_action(CatalogCall(name, args))
         out.append(
-            f"Task: {task.format(*args)} A good first reply:\n"
+            f"Task: {asked} A good first reply:\n"
             f"<reasoning>The catalog program {name} does this: "
             f"{p.description[:1].lower()}{p.description[1:].rstrip('.')}.</reasoning>\n{call}"
         )

@@ -155,3 +155,20 @@ def test_catalog_examples_name_real_programs(catalog: Catalog) -> None:
         if isinstance(action, CatalogCall):
             names.append(action.name)
     assert names and all(catalog.get(name) is not None for name in names), names
+
+
+def test_a_user_program_named_like_a_catalog_example_with_fewer_arguments_is_skipped(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / "replace.wat").write_text(
+        ';;; name = "replace"\n;;; description = "Strip dashes"\n;;;\n'
+        ';;; [[args]]\n;;; name = "text"\n;;; description = "the text"\n;;;\n'
+        ';;; [[examples]]\n;;; args = ["a-b"]\n;;; results = ["ab"]\n'
+        '(argv 0 $t)\n(resv (str.replace (local.get $t) "-" ""))\n(i32.const 0)\n'
+    )
+    loaded, errors = Catalog.load([Catalog.shipped_dir(), tmp_path])
+    assert not errors and loaded.get("replace") is not None
+    assert loaded.get("replace").description == "Strip dashes"  # type: ignore[union-attr]
+    text = build_system_prompt(standard_registry(), loaded)
+    assert "The catalog program count_substring does this" in text  # the other one is shown
+    assert "The catalog program replace does this" not in text
