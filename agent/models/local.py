@@ -255,43 +255,32 @@ class LocalModel:
                 self.check_backend = False
             check_cancel(cancel)
             self._report("load", 0, 1)
-            self._llama = self._load(cancel)
+            self._llama = self._load()
             self._install_abort(self._llama)
             if self.grammar_first_check:
                 sampling.install(self._llama)
             # llama.cpp logs an aborted decode at error level; failures reach us as exceptions
             logging.getLogger("llama-cpp-python").setLevel(logging.CRITICAL)
             self._report("load", 1, 1)
+            check_cancel(cancel)  # a Ctrl-C during the load (a native call) stops here
         return self._llama
 
-    def _load(self, cancel: threading.Event | None) -> Any:
-        """The llama, loaded on a daemon thread: the native load cannot be interrupted, so
-        the caller waits in short slices and a Ctrl-C or cancel returns at once (the load
-        then finishes on its own and is dropped)."""
-        box: dict[str, Any] = {}
-
-        def load() -> None:
-            try:
-                box["llama"] = self._llama_factory(
-                    model_path=str(self.path),
-                    n_ctx=self.n_ctx,
-                    n_threads=self.n_threads,
-                    verbose=False,
-                )
-            except BaseException as exc:  # handed to the waiting caller
-                box["error"] = exc
-
-        thread = threading.Thread(target=load, name="watt-model-load", daemon=True)
-        thread.start()
-        while thread.is_alive():
-            thread.join(0.05)
-            check_cancel(cancel)
-        error = box.get("error")
-        if isinstance(error, (ValueError, OSError, RuntimeError)):
-            raise ConfigError(f"cannot load local model {self.path}: {error}") from error
-        if error is not None:
-            raise error
-        return box["llama"]
+    def _load(self) -> Any:
+        """The llama, loaded here and now. The native load cannot be interrupted, and it is not
+        moved to a thread: llama-cpp-python points the process's stdout and stderr at
+        /dev/null while it loads, so a "watt: interrupted" printed meanwhile would be lost
+        (and a REPL's prompt with it). A Ctrl-C during the load (about 1.5 s) acts after it,
+        and the model stays loaded for the next call."""
+        try:
+            llama = self._llama_factory(
+                model_path=str(self.path),
+                n_ctx=self.n_ctx,
+                n_threads=self.n_threads,
+                verbose=False,
+            )
+        except (ValueError, OSError, RuntimeError) as exc:
+            raise ConfigError(f"cannot load local model {self.path}: {exc}") from exc
+        return llama
 
     def _report(self, phase: str, done: int, total: int) -> None:
         if self.progress is not None:
