@@ -94,6 +94,7 @@ class Repl:
         """Run one task (or ``/resume`` the last interrupted one); an interruption or error
         propagates to ``handle`` after cleanup."""
         from agent.app import ask, resume_turn
+        from cli.model_cmd import model_progress
 
         cancel = threading.Event()
         # ask is a generator function: closing it ends an open turn (recorded interrupted)
@@ -105,7 +106,8 @@ class Repl:
         events = cast("Generator[Event, None, None]", run)
         seen: list[Event] = []
         try:
-            with cancel_on_sigint(cancel):
+            # the local model's check, load and prompt evaluation as progress (the first task)
+            with cancel_on_sigint(cancel), model_progress(self.parts.model, self.console):
                 for event in events:
                     seen.append(event)
                     if not isinstance(event, ErrorEvent):  # a stop is shown once, below

@@ -481,3 +481,32 @@ def test_resume_continues_the_interrupted_turn(make: Any) -> None:
     assert "X at last" in out
     assert states(h) == ["answered"]  # the same turn, now answered
     assert "nothing to resume" in h.run("/resume")
+
+
+class ProgressModel(ScriptedModel):
+    """A scripted model with the local model's ``progress`` hook: it reports a prompt
+    evaluation, as LocalModel does before its first reply."""
+
+    progress: Any = None
+    seen: list[Any] = []
+
+    def complete(self, messages: Any, **kwargs: Any) -> Any:
+        ProgressModel.seen.append(self.progress)
+        if self.progress is not None:
+            self.progress("prompt", 3000, 3000)
+        return super().complete(messages, **kwargs)
+
+
+def test_on_a_terminal_the_first_task_shows_the_local_models_progress() -> None:
+    from cli.model_cmd import LiveProgress
+
+    parts = open_parts(load_settings(), model=ProgressModel([answer("done")]))
+    out = io.StringIO()
+    repl = Repl(parts, Console(file=out, width=100, force_terminal=True, color_system=None))
+    try:
+        assert repl.handle("anything") is True
+    finally:
+        parts.close()
+    assert isinstance(ProgressModel.seen[-1], LiveProgress)  # drawn while the task ran
+    assert parts.model.progress is None  # type: ignore[attr-defined]  # and removed after it
+    assert "done" in out.getvalue()
