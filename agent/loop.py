@@ -516,9 +516,7 @@ def _execute(
         text = exc.one_line()
         obs = observation.failure(step, text, limit, exc.partial)
         return _Outcome(_failed(step, obs, text, type(exc).__name__, exc.partial))
-    own = isinstance(action, WatCall)
-    obs = observation.success(step, result, limit, own_program=own)
-    return _Outcome(_from_result(step, result, obs))
+    return _Outcome(_from_result(step, result, observation.success(step, result, limit)))
 
 
 def _from_result(step: int, result: RunResult, obs: str) -> ToolResult:

@@ -36,18 +36,8 @@ def _block(title: str, lines: Sequence[str]) -> str:
     return f"{title} ({len(lines)}):\n" + "\n".join(f"[{i}] {line}" for i, line in enumerate(lines))
 
 
-NO_RESULTS = (
-    "The program gave no results: a call's value is seen only through (answer X) or (resv X). "
-    'If it did what the task asked, reply ToolCall::Response("""..."""); to see a value, run '
-    "it again with (answer X) or (resv X)."
-)
-
-
-def success(step: int, result: RunResult, limit: int, *, own_program: bool = False) -> str:
-    """A run that finished: its results, or (status not 0) the failure in plain words first.
-    A program the model wrote (``own_program``) that succeeded with no results, no debug and
-    no answer is told how a value is seen (the 1.5B model ran ``(kv.get "city")`` alone, then
-    answered "SUCCESS")."""
+def success(step: int, result: RunResult, limit: int) -> str:
+    """A run that finished: its results, or (status not 0) the failure in plain words first."""
     body = (
         f"{status_text(result.status)}; fuel {result.fuel_used}\n"
         + _block("results", result.results)
@@ -55,10 +45,8 @@ def success(step: int, result: RunResult, limit: int, *, own_program: bool = Fal
     )
     notes = _notes(result.notes)
     if result.ok:
-        empty = own_program and not result.results and not result.debug and result.answer is None
         return (
             f"[Observation (step {step})] Execution result:\n{fence(truncate(body, limit))}{notes}"
-            + (f"\n{NO_RESULTS}" if empty else "")
         )
     why = result.failure or f"the program returned {status_text(result.status)}"
     meaning = _meaning(result.status)

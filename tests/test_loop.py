@@ -750,17 +750,3 @@ def test_a_failed_program_whose_reasoning_names_a_catalog_program_is_told_to_cal
     assert 'reply ToolCall::Catalog("word_count", "the quick brown fox")' in told(model, 1)
     assert only(events, ToolResult)[-1].results == ("4",)
     assert only(events, ResponseEvent)[-1].text == "4"
-
-
-def test_a_program_of_the_models_with_no_results_is_told_how_a_value_is_seen(
-    harness: Harness,
-) -> None:
-    # Seen from the real 1.5B model: (kv.get "city") alone ran, showed no results, and the
-    # model answered "SUCCESS".
-    events, model = harness.run(
-        [wat("(drop (str.len (arg 0)))", "abc"), wat('(resv "x")'), respond("done")]
-    )
-    assert isinstance(model, ScriptedModel)
-    assert "results: (none)" in told(model, 1)
-    assert "seen only through (answer X) or (resv X)" in told(model, 1)
-    assert "seen only through" not in told(model, 2)  # a program with a result: no hint
