@@ -14,12 +14,13 @@ newlines, so line N of the output is line N of the input (compile errors map bac
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from rt.errors import CompileError
 from rt.host import HostFunction
 from rt.wattext import (  # re-exported: the reader is part of what the preprocessor offers
+    FIRST_IMMEDIATE,
     MAX_DEPTH,
     NAME_RE,
     SURROGATE,
@@ -27,6 +28,7 @@ from rt.wattext import (  # re-exported: the reader is part of what the preproce
     Node,
     Token,
     called_functions,
+    consumers,
     decode_string,
     error_at,
     list_heads,
@@ -36,7 +38,9 @@ from rt.wattext import (  # re-exported: the reader is part of what the preproce
     node_qual,
     node_text,
     node_words,
+    operand_fix,
     parse,
+    takes_operand_atoms,
     tokenize,
 )
 
@@ -72,11 +76,6 @@ STMT, OPERAND = "stmt", "operand"
 # Heads whose children are statements, and type annotations copied as they are.
 _STRUCTURAL = frozenset({"block", "loop", "then", "else"})
 _ANNOTATIONS = frozenset({"result", "param", "type"})
-# Instructions that pop one value and push nothing: a following one consumes a call's result.
-_CONSUMERS = frozenset({"local.set", "drop", "global.set"})
-# Instructions whose first atom is an immediate (a name or index); later atoms are operands.
-_FIRST_IMMEDIATE = frozenset({"local.set", "local.tee", "global.set"})
-_OPERAND_ONLY = frozenset({"return", "drop", "select"})
 # Statements that leave nothing on the stack (or end the function), for the final status.
 _NO_VALUE = frozenset(
     {"local.set", "global.set", "drop", "nop", "return", "br", "br_table", "unreachable",
@@ -86,16 +85,6 @@ _NO_VALUE = frozenset(
 _LOCAL_REFS = frozenset({"local.get", "local.set", "local.tee"})
 _NUMBER_RESULTS = frozenset({"n", "idx", "bool"})  # result names of host calls that yield numbers
 _OLD_NAMES = {"get_local": "local.get", "set_local": "local.set", "tee_local": "local.tee"}
-
-
-def _takes_operand_atoms(head: str) -> tuple[bool, bool]:
-    """Whether bare ``$x`` and bare integers among ``head``'s operands are rewritten."""
-    if head in _FIRST_IMMEDIATE or head in _OPERAND_ONLY:
-        return True, True
-    if head.startswith(("i32.", "i64.")) and not head.endswith(".const"):
-        memory = ".load" in head or ".store" in head
-        return True, not memory
-    return False, False
 
 
 @dataclass(frozen=True)
@@ -152,7 +141,7 @@ class _Expander:
         out = []
         for i, it in enumerate(items):
             if isinstance(it, Node):
-                out.append(self.node(it, STMT, lambda i=i: _consumers(items, i + 1)))  # type: ignore[misc]
+                out.append(self.node(it, STMT, lambda i=i: consumers(items, i + 1)))  # type: ignore[misc]
             else:
                 out.append(self.token(it, None))
                 if it.kind == "atom" and it.text == "call":
@@ -286,8 +275,8 @@ class _Expander:
             head = "local.tee"
         if head in _NO_VALUE:
             self.quiet.add(id(node))
-        rewrite = _takes_operand_atoms(head)
-        if head in _FIRST_IMMEDIATE and len(words) > 1:
+        rewrite = takes_operand_atoms(head)
+        if head in FIRST_IMMEDIATE and len(words) > 1:
             first = node.children.index(words[1]) + 1
             return (
                 "("
@@ -343,7 +332,7 @@ class _Expander:
             raise error_at(
                 self.source, node.open.pos,
                 f"{callee.qual} takes {len(f.params)} operand(s) ({names}); {len(given)} given"
-                + _operand_fix(callee.qual, f.param_names, given),
+                + operand_fix(callee.qual, f.param_names, given),
             )  # fmt: skip
         if callee.qual == "sys.argv" and node_head(node) == "arg":
             args = self.operands(rest, "arg", (True, True), quiet=True)
@@ -538,43 +527,6 @@ _MACROS: dict[str, Callable[[_Expander, Node, list[Token | Node], str], str]] = 
     "resv": _Expander.resv,
     "answer": _Expander.answer,
 }
-
-
-def _operand_fix(qual: str, names: Sequence[str], given: Sequence[Node | Token]) -> str:
-    """The call written with as many operands as it takes: the first ones given when there
-    are too many (a small model repeats a call that is refused without one), else its
-    parameters' names."""
-    if len(given) > len(names):
-        shown = " ".join(" ".join(node_text(c).split()) for c in given[: len(names)])
-    else:
-        shown = " ".join(names)
-    fix = f"({qual} {shown})" if shown else f"({qual})"
-    return f": write {fix}" if len(fix) <= 160 else ""
-
-
-def _consumers(items: list[Token | Node], start: int) -> int:
-    """How many of the next statements pop one value each (``(local.set $x)``, ``drop``): at most 2."""
-    count, i = 0, start
-    while count < 2 and i < len(items):
-        it = items[i]
-        i += 1
-        if isinstance(it, Token):
-            if it.kind in ("ws", "comment"):
-                continue
-            if it.kind == "atom" and it.text in _CONSUMERS:
-                count += 1
-                if it.text != "drop":
-                    nxt = next_word(items, i)
-                    if nxt is not None:
-                        i = items.index(nxt) + 1
-                continue
-            break
-        words = node_words(it)
-        if node_head(it) in _CONSUMERS and len(words) <= (1 if node_head(it) == "drop" else 2):
-            count += 1
-            continue
-        break
-    return count
 
 
 def _return_if(name: str) -> str:

@@ -1,6 +1,8 @@
 """WAT text as Watt reads it: one tokenizer (it knows comments and strings), the nesting of
 parenthesised lists, string literals, and the readers that ask "what does this body call?"
-(the link check, the catalog's capability lists and the hints all use them).
+(the link check, the catalog's capability lists and the hints all use them), and what
+instructions do with their operands and results (which pop a call's value, which take an
+immediate first), for the preprocessor.
 """
 
 from __future__ import annotations
@@ -329,3 +331,59 @@ def _constant(tokens: Sequence[Token]) -> int | None:
 def has_code(body: str) -> bool:
     """Whether the body holds anything but blanks, comments and string literals."""
     return any(t.kind in ("(", ")", "atom") for t in tokenize(body, lenient=True))
+
+
+# ---- what instructions do with operands and results (read by the preprocessor) ----------
+
+# Instructions that pop one value and push nothing: a following one consumes a call's result.
+CONSUMERS = frozenset({"local.set", "drop", "global.set"})
+# Instructions whose first atom is an immediate (a name or index); later atoms are operands.
+FIRST_IMMEDIATE = frozenset({"local.set", "local.tee", "global.set"})
+OPERAND_ONLY = frozenset({"return", "drop", "select"})
+
+
+def takes_operand_atoms(head: str) -> tuple[bool, bool]:
+    """Whether bare ``$x`` and bare integers among ``head``'s operands are rewritten."""
+    if head in FIRST_IMMEDIATE or head in OPERAND_ONLY:
+        return True, True
+    if head.startswith(("i32.", "i64.")) and not head.endswith(".const"):
+        memory = ".load" in head or ".store" in head
+        return True, not memory
+    return False, False
+
+
+def operand_fix(qual: str, names: Sequence[str], given: Sequence[Node | Token]) -> str:
+    """The call written with as many operands as it takes: the first ones given when there
+    are too many (a small model repeats a call that is refused without one), else its
+    parameters' names."""
+    if len(given) > len(names):
+        shown = " ".join(" ".join(node_text(c).split()) for c in given[: len(names)])
+    else:
+        shown = " ".join(names)
+    fix = f"({qual} {shown})" if shown else f"({qual})"
+    return f": write {fix}" if len(fix) <= 160 else ""
+
+
+def consumers(items: list[Token | Node], start: int) -> int:
+    """How many of the next statements pop one value each (``(local.set $x)``, ``drop``): at most 2."""
+    count, i = 0, start
+    while count < 2 and i < len(items):
+        it = items[i]
+        i += 1
+        if isinstance(it, Token):
+            if it.kind in ("ws", "comment"):
+                continue
+            if it.kind == "atom" and it.text in CONSUMERS:
+                count += 1
+                if it.text != "drop":
+                    nxt = next_word(items, i)
+                    if nxt is not None:
+                        i = items.index(nxt) + 1
+                continue
+            break
+        words = node_words(it)
+        if node_head(it) in CONSUMERS and len(words) <= (1 if node_head(it) == "drop" else 2):
+            count += 1
+            continue
+        break
+    return count
