@@ -1,21 +1,16 @@
 """The ``math`` capability: exact arithmetic on decimal strings (pure, granted by default).
 
-Numbers are plain decimal strings: an optional sign, digits, an optional fraction
-(``"-12"``, ``"3.5"``, ``".5"``); no exponents, no ``_``, ASCII digits only. Whole numbers
-are Python ints, others ``decimal.Decimal``; results are rendered without an exponent, with
-trailing zeros stripped, and a whole result has no ``.0``.
-
-Exactness: ``+ - * // % **`` and the integer functions are exact. Only an inexact quotient
-(``/``, or ``**`` with a negative exponent) is rounded: to ``DIV_DIGITS`` (28) significant
-digits, half-even, widened to keep 10 decimals when the integer part is longer than 18
-digits (``1/3`` is ``0.3333333333333333333333333333``). ``//`` and ``%`` floor like Python
-(the remainder takes the sign of the divisor), also on decimals.
+The numbers (plain decimal strings, exact except an inexact quotient, rounded to 28
+significant digits) and their operations live in ``capabilities.numbers``; this module reads
+expressions and offers the host functions.
 
 ``evaluate`` reads an expression with its own tokenizer and recursive-descent parser (no
 Python ``eval``), in Python's precedence: ``+ -`` < ``* / // %`` < unary ``- +`` < ``**``
-(right-associative, so ``-2**2`` is -4 and ``2**3**2`` is 512). Calls: ``abs min max
+(right-associative, so ``-2**2`` is -4 and ``2**3**2`` is 512), with postfix ``n!`` binding
+tighter still (``-3!`` is -6, ``2**3!`` is 64). Calls: ``abs min max
 factorial gcd lcm comb perm isqrt`` (``isprime`` answers true/false, so it is a host
-function only). The parser emits postfix steps that a loop evaluates, so a long chain such
+function only); a one-argument call may be written before a number without parentheses
+(``factorial 25``). The parser emits postfix steps that a loop evaluates, so a long chain such
 as ``1+1+...+1`` never recurses; nesting (parentheses, calls, unary signs, exponent chains)
 is capped at ``MAX_DEPTH``. Positions in error details are 0-based code-point indexes.
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import math
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -227,11 +228,7 @@ async def spawn_agent(request: Request) -> Response:
         state.agents.spawn(config, replace_existing=again)
 
     try:
-        await run_in_threadpool(spawn)
-    except Busy as exc:
-        raise HTTPProblem(409, str(exc), "session_busy") from None
-    except SessionInUse as exc:
-        raise HTTPProblem(409, exc.one_line(), "session_in_use") from None
+        await _change_session(spawn)
     except ConfigError as exc:
         raise _bad(exc.one_line()) from None
     except WattError as exc:
@@ -336,13 +333,20 @@ async def remove_agent(request: Request) -> Response:
         state.agents.remove(name)
 
     try:
-        await run_in_threadpool(remove)
-    except Busy as exc:
-        raise HTTPProblem(409, str(exc), "session_busy") from None
-    except SessionInUse as exc:
-        raise HTTPProblem(409, exc.one_line(), "session_in_use") from None
+        await _change_session(remove)
     except UnknownSession as exc:
         raise HTTPProblem(404, exc.one_line(), "not_found") from None
     except WattError as exc:
         raise HTTPProblem(500, exc.one_line(), "agent_error") from None
     return JSONResponse({"deleted": name})
+
+
+async def _change_session(work: Callable[[], None]) -> None:
+    """Run ``work`` (it changes an agent's session) on the thread pool; a session that is
+    running a turn here, or is open in another process, is a 409."""
+    try:
+        await run_in_threadpool(work)
+    except Busy as exc:
+        raise HTTPProblem(409, str(exc), "session_busy") from None
+    except SessionInUse as exc:
+        raise HTTPProblem(409, exc.one_line(), "session_in_use") from None
